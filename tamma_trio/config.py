@@ -1,0 +1,224 @@
+"""Configuration: pydantic models and the one function that reads files and the environment.
+
+Nothing else in tamma-trio reads os.environ; the CLI calls load_config once and passes the
+frozen result down. Every model forbids unknown keys so a typo fails loudly instead of silently
+running with a default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from tamma_trio.errors import ConfigError
+
+ENV_PREFIX = "TAMMA_"
+CONFIG_ENV = "TAMMA_CONFIG"
+DEFAULT_CONFIG_FILE = Path("tamma.toml")
+
+# Keys whose values never appear in an error message, even when invalid.
+SECRET_KEYS = frozenset({"token", "secret", "password", "url"})
+
+DEFAULT_BLOCK_FILE_PATTERNS = (
+    "package.json",
+    "yarn.lock",
+    "package-lock.json",
+    "pnpm-lock.yaml",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile.lock",
+)
+DEFAULT_PROTECTED_PATTERNS = (
+    ".github/workflows/**",
+    ".env*",
+    "*.pem",
+    "*.key",
+    "secrets/**",
+)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AutoApproveConfig(Section):
+    low_complexity: bool = True
+    medium_complexity: bool = False
+    max_estimated_hours: float = Field(default=8, ge=1, le=40)
+    block_file_patterns: tuple[str, ...] = DEFAULT_BLOCK_FILE_PATTERNS
+    # Checked again on the real diff after implementation.
+    max_files_changed: int = Field(default=20, ge=1)
+    max_lines_changed: int = Field(default=1000, ge=1)
+    protected_file_patterns: tuple[str, ...] = DEFAULT_PROTECTED_PATTERNS
+
+
+class SqliteQueueConfig(Section):
+    path: Path = Path("./tamma.db")
+    # FULL: an acknowledged task survives power loss. NORMAL survives only a process crash.
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+
+class RedisQueueConfig(Section):
+    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    prefix: str = "tamma"
+
+
+class SqsQueueConfig(Section):
+    queue_url: str = ""
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+
+
+class QueueConfig(Section):
+    type: Literal["memory", "sqlite", "redis", "sqs"] = "sqlite"
+    sqlite: SqliteQueueConfig = SqliteQueueConfig()
+    redis: RedisQueueConfig = RedisQueueConfig()
+    sqs: SqsQueueConfig = SqsQueueConfig()
+
+
+class HealthCheckConfig(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    path: str = Field(default="/health", pattern=r"^/")
+
+
+class MetricsConfig(Section):
+    enabled: bool = True
+    port: int = Field(default=9090, ge=0, le=65535)
+    path: str = Field(default="/metrics", pattern=r"^/")
+
+
+class ApiConfig(Section):
+    # Without a token, mutating API calls are accepted from loopback clients only.
+    token: SecretStr | None = None
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+
+class ServiceConfig(Section):
+    poll_interval: float = Field(default=5, ge=0.1, le=60)
+    max_concurrent_tasks: int = Field(default=3, ge=1, le=20)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    retry_delay: float = Field(default=5, ge=0.1, le=300)
+    max_retry_delay: float = Field(default=300, ge=1, le=3600)
+    shutdown_timeout: float = Field(default=30, gt=0, le=3600)
+    task_timeout: float = Field(default=3600, gt=0)
+    lease_duration: float = Field(default=60, ge=5, le=3600)
+    bot_name: str = Field(default="tamma", min_length=1)
+    command_authors: tuple[str, ...] = ()  # empty: any author except the bot itself
+    auto_approve: AutoApproveConfig = AutoApproveConfig()
+    queue: QueueConfig = QueueConfig()
+    health_check: HealthCheckConfig = HealthCheckConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    api: ApiConfig = ApiConfig()
+
+    @model_validator(mode="after")
+    def _delays_ordered(self) -> ServiceConfig:
+        if self.max_retry_delay < self.retry_delay:
+            raise ValueError("max_retry_delay must be >= retry_delay")
+        return self
+
+
+class EngineConfig(BaseModel):
+    """The engine by name ("workflow", "fake") or import path; other keys go to its factory."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = "workflow"
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class LogConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["console", "json"] = "console"
+
+
+class Config(Section):
+    service: ServiceConfig = ServiceConfig()
+    engine: EngineConfig = EngineConfig()
+    log: LogConfig = LogConfig()
+
+
+def resolve_config_path(path: Path | None, env: Mapping[str, str]) -> Path | None:
+    """--config, else TAMMA_CONFIG, else ./tamma.toml when present, else None (defaults)."""
+    if path is not None:
+        return path
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file and TAMMA_<SECTION>__<KEY> overrides into a validated Config."""
+    env = os.environ if env is None else env
+    source = resolve_config_path(path, env)
+    data = _read_toml(source) if source is not None else {}
+    _apply_env_overrides(data, env)
+    try:
+        return Config.model_validate(data)
+    except PydanticValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        where = str(source) if source else "defaults"
+        raise ConfigError(f"invalid configuration ({where})", problems) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Fold TAMMA_SERVICE__QUEUE__TYPE=memory into data["service"]["queue"]["type"]."""
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if not all(path):
+            continue
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name} overrides {'.'.join(path)} below a plain value")
+            node = child
+        node[path[-1]] = _env_value(raw)
+
+
+def _env_value(raw: str) -> Any:
+    """Lists and tables come as JSON; scalars stay strings for pydantic's lax coercion."""
+    if raw.strip().startswith(("[", "{")):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _describe(error: Mapping[str, Any]) -> tuple[str, str, str]:
+    loc = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    value = error.get("input")
+    secret = str(error["loc"][-1]) in SECRET_KEYS if error["loc"] else False
+    shown = "***" if secret else _short(value)
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return loc, shown, message
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

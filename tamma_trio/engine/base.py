@@ -1,0 +1,195 @@
+"""The Engine protocol and the step records passed between the story's nine steps.
+
+Records are frozen pydantic models so a handler can store each one with its task (as JSON) and a
+restarted task resumes after its last finished step instead of repeating side effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Level = Literal["low", "medium", "high", "critical"]
+LEVELS: tuple[Level, ...] = ("low", "medium", "high", "critical")
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Target(Record):
+    """An issue or pull request on a forge: where comments, labels and escalations go."""
+
+    repository: str
+    number: int
+
+
+class Issue(Record):
+    repository: str
+    number: int
+    title: str
+    body: str = ""
+    labels: tuple[str, ...] = ()
+    assignees: tuple[str, ...] = ()
+    state: Literal["open", "closed"] = "open"
+    url: str = ""
+    author: str = ""
+
+    @property
+    def target(self) -> Target:
+        return Target(repository=self.repository, number=self.number)
+
+
+class Analysis(Record):
+    issue: Issue
+    complexity: Level
+    risk_level: Level
+    summary: str
+    mentioned_paths: tuple[str, ...] = ()
+    source: str = "heuristic"  # labels | agent | heuristic: why we believe the levels
+
+
+class PlannedFile(Record):
+    path: str
+    action: Literal["create", "modify", "delete"] = "modify"
+
+
+class Plan(Record):
+    issue: Issue
+    summary: str
+    approach: str = ""
+    files: tuple[PlannedFile, ...] = ()
+    estimated_hours: float = Field(ge=0)
+    complexity: Level
+    risk_level: Level
+    testing_strategy: str = ""
+    risks: tuple[str, ...] = ()
+
+
+class Branch(Record):
+    repository: str
+    name: str
+    base: str
+    base_sha: str
+    workdir: str
+
+
+class ChangedFile(Record):
+    path: str
+    status: str  # git's letter: A, M, D, R...
+    added: int = 0
+    removed: int = 0
+
+
+class AgentRun(Record):
+    exit_code: int
+    duration: float
+    cost_usd: float | None = None
+    session_id: str | None = None
+    log_path: str = ""
+
+
+class Changes(Record):
+    branch: Branch
+    head_sha: str
+    files: tuple[ChangedFile, ...]
+    lines_added: int
+    lines_removed: int
+    agent: AgentRun | None = None
+
+
+class TestResult(Record):
+    __test__ = False  # not a pytest class
+
+    passed: bool
+    command: tuple[str, ...]
+    exit_code: int
+    duration: float
+    output_tail: str = ""
+
+
+class PullRequest(Record):
+    repository: str
+    number: int
+    url: str
+    head_branch: str
+    head_sha: str
+    base: str
+    state: Literal["open", "closed", "merged"] = "open"
+
+    @property
+    def target(self) -> Target:
+        return Target(repository=self.repository, number=self.number)
+
+
+class PRStatus(Record):
+    state: Literal["open", "closed", "merged"]
+    mergeable: bool | None
+    ci_state: Literal["success", "failure", "pending", "none"]
+    ci_passed: bool
+    approvals: int
+    required_approvals: int
+    changes_requested: bool
+    head_sha: str
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def ready_to_merge(self) -> bool:
+        return (
+            self.state == "open"
+            and self.mergeable is True
+            and self.ci_passed
+            and self.approvals >= self.required_approvals
+            and not self.changes_requested
+        )
+
+
+class MergeResult(Record):
+    merged: bool
+    sha: str | None = None
+    message: str = ""
+
+
+class Engine(Protocol):
+    """The story's nine steps plus comment, label and escalate.
+
+    Every method raises tamma_trio.errors.EngineError with ``retryable`` set; steps are
+    idempotent where they have side effects (a second create_pull_request finds the first).
+    """
+
+    async def initialize(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    async def select_issue(self, repository: str, number: int) -> Issue: ...
+
+    async def analyze_issue(self, issue: Issue) -> Analysis: ...
+
+    async def generate_plan(self, analysis: Analysis) -> Plan: ...
+
+    async def create_branch(self, plan: Plan) -> Branch: ...
+
+    async def implement_code(self, plan: Plan, branch: Branch) -> Changes: ...
+
+    async def run_tests(self, changes: Changes) -> TestResult: ...
+
+    async def create_pull_request(
+        self, changes: Changes, plan: Plan, tests: TestResult
+    ) -> PullRequest: ...
+
+    async def monitor_pr(self, repository: str, number: int) -> PRStatus: ...
+
+    async def merge_pr(self, repository: str, number: int, expected_sha: str) -> MergeResult: ...
+
+    async def comment(self, target: Target, body: str) -> None: ...
+
+    async def add_labels(self, target: Target, labels: tuple[str, ...]) -> None: ...
+
+    async def remove_label(self, target: Target, label: str) -> None: ...
+
+    async def escalate(self, target: Target, reason: str, details: Mapping[str, Any]) -> None: ...
+
+    async def finish(self, target: Target) -> None:
+        """Release per-task resources (the worktree) once the task has ended for good."""

@@ -1,0 +1,78 @@
+"""One exception tree for tamma-trio.
+
+Callers at the edges (CLI, HTTP) map these classes to exit codes and status codes, so each class
+says when it is raised and carries a message safe to show a user: no secret ever enters one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class TammaError(Exception):
+    """Root of every error tamma-trio raises on purpose."""
+
+
+class ConfigError(TammaError):
+    """The configuration file or an environment override is invalid.
+
+    ``problems`` lists each bad key as (dotted path, offending value, what is allowed) so the CLI
+    can print all of them at once instead of making the operator fix one per run.
+    """
+
+    def __init__(self, message: str, problems: list[tuple[str, str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class ValidationError(TammaError):
+    """Input from outside (CLI, API, webhook) does not fit: an unknown type, a bad payload field."""
+
+
+class StoreError(TammaError):
+    """The task store cannot be opened or used (not our database, corrupt, locked by a daemon)."""
+
+
+class StoreLockedError(StoreError):
+    """Another daemon already holds this store; two daemons on one file would double-run work."""
+
+
+class TaskNotFoundError(TammaError):
+    """No task has the given id."""
+
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"no task with id {task_id}")
+        self.task_id = task_id
+
+
+class TransitionError(TammaError):
+    """A status change the task model forbids, e.g. cancelling a completed task."""
+
+
+class LeaseLostError(TammaError):
+    """The caller's lease token no longer matches: the task was re-claimed after its lease expired.
+
+    The worker that gets this must drop its result, because a newer attempt owns the task.
+    """
+
+
+class EngineError(TammaError):
+    """A workflow step failed.
+
+    ``retryable`` decides between backoff and immediate escalation; ``code`` is a short stable
+    identifier for metrics and events; ``context`` holds safe details for the escalation comment.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "engine_error",
+        retryable: bool = True,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+        self.context = dict(context or {})

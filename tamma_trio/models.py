@@ -1,0 +1,305 @@
+"""The task model: what a task is, which payload each type takes, and which status changes exist.
+
+Pure data and pure functions only, so every layer (intake, store, worker) can import it and the
+rules live in one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_serializer
+from pydantic import ValidationError as PydanticValidationError
+
+from tamma_trio.errors import TransitionError, ValidationError
+
+
+class TaskType(StrEnum):
+    ISSUE_ASSIGNED = "issue_assigned"
+    ISSUE_COMMENT = "issue_comment"
+    PR_REVIEW_REQUESTED = "pr_review_requested"
+    PR_COMMENT = "pr_comment"
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TaskPriority(IntEnum):
+    LOW = 0
+    NORMAL = 1
+    HIGH = 2
+    CRITICAL = 3
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+# Every status change the store may make; anything else is a TransitionError.
+ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.QUEUED: frozenset({TaskStatus.IN_PROGRESS, TaskStatus.CANCELLED}),
+    TaskStatus.IN_PROGRESS: frozenset(
+        {TaskStatus.COMPLETED, TaskStatus.QUEUED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+    ),
+    TaskStatus.FAILED: frozenset({TaskStatus.QUEUED}),
+    TaskStatus.CANCELLED: frozenset({TaskStatus.QUEUED}),
+    TaskStatus.COMPLETED: frozenset(),
+}
+
+
+def check_transition(current: TaskStatus, target: TaskStatus) -> None:
+    """Raise TransitionError unless ``current -> target`` is an allowed status change."""
+    if target not in ALLOWED_TRANSITIONS[current]:
+        raise TransitionError(f"a {current.value} task cannot become {target.value}")
+
+
+# --- payloads -------------------------------------------------------------------------------
+
+
+class _Payload(BaseModel):
+    """Base for payloads: extra fields are kept, the story's camelCase names are accepted."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+
+class IssueRef(_Payload):
+    number: int = Field(ge=1)
+    title: str = ""
+
+
+class PullRequestRef(_Payload):
+    number: int = Field(ge=1)
+
+
+class CommentRef(_Payload):
+    body: str
+    author: str = Field(min_length=1)
+
+
+_REPOSITORY = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+class IssueAssignedPayload(_Payload):
+    repository: str = _REPOSITORY
+    issue: IssueRef
+
+
+class IssueCommentPayload(IssueAssignedPayload):
+    comment: CommentRef
+
+
+class PrReviewRequestedPayload(_Payload):
+    repository: str = _REPOSITORY
+    pull_request: PullRequestRef = Field(
+        validation_alias=AliasChoices("pull_request", "pullRequest")
+    )
+
+
+class PrCommentPayload(PrReviewRequestedPayload):
+    comment: CommentRef
+
+
+PAYLOAD_MODELS: dict[TaskType, type[_Payload]] = {
+    TaskType.ISSUE_ASSIGNED: IssueAssignedPayload,
+    TaskType.ISSUE_COMMENT: IssueCommentPayload,
+    TaskType.PR_REVIEW_REQUESTED: PrReviewRequestedPayload,
+    TaskType.PR_COMMENT: PrCommentPayload,
+}
+
+
+def parse_task_type(value: str) -> TaskType:
+    """The TaskType named ``value``, or a ValidationError listing the known ones."""
+    try:
+        return TaskType(value)
+    except ValueError:
+        known = ", ".join(t.value for t in TaskType)
+        raise ValidationError(f"unknown task type {value!r} (expected one of: {known})") from None
+
+
+def validate_payload(task_type: TaskType, raw: Any) -> dict[str, Any]:
+    """Check ``raw`` against the payload model of ``task_type`` and return it in snake_case.
+
+    Extra fields survive untouched; the error names the first bad field by its dotted path.
+    """
+    if not isinstance(raw, dict):
+        raise ValidationError(f"payload for {task_type.value} must be a JSON object")
+    model = PAYLOAD_MODELS[task_type]
+    try:
+        parsed = model.model_validate(raw)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "payload"
+        raise ValidationError(
+            f"invalid payload for {task_type.value}: {where}: {first['msg']}"
+        ) from None
+    return parsed.model_dump(mode="json")
+
+
+def subject_of(task_type: TaskType, payload: dict[str, Any]) -> str:
+    """The subject key that serialises work on one issue or pull request.
+
+    Issues and pull requests share one number space on the forges, so a comment on #7 and a
+    review request for !7 of the same repository must never run side by side.
+    """
+    if task_type in (TaskType.ISSUE_ASSIGNED, TaskType.ISSUE_COMMENT):
+        number = payload["issue"]["number"]
+    else:
+        number = payload["pull_request"]["number"]
+    return f"{payload['repository']}#{number}"
+
+
+# --- tasks ----------------------------------------------------------------------------------
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+class NewTask(BaseModel):
+    """A task as intake hands it to the store: validated, not yet numbered."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: TaskType
+    payload: dict[str, Any]
+    priority: TaskPriority = TaskPriority.NORMAL
+    max_retries: int = Field(default=3, ge=0, le=10)
+    key: str | None = Field(default=None, max_length=200)
+    actor: str = "api"
+
+    @classmethod
+    def build(
+        cls,
+        type_name: str,
+        payload: Any,
+        *,
+        priority: int = TaskPriority.NORMAL,
+        max_retries: int = 3,
+        key: str | None = None,
+        actor: str = "api",
+    ) -> NewTask:
+        """Validate raw intake values into a NewTask, raising ValidationError with a reason."""
+        task_type = parse_task_type(type_name)
+        clean = validate_payload(task_type, payload)
+        if priority not in tuple(TaskPriority):
+            raise ValidationError(f"priority must be 0-3, got {priority!r}")
+        if not 0 <= max_retries <= 10:
+            raise ValidationError(f"max_retries must be 0-10, got {max_retries!r}")
+        if key is not None and not 0 < len(key) <= 200:
+            raise ValidationError("key must be 1-200 characters")
+        return cls(
+            type=task_type,
+            payload=clean,
+            priority=TaskPriority(priority),
+            max_retries=max_retries,
+            key=key,
+            actor=actor,
+        )
+
+    @property
+    def subject(self) -> str:
+        return subject_of(self.type, self.payload)
+
+
+class Task(BaseModel):
+    """A stored task. Timestamps are aware UTC datetimes; JSON shows them as ISO 8601."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    type: TaskType
+    priority: TaskPriority
+    payload: dict[str, Any]
+    status: TaskStatus
+    attempts: int = 0
+    max_retries: int = 3
+    not_before: dt.datetime
+    created_at: dt.datetime
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    subject: str
+    key: str | None = None
+    interruptions: int = 0
+    lease_owner: str | None = None
+    lease_token: str | None = None
+    lease_expires: dt.datetime | None = None
+    progress: dict[str, Any] = Field(default_factory=dict)
+
+    @field_serializer("not_before", "created_at", "started_at", "finished_at", "lease_expires")
+    def _dump_time(self, value: dt.datetime | None) -> str | None:
+        return _iso(value)
+
+    def public(self) -> dict[str, Any]:
+        """The JSON shape of DESIGN.md for the CLI and the API (no lease internals)."""
+        return self.model_dump(
+            mode="json",
+            include={
+                "id",
+                "type",
+                "priority",
+                "payload",
+                "status",
+                "attempts",
+                "max_retries",
+                "not_before",
+                "created_at",
+                "started_at",
+                "finished_at",
+                "error",
+                "result",
+            },
+        )
+
+
+class TaskEvent(BaseModel):
+    """One row of the append-only audit trail of a task."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    task_id: int
+    at: dt.datetime
+    kind: str
+    actor: str
+    status: TaskStatus | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    @field_serializer("at")
+    def _dump_at(self, value: dt.datetime) -> str:
+        return value.isoformat()
+
+
+class QueueStats(BaseModel):
+    """Counts by status plus the queue's age, for `tasks stats`, /health and /metrics."""
+
+    model_config = ConfigDict(frozen=True)
+
+    by_status: dict[TaskStatus, int]
+    queue_depth: int
+    oldest_queued_age: float | None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "by_status": {status.value: self.by_status.get(status, 0) for status in TaskStatus},
+            "queue_depth": self.queue_depth,
+            "oldest_queued_age": self.oldest_queued_age,
+        }
+
+
+class Outcome(BaseModel):
+    """What a handler returns: the story's result ``action`` plus details stored on the task."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    def as_result(self) -> dict[str, Any]:
+        return {"action": self.action, **self.detail}

@@ -1,0 +1,117 @@
+"""The TaskStore protocol every backend (memory, SQLite, later Redis and SQS) implements.
+
+The contract, checked by tests/test_store_contract.py against every backend:
+
+- ``add`` is idempotent on ``NewTask.key``: a known key returns the existing task, created=False.
+- ``claim`` hands out queued tasks whose not_before has passed, highest priority first, then
+  oldest (lowest id), never two in_progress tasks with one subject, and sets a lease (owner =
+  the store's boot id, a fresh token, an expiry) in one atomic step. It increments attempts.
+- Every call that ends or changes a claimed task takes the lease token and raises LeaseLostError
+  when it no longer matches, so a re-claimed task is never completed twice.
+- ``release`` hands a task back (shutdown, crash) without spending a retry: attempts is refunded
+  and ``interruptions`` counts it; after ``quarantine_after`` crash interruptions the task fails.
+- Every status change appends a TaskEvent with time, actor and detail.
+- Timestamps come from the store's injected wall clock (seconds since the epoch), so trio's
+  MockClock can drive persisted times in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from tamma_trio.models import NewTask, QueueStats, Task, TaskEvent, TaskStatus, TaskType
+
+WallClock = Callable[[], float]
+
+DEFAULT_LEASE_SECONDS = 60.0
+
+# A task that keeps dying with the daemon (OOM, segfault in a tool) is parked as failed after
+# this many crash interruptions instead of taking the daemon down forever.
+DEFAULT_QUARANTINE_AFTER = 3
+
+
+class TaskStore(Protocol):
+    """Durable task state. All methods are async; none blocks the trio loop."""
+
+    boot_id: str
+
+    async def open(self) -> None:
+        """Create or migrate the schema; raise StoreError for a foreign or corrupt store."""
+
+    async def aclose(self) -> None:
+        """Flush pending writes and release the store."""
+
+    async def ping(self) -> None:
+        """Return when the store answers; raise StoreError otherwise (for /ready)."""
+
+    # --- intake ---------------------------------------------------------------------------
+    async def add(self, new: NewTask) -> tuple[Task, bool]:
+        """Store ``new`` as queued; return (task, created)."""
+
+    async def add_many(self, news: Sequence[NewTask]) -> list[tuple[Task, bool]]:
+        """Like ``add`` for many tasks in one transaction (bulk intake, benchmarks)."""
+
+    # --- reads ----------------------------------------------------------------------------
+    async def get(self, task_id: int) -> Task:
+        """The task, or TaskNotFoundError."""
+
+    async def list_tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        type: TaskType | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Task]:
+        """Tasks newest first, filtered by status and type."""
+
+    async def events(self, task_id: int) -> list[TaskEvent]:
+        """The task's audit trail, oldest first (TaskNotFoundError for an unknown id)."""
+
+    async def stats(self) -> QueueStats:
+        """Counts by status, queue depth (queued tasks) and the oldest queued task's age."""
+
+    async def next_due(self) -> float | None:
+        """Wall time of the earliest not_before among queued tasks, or None when none is queued."""
+
+    # --- the worker's side ----------------------------------------------------------------
+    async def claim(self, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Task]:
+        """Lease up to ``limit`` due tasks to this boot (see the module contract)."""
+
+    async def extend_leases(self, tokens: Sequence[str], lease_seconds: float) -> int:
+        """Push the expiry of the given live leases forward; return how many still matched."""
+
+    async def save_progress(self, task_id: int, token: str, progress: dict[str, Any]) -> None:
+        """Store step records so an interrupted task resumes after its last finished step."""
+
+    async def record_event(
+        self, task_id: int, kind: str, detail: dict[str, Any], actor: str = "worker"
+    ) -> None:
+        """Append an event that is not a status change (an approval decision, a step)."""
+
+    async def complete(self, task_id: int, token: str, result: dict[str, Any]) -> Task:
+        """in_progress -> completed with ``result``."""
+
+    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> Task:
+        """in_progress -> queued at wall time ``not_before`` after a failed attempt."""
+
+    async def fail(self, task_id: int, token: str, error: str) -> Task:
+        """in_progress -> failed: retries spent or not retryable; the caller escalates."""
+
+    async def release(self, task_id: int, token: str, reason: str) -> Task:
+        """in_progress -> queued now, attempt refunded (shutdown or lease handback)."""
+
+    async def recover_orphans(self) -> list[Task]:
+        """Requeue every in_progress task leased by another boot (a crash); return them.
+
+        Each counts as a crash interruption; past the quarantine threshold the task fails
+        instead, with the evidence in its error.
+        """
+
+    # --- operator actions -----------------------------------------------------------------
+    async def cancel(self, task_id: int, actor: str = "cli") -> Task:
+        """queued or in_progress -> cancelled (a running task's worker loses its lease)."""
+
+    async def retry(self, task_id: int, actor: str = "cli") -> Task:
+        """failed or cancelled -> queued now, with a fresh attempt budget."""
