@@ -6,10 +6,13 @@ restarted task resumes after its last finished step instead of repeating side ef
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from tamma_trio.models import NewTask
 
 Level = Literal["low", "medium", "high", "critical"]
 LEVELS: tuple[Level, ...] = ("low", "medium", "high", "critical")
@@ -193,3 +196,20 @@ class Engine(Protocol):
 
     async def finish(self, target: Target) -> None:
         """Release per-task resources (the worktree) once the task has ended for good."""
+
+
+class EngineContext(Record):
+    """What the service tells an engine factory besides the engine's own config table.
+
+    ``enqueue`` lets an engine that is also an event source (the local forge) add tasks the way a
+    webhook would; it is None where no daemon runs (the CLI).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    bot_name: str
+    database_path: Path | None  # the SQLite task store's file, shared by the local forge
+    enqueue: Callable[[NewTask], Awaitable[None]] | None = None
+
+
+EngineFactory = Callable[[Mapping[str, Any], EngineContext], Engine]

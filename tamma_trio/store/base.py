@@ -8,8 +8,9 @@ The contract, checked by tests/test_store_contract.py against every backend:
   the store's boot id, a fresh token, an expiry) in one atomic step. It increments attempts.
 - Every call that ends or changes a claimed task takes the lease token and raises LeaseLostError
   when it no longer matches, so a re-claimed task is never completed twice.
-- ``release`` hands a task back (shutdown, crash) without spending a retry: attempts is refunded
-  and ``interruptions`` counts it; after ``quarantine_after`` crash interruptions the task fails.
+- ``release`` hands a task back (shutdown) without spending a retry: attempts is refunded.
+  ``recover_orphans`` does the same for tasks of an older boot (a crash) and also counts a crash
+  interruption in ``Task.interruptions``; after ``quarantine_after`` of them the task fails.
 - Every status change appends a TaskEvent with time, actor and detail.
 - Timestamps come from the store's injected wall clock (seconds since the epoch), so trio's
   MockClock can drive persisted times in tests.
@@ -79,8 +80,12 @@ class TaskStore(Protocol):
     async def claim(self, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Task]:
         """Lease up to ``limit`` due tasks to this boot (see the module contract)."""
 
-    async def extend_leases(self, tokens: Sequence[str], lease_seconds: float) -> int:
-        """Push the expiry of the given live leases forward; return how many still matched."""
+    async def extend_leases(self, tokens: Sequence[str], lease_seconds: float) -> set[str]:
+        """Push the expiry of the given leases forward; return the tokens still held.
+
+        A token missing from the answer was lost (the task was cancelled or re-claimed), so the
+        lease keeper can cancel that task's work at once.
+        """
 
     async def save_progress(self, task_id: int, token: str, progress: dict[str, Any]) -> None:
         """Store step records so an interrupted task resumes after its last finished step."""

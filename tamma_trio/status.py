@@ -1,0 +1,46 @@
+"""The daemon's in-memory status: what /health, /ready and /metrics read without touching the store.
+
+The worker and the poller write it, a snapshot task refreshes the queue statistics, and the HTTP
+side only reads it, so a busy or slow store never delays a health probe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from tamma_trio.models import QueueStats
+
+
+class ServiceState(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+
+@dataclass
+class ServiceStatus:
+    """Mutable, owned by the trio thread; every field is cheap to read."""
+
+    started_at: float  # trio.current_time() at start, for uptime
+    state: ServiceState = ServiceState.STARTING
+    store_ok: bool = False
+    store_error: str | None = None
+    active_tasks: int = 0
+    queue: QueueStats | None = None
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    escalated: int = 0
+    interrupted: int = 0
+    engine: str = ""
+    components: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def accepting_work(self) -> bool:
+        return self.state is ServiceState.RUNNING
+
+    @property
+    def ready(self) -> bool:
+        return self.state is ServiceState.RUNNING and self.store_ok
