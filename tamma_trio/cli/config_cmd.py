@@ -1,7 +1,60 @@
-"""`tamma-trio config check`: placeholder until the config command lands."""
+"""`tamma-trio config check`: validate a config and show what the daemon would run with.
+
+Printing the *effective* config (file + environment + defaults) answers the usual question
+"which value won?", and masking secrets makes the output safe to paste into an issue.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import Any
+
 import click
 
+from tamma_trio.cli.common import EXIT_OK, EXIT_USAGE, config_option, report_config_error
+from tamma_trio.config import load_config, resolve_config_path
+from tamma_trio.errors import ConfigError
+
 command = click.Group("config", help="Inspect the configuration.")
+
+
+@command.command("check")
+@config_option
+def check(config_path: Path | None) -> int:
+    """Print the effective config (secrets masked), or every invalid key; exit 2 if invalid."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        report_config_error(exc)
+        return EXIT_USAGE
+    source = resolve_config_path(config_path, os.environ)
+    click.echo(f"# effective configuration (from {source or 'built-in defaults'})")
+    click.echo(to_toml(config.model_dump(mode="json")), nl=False)
+    return EXIT_OK
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """Render nested dicts as TOML: plain keys first, then one [table] per nested dict."""
+    lines = [f"{key} = {_toml_value(value)}" for key, value in data.items() if _is_plain(value)]
+    text = "\n".join(lines) + ("\n" if lines else "")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            name = f"{prefix}.{key}" if prefix else key
+            text += f"\n[{name}]\n" + to_toml(value, name)
+    return text
+
+
+def _is_plain(value: Any) -> bool:
+    return value is not None and not isinstance(value, dict)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return json.dumps(str(value))
