@@ -1,0 +1,215 @@
+"""Logging: one setup call, two line formats, task context on every line, and secret redaction.
+
+Redaction runs as a filter on our handler rather than on loggers, because records from other
+libraries (hypercorn, httpx) propagate to the root handler without passing through our loggers'
+filters; a handler filter sees every line that is about to be written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+from tamma_trio.models import Task
+
+LOG_FORMATS = ("console", "json")
+
+# Shorter registered secrets would redact ordinary words; such values are not secrets anyway.
+MIN_SECRET_LENGTH = 6
+MASK = "***"
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD_ATTRS = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
+)
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Authorization headers, whatever the scheme: keep the scheme word, mask the credential.
+    (
+        re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?)(\w+\s+)?[^\s\"',;]+"),
+        rf"\1\2{MASK}",
+    ),
+    # Bearer tokens anywhere else in a line.
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1{MASK}"),
+    # key=value and "key": "value" pairs whose key names a secret.
+    (
+        re.compile(
+            r"(?i)([\"']?\b[\w-]*(?:token|secret|password|passwd|api[_-]?key|signature)"
+            r"[\"']?\s*[=:]\s*[\"']?)([^\s\"'&,;}]+)"
+        ),
+        rf"\1{MASK}",
+    ),
+    # Credentials inside URLs: scheme://user:password@host or scheme://token@host.
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:]*(?::[^\s/@]*)?@"), rf"\1{MASK}@"),
+    # Well-known token shapes (GitHub, GitLab, Slack, AWS access keys).
+    (
+        re.compile(
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
+            r"|glpat-[A-Za-z0-9_-]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16})\b"
+        ),
+        MASK,
+    ),
+)
+
+
+class Redactor:
+    """Replaces secret-looking text and every registered secret value with a mask."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()  # log calls may come from worker threads
+
+    def register(self, value: str) -> None:
+        """Mask ``value`` verbatim from now on (a configured token, a webhook secret)."""
+        if len(value) >= MIN_SECRET_LENGTH:
+            with self._lock:
+                self._secrets.add(value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._secrets.clear()
+
+    def redact(self, text: str) -> str:
+        # Longest first, so a secret that contains another is masked whole.
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+
+REDACTOR = Redactor()
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    """Register configured secret values so they are masked in every later log line."""
+    for value in values:
+        if value:
+            REDACTOR.register(value)
+
+
+class RedactionFilter(logging.Filter):
+    """Renders each record's message, traceback and extras once, with secrets masked."""
+
+    def __init__(self, redactor: Redactor = REDACTOR) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact = self._redactor.redact
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not break the caller's log call
+            message = f"{record.msg!r} (unformattable arguments)"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        for name, value in extras_of(record).items():
+            if isinstance(value, str):
+                setattr(record, name, redact(value))
+        return True
+
+
+def extras_of(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a caller attached with ``extra=`` (task_id, task_type, ...)."""
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS}
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    moment = dt.datetime.fromtimestamp(record.created, tz=dt.UTC)
+    return moment.isoformat(timespec="milliseconds")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": _timestamp(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(extras_of(record))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """Readable lines: time, level, logger, task context first, then the message and extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = extras_of(record)
+        context = ""
+        if "task_id" in extras:
+            context = f"[task {extras.pop('task_id')} {extras.pop('task_type', '?')}] "
+        tail = "".join(f" {key}={value}" for key, value in extras.items())
+        clock = _timestamp(record)[11:23]
+        text = f"{clock} {record.levelname:<7} {record.name}: {context}{record.getMessage()}{tail}"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            text = f"{text}\n{record.exc_text}"
+        if record.stack_info:
+            text = f"{text}\n{record.stack_info}"
+        return text
+
+
+class _TammaHandler(logging.StreamHandler[TextIO]):
+    """Marks the handler setup_logging installed, so a second call replaces it."""
+
+
+def setup_logging(
+    level: str, fmt: str, *, secrets: Iterable[str | None] = (), stream: TextIO | None = None
+) -> None:
+    """Send every log line to stderr (or ``stream``) in ``fmt``, redacted, at ``level``.
+
+    Idempotent: calling it again replaces the previous handler instead of doubling lines.
+    """
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {fmt!r}")
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+    register_secrets(secrets)
+    handler = _TammaHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    handler.addFilter(RedactionFilter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _TammaHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+
+
+class TaskLoggerAdapter(logging.LoggerAdapter[logging.Logger]):
+    """Adds task_id and task_type to every line, keeping any ``extra=`` of the call site."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
+def task_logger(task: Task, name: str = "tamma_trio.task") -> TaskLoggerAdapter:
+    """A logger whose every line carries the task's id and type."""
+    return TaskLoggerAdapter(
+        logging.getLogger(name), {"task_id": task.id, "task_type": task.type.value}
+    )

@@ -1,0 +1,154 @@
+"""Prometheus instruments for the daemon.
+
+Counters and the duration histogram are pushed by the worker as tasks start and end. Everything
+that describes the queue is pulled at scrape time from the ServiceStatus snapshot instead, so a
+scrape never touches the store and the numbers cannot drift from what /health reports.
+
+Each Metrics owns its CollectorRegistry: tests build many services in one process, and the
+global registry would refuse the second set of instruments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from tamma_trio.models import TaskStatus, TaskType
+from tamma_trio.status import ServiceState, ServiceStatus
+
+OUTCOMES = ("completed", "retried", "failed", "interrupted", "lease_lost", "cancelled")
+
+# Tasks range from a no-op (milliseconds) to an agent implementing an issue (tens of minutes).
+DURATION_BUCKETS = (0.01, 0.05, 0.25, 1, 5, 15, 60, 180, 600, 1800, 3600, float("inf"))
+
+
+class SnapshotCollector(Collector):
+    """Gauges read from the in-memory ServiceStatus when Prometheus scrapes."""
+
+    def __init__(self, status: ServiceStatus, running_by_type: dict[str, int]) -> None:
+        self._status = status
+        self._running_by_type = running_by_type
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._queue_gauges()
+        yield GaugeMetricFamily(
+            "tamma_active_tasks",
+            "Tasks running in this daemon now.",
+            value=self._status.active_tasks,
+        )
+        running = GaugeMetricFamily(
+            "tamma_running_tasks", "Tasks running in this daemon, by type.", labels=["type"]
+        )
+        for task_type, count in sorted(self._running_by_type.items()):
+            running.add_metric([task_type], count)
+        yield running
+        yield from self._service_gauges()
+
+    def _queue_gauges(self) -> Iterator[Metric]:
+        queue = self._status.queue
+        tasks = GaugeMetricFamily(
+            "tamma_tasks", "Tasks in the store, by status (last snapshot).", labels=["status"]
+        )
+        for status in TaskStatus:
+            tasks.add_metric([status.value], queue.by_status.get(status, 0) if queue else 0)
+        yield tasks
+        yield GaugeMetricFamily(
+            "tamma_queue_depth",
+            "Queued tasks waiting to run, due or not (last snapshot).",
+            value=queue.queue_depth if queue else 0,
+        )
+        oldest = queue.oldest_queued_age if queue else None
+        yield GaugeMetricFamily(
+            "tamma_oldest_queued_task_age_seconds",
+            "Age of the oldest queued task, 0 when none is queued (last snapshot).",
+            value=oldest or 0.0,
+        )
+
+    def _service_gauges(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "tamma_ready",
+            "1 when the daemon claims work and its store answers.",
+            value=1 if self._status.ready else 0,
+        )
+        state = GaugeMetricFamily(
+            "tamma_service_state", "1 for the current state.", labels=["state"]
+        )
+        for candidate in ServiceState:
+            state.add_metric([candidate.value], 1 if self._status.state is candidate else 0)
+        yield state
+
+
+class Metrics:
+    """The daemon's instruments; the worker calls the three recording methods."""
+
+    def __init__(self, status: ServiceStatus) -> None:
+        # The *_created series double every scrape and carry nothing an operator reads.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry()
+        self._running_by_type: dict[str, int] = {t.value: 0 for t in TaskType}
+        self._finished = 0
+        self._seconds_total = 0.0
+        self._attempts = Counter(
+            "tamma_task_attempts", "Attempts started, by type.", ["type"], registry=self.registry
+        )
+        self._outcomes = Counter(
+            "tamma_task_outcomes",
+            "Attempts ended, by type and outcome.",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
+        self._escalations = Counter(
+            "tamma_task_escalations",
+            "Tasks escalated to a human.",
+            ["type"],
+            registry=self.registry,
+        )
+        self._durations = Histogram(
+            "tamma_task_duration_seconds",
+            "Wall time of each attempt, by type.",
+            ["type"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._create_series()
+        self.registry.register(SnapshotCollector(status, self._running_by_type))
+
+    def _create_series(self) -> None:
+        """Expose every known series at 0, so rate() and alerts work before the first event."""
+        for task_type in TaskType:
+            self._attempts.labels(task_type.value)
+            self._escalations.labels(task_type.value)
+            self._durations.labels(task_type.value)
+            for outcome in OUTCOMES:
+                self._outcomes.labels(task_type.value, outcome)
+
+    def task_started(self, task_type: str) -> None:
+        self._attempts.labels(task_type).inc()
+        self._running_by_type[task_type] = self._running_by_type.get(task_type, 0) + 1
+
+    def task_finished(self, task_type: str, outcome: str, seconds: float) -> None:
+        """Record an attempt's end; ``outcome`` is one of OUTCOMES."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r} (expected one of {OUTCOMES})")
+        self._outcomes.labels(task_type, outcome).inc()
+        self._durations.labels(task_type).observe(max(seconds, 0.0))
+        running = self._running_by_type.get(task_type, 0)
+        self._running_by_type[task_type] = max(running - 1, 0)
+        self._finished += 1
+        self._seconds_total += max(seconds, 0.0)
+
+    def escalated(self, task_type: str) -> None:
+        self._escalations.labels(task_type).inc()
+
+    @property
+    def average_task_seconds(self) -> float | None:
+        """Mean attempt duration since start, for /health; None before the first attempt ends."""
+        return self._seconds_total / self._finished if self._finished else None
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,87 @@
+"""Prometheus instruments: pushed counters, snapshot gauges read at scrape time, own registry."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tamma_trio.metrics import Metrics
+from tamma_trio.models import QueueStats, TaskStatus
+from tamma_trio.status import ServiceState, ServiceStatus
+
+
+def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a scrape, keyed by name and sorted labels."""
+    body, content_type = metrics.render()
+    assert content_type.startswith("text/plain")
+    found = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_counters_and_histogram_follow_the_worker_calls() -> None:
+    metrics = Metrics(ServiceStatus(started_at=0.0))
+    metrics.task_started("issue_assigned")
+    metrics.task_started("issue_assigned")
+    metrics.task_finished("issue_assigned", "completed", 0.2)
+    metrics.task_finished("issue_assigned", "retried", 3.0)
+    metrics.escalated("issue_assigned")
+    got = samples(metrics)
+    typed = (("type", "issue_assigned"),)
+    assert got[("tamma_task_attempts_total", typed)] == 2
+    assert got[("tamma_task_outcomes_total", (("outcome", "completed"), *typed))] == 1
+    assert got[("tamma_task_outcomes_total", (("outcome", "retried"), *typed))] == 1
+    assert got[("tamma_task_escalations_total", typed)] == 1
+    assert got[("tamma_task_duration_seconds_count", typed)] == 2
+    assert got[("tamma_task_duration_seconds_sum", typed)] == pytest.approx(3.2)
+    assert got[("tamma_task_duration_seconds_bucket", (("le", "0.25"), *typed))] == 1
+    assert got[("tamma_running_tasks", typed)] == 0
+    assert metrics.average_task_seconds == pytest.approx(1.6)
+
+
+def test_every_series_exists_before_the_first_task() -> None:
+    got = samples(Metrics(ServiceStatus(started_at=0.0)))
+    key = ("tamma_task_outcomes_total", (("outcome", "lease_lost"), ("type", "pr_comment")))
+    assert got[key] == 0
+    assert got[("tamma_queue_depth", ())] == 0
+    assert not any(name.endswith("_created") for name, _ in got)
+
+
+def test_snapshot_gauges_are_read_at_scrape_time() -> None:
+    status = ServiceStatus(started_at=0.0)
+    metrics = Metrics(status)
+    metrics.task_started("pr_comment")
+    status.active_tasks = 1
+    status.state, status.store_ok = ServiceState.RUNNING, True
+    status.queue = QueueStats(
+        by_status={TaskStatus.QUEUED: 5, TaskStatus.COMPLETED: 9},
+        queue_depth=5,
+        oldest_queued_age=12.5,
+    )
+    got = samples(metrics)
+    assert got[("tamma_tasks", (("status", "queued"),))] == 5
+    assert got[("tamma_tasks", (("status", "completed"),))] == 9
+    assert got[("tamma_tasks", (("status", "failed"),))] == 0
+    assert got[("tamma_queue_depth", ())] == 5
+    assert got[("tamma_oldest_queued_task_age_seconds", ())] == 12.5
+    assert got[("tamma_active_tasks", ())] == 1
+    assert got[("tamma_running_tasks", (("type", "pr_comment"),))] == 1
+    assert got[("tamma_ready", ())] == 1
+    assert got[("tamma_service_state", (("state", "running"),))] == 1
+    status.state = ServiceState.DRAINING
+    assert samples(metrics)[("tamma_ready", ())] == 0
+
+
+def test_each_instance_has_its_own_registry() -> None:
+    first, second = Metrics(ServiceStatus(started_at=0.0)), Metrics(ServiceStatus(started_at=0.0))
+    first.task_started("pr_comment")
+    key = ("tamma_task_attempts_total", (("type", "pr_comment"),))
+    assert samples(first)[key] == 1 and samples(second)[key] == 0
+    assert first.registry is not second.registry
+
+
+def test_unknown_outcome_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown outcome"):
+        Metrics(ServiceStatus(started_at=0.0)).task_finished("pr_comment", "exploded", 1.0)
