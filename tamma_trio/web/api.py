@@ -1,0 +1,162 @@
+"""The tasks API: list, show, add, cancel and retry tasks over HTTP.
+
+Every input is checked here, field by field, before the store is called, so a rejected request
+leaves nothing behind; the task rules themselves stay in models.NewTask.build.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from quart import Quart, request
+from quart.typing import ResponseReturnValue
+
+from tamma_trio.errors import ValidationError
+from tamma_trio.log import task_logger
+from tamma_trio.models import NewTask, TaskStatus, TaskType, parse_task_type, validate_payload
+from tamma_trio.web.auth import require_mutation_allowed
+from tamma_trio.web.body import ascii_int, read_json_object, read_optional_json_object
+from tamma_trio.web.deps import WebDeps
+from tamma_trio.web.errors import NO_STORE, ApiError
+
+log = logging.getLogger("tamma_trio.web.api")
+
+TASKS_PATH = "/api/tasks"
+# SQLite integers are signed 64-bit; a larger id must be a 404, not an overflow inside the store.
+_TASK_PATH = TASKS_PATH + "/<int(min=1, max=9223372036854775807):task_id>"
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+_NEW_TASK_FIELDS = ("type", "priority", "payload", "max_retries", "key")
+_LIST_FILTERS = ("status", "type", "limit", "offset")
+# NewTask.build names the field first in these messages: "priority must be 0-3, got 7".
+_BUILD_FIELDS = ("priority", "max_retries", "key")
+
+
+def _invalid(field: str, detail: str) -> ApiError:
+    return ApiError(400, "invalid_field", detail, field=field)
+
+
+def _int_field(body: Mapping[str, Any], name: str, default: int) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid(name, f"{name} must be an integer")
+    return value
+
+
+def new_task_from(body: Mapping[str, Any], default_retries: int) -> NewTask:
+    """Validate a POST body into a NewTask, naming the first bad field."""
+    unknown = sorted(set(body) - set(_NEW_TASK_FIELDS))
+    if unknown:
+        raise _invalid(unknown[0], f"unknown field {unknown[0]!r}")
+    type_name = body.get("type")
+    if not isinstance(type_name, str):
+        raise _invalid("type", "type must be a string naming a task type")
+    key = body.get("key")
+    if key is not None and not isinstance(key, str):
+        raise _invalid("key", "key must be a string or null")
+    priority = _int_field(body, "priority", 1)
+    max_retries = _int_field(body, "max_retries", default_retries)
+    try:
+        task_type = parse_task_type(type_name)
+    except ValidationError as exc:
+        raise _invalid("type", str(exc)) from None
+    try:
+        validate_payload(task_type, body.get("payload"))
+    except ValidationError as exc:
+        raise _invalid("payload", str(exc)) from None
+    try:
+        return NewTask.build(
+            type_name, body["payload"], priority=priority, max_retries=max_retries, key=key
+        )
+    except ValidationError as exc:
+        field = next((f for f in _BUILD_FIELDS if str(exc).startswith(f)), "body")
+        raise _invalid(field, str(exc)) from None
+
+
+def _query_int(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = args.get(name)
+    if raw is None:
+        return default
+    value = ascii_int(raw, low, high)
+    if value is None:
+        raise _invalid(name, f"{name} must be an integer from {low} to {high}")
+    return value
+
+
+def list_filters(args: Mapping[str, str]) -> dict[str, Any]:
+    """Query string -> keyword arguments of TaskStore.list_tasks."""
+    unknown = sorted(set(args) - set(_LIST_FILTERS))
+    if unknown:
+        raise _invalid(unknown[0], f"unknown query parameter {unknown[0]!r}")
+    status: TaskStatus | None = None
+    if "status" in args:
+        if args["status"] not in set(TaskStatus):
+            known = ", ".join(s.value for s in TaskStatus)
+            raise _invalid("status", f"status must be one of: {known}")
+        status = TaskStatus(args["status"])
+    task_type: TaskType | None = None
+    if "type" in args:
+        try:
+            task_type = parse_task_type(args["type"])
+        except ValidationError as exc:
+            raise _invalid("type", str(exc)) from None
+    return {
+        "status": status,
+        "type": task_type,
+        "limit": _query_int(args, "limit", DEFAULT_PAGE, 1, MAX_PAGE),
+        "offset": _query_int(args, "offset", 0, 0, 2**62),
+    }
+
+
+def register_api_routes(app: Quart, deps: WebDeps) -> None:
+    store, api = deps.store, deps.config.api
+
+    async def list_tasks() -> ResponseReturnValue:
+        filters = list_filters(request.args)
+        tasks = await store.list_tasks(**filters)
+        body = {
+            "tasks": [task.public() for task in tasks],
+            "count": len(tasks),
+            "limit": filters["limit"],
+            "offset": filters["offset"],
+        }
+        return body, 200, NO_STORE
+
+    async def show_task(task_id: int) -> ResponseReturnValue:
+        task = await store.get(task_id)
+        events = await store.events(task_id)
+        body = {**task.public(), "events": [event.model_dump(mode="json") for event in events]}
+        return body, 200, NO_STORE
+
+    async def add_task() -> ResponseReturnValue:
+        require_mutation_allowed(api.token)
+        body = await read_json_object(api.max_body_bytes)
+        new = new_task_from(body, deps.config.max_retries)
+        task, created = await store.add(new)
+        if not created:
+            return task.public(), 200, NO_STORE
+        deps.wake()
+        task_logger(task, log.name).info("added through the API (priority %d)", task.priority)
+        return task.public(), 201, {**NO_STORE, "Location": f"{TASKS_PATH}/{task.id}"}
+
+    async def cancel_task(task_id: int) -> ResponseReturnValue:
+        require_mutation_allowed(api.token)
+        await read_optional_json_object(api.max_body_bytes)
+        task = await store.cancel(task_id, actor="api")
+        return task.public(), 200, NO_STORE
+
+    async def retry_task(task_id: int) -> ResponseReturnValue:
+        require_mutation_allowed(api.token)
+        await read_optional_json_object(api.max_body_bytes)
+        task = await store.retry(task_id, actor="api")
+        deps.wake()
+        return task.public(), 200, NO_STORE
+
+    app.add_url_rule(TASKS_PATH, "list_tasks", list_tasks, methods=["GET"])
+    app.add_url_rule(TASKS_PATH, "add_task", add_task, methods=["POST"])
+    app.add_url_rule(_TASK_PATH, "show_task", show_task, methods=["GET"])
+    app.add_url_rule(_TASK_PATH + "/cancel", "cancel_task", cancel_task, methods=["POST"])
+    app.add_url_rule(_TASK_PATH + "/retry", "retry_task", retry_task, methods=["POST"])

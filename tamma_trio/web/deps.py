@@ -1,0 +1,25 @@
+"""What the HTTP side needs from the daemon, handed in by service.py.
+
+The web layer sits at the intake end of the data flow, so it never imports the poller or the
+worker: it gets the store to write to, the status to read, and a callable that wakes the poller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tamma_trio.config import ServiceConfig
+from tamma_trio.metrics import Metrics
+from tamma_trio.status import ServiceStatus
+from tamma_trio.store.base import TaskStore
+
+
+@dataclass(frozen=True)
+class WebDeps:
+    store: TaskStore
+    status: ServiceStatus
+    metrics: Metrics
+    wake: Callable[[], None]  # tells the poller a task was added in-process
+    config: ServiceConfig
+    now: Callable[[], float]  # trio-based monotonic seconds, the clock of status.started_at
