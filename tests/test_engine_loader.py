@@ -1,0 +1,57 @@
+"""Engines by name or import path, and a clear ConfigError for each way that can be wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from tamma_trio.config import EngineConfig
+from tamma_trio.engine.base import EngineContext
+from tamma_trio.engine.loader import BUILTIN_ENGINES, load_engine, resolve_factory
+from tamma_trio.errors import ConfigError
+from tests.fake_engine import FakeEngine, create
+
+CONTEXT = EngineContext(bot_name="robo", database_path=None)
+
+NOT_CALLABLE = 42
+
+
+def test_an_import_path_gets_the_options_table_and_the_context() -> None:
+    config = EngineConfig.model_validate(
+        {"name": "tests.fake_engine:create", "delay": 2.5, "complexity": "high"}
+    )
+    engine = load_engine(config, CONTEXT)
+    assert isinstance(engine, FakeEngine)
+    assert engine.options.delay == 2.5
+    assert engine.options.complexity == "high"
+    assert engine.bot_name == "robo"
+
+
+def test_resolve_returns_the_factory_itself() -> None:
+    assert resolve_factory("tests.fake_engine:create") is create
+
+
+def test_workflow_is_a_builtin_name() -> None:
+    assert BUILTIN_ENGINES["workflow"] == "tamma_trio.engine.workflow:create_engine"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("nonsense", "neither a built-in engine (workflow) nor an import path"),
+        ("tests.fake_engine:", "neither a built-in engine"),
+        (":create", "neither a built-in engine"),
+        ("no_such_package.engine:create", "cannot import 'no_such_package.engine'"),
+        ("tests.fake_engine:missing", "module 'tests.fake_engine' has no 'missing'"),
+        ("tests.test_engine_loader:NOT_CALLABLE", "'NOT_CALLABLE' is not callable"),
+    ],
+)
+def test_bad_names_are_config_errors(name: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=r"^engine\.name") as caught:
+        resolve_factory(name)
+    assert message in str(caught.value)
+
+
+def test_options_the_engine_does_not_know_are_refused_by_its_factory() -> None:
+    config = EngineConfig.model_validate({"name": "tests.fake_engine:create", "bogus": 1})
+    with pytest.raises(ValueError, match="bogus"):
+        load_engine(config, CONTEXT)
