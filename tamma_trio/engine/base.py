@@ -52,6 +52,7 @@ class Analysis(Record):
     summary: str
     mentioned_paths: tuple[str, ...] = ()
     source: str = "heuristic"  # labels | agent | heuristic: why we believe the levels
+    references: tuple[int, ...] = ()  # other issues named as #N in the body or comments
 
 
 class PlannedFile(Record):
@@ -121,6 +122,8 @@ class PullRequest(Record):
     head_sha: str
     base: str
     state: Literal["open", "closed", "merged"] = "open"
+    author: str = ""
+    labels: tuple[str, ...] = ()
 
     @property
     def target(self) -> Target:

@@ -1,0 +1,168 @@
+"""Run a child in its own process group under a deadline, with its output in a capped log.
+
+Why a process group: coding agents and test runners spawn children (node, language servers,
+pytest workers). Killing only the direct child would leave those running with our worktree open,
+so on timeout or cancellation the whole group gets SIGTERM, then SIGKILL after a grace period.
+Why a cap: an agent that loops printing must not fill the disk; the log keeps its first
+``log_max_bytes`` and a note of how much was dropped, and the tail stays in memory for the
+escalation comment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+TAIL_BYTES = 4096
+READ_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """How a group-run child ended. ``exit_code`` is negative (-signal) when it was killed."""
+
+    exit_code: int
+    duration: float
+    timed_out: bool
+    stdout: bytes  # the last ``keep_stdout`` bytes, for parsers such as Claude's JSON result
+    tail: str  # the last few KB of stdout and stderr together
+    pgid: int
+
+
+class CappedLog:
+    """Appends chunks to a file until it holds ``max_bytes``, then only counts what it drops."""
+
+    def __init__(self, write: Callable[[bytes], Awaitable[object]], max_bytes: int) -> None:
+        self._write = write
+        self._max_bytes = max_bytes
+        self._written = 0
+        self.dropped = 0
+        self.tail = bytearray()
+
+    async def write(self, chunk: bytes) -> None:
+        self.tail += chunk
+        del self.tail[:-TAIL_BYTES]
+        room = max(self._max_bytes - self._written, 0)
+        kept = chunk[:room]
+        self.dropped += len(chunk) - len(kept)
+        if kept:
+            await self._write(kept)
+            self._written += len(kept)
+
+    async def finish(self) -> None:
+        if self.dropped:
+            note = f"\n[tamma-trio: log capped, {self.dropped} more bytes dropped]\n"
+            await self._write(note.encode())
+
+
+async def run_in_group(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    log_path: Path,
+    log_max_bytes: int,
+    kill_grace: float = 5.0,
+    keep_stdout: int = 1 << 20,
+) -> ProcessOutcome:
+    """Run ``argv`` in a new session; on timeout or cancellation terminate its whole group.
+
+    Cancellation (daemon shutdown) propagates after the group is gone; a timeout returns an
+    outcome with ``timed_out`` set so the caller decides how to report it.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = trio.current_time()
+    stdout = bytearray()
+    async with await trio.open_file(log_path, "ab") as handle:
+        log = CappedLog(handle.write, log_max_bytes)
+        process = await trio.lowlevel.open_process(
+            list(argv),
+            cwd=str(cwd),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            timed_out = await _supervise(process, log, stdout, timeout, kill_grace, keep_stdout)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await terminate_group(process, kill_grace)
+            raise
+        finally:
+            with trio.CancelScope(shield=True):
+                await _close_pipes(process)
+                await log.finish()
+    return ProcessOutcome(
+        exit_code=process.returncode if process.returncode is not None else -signal.SIGKILL,
+        duration=trio.current_time() - started,
+        timed_out=timed_out,
+        stdout=bytes(stdout),
+        tail=bytes(log.tail).decode("utf-8", "replace"),
+        pgid=process.pid,
+    )
+
+
+async def _supervise(
+    process: trio.Process,
+    log: CappedLog,
+    stdout: bytearray,
+    timeout: float,
+    kill_grace: float,
+    keep_stdout: int,
+) -> bool:
+    """Pump both pipes into the log while waiting for the child; True when it timed out."""
+    timed_out = False
+    async with trio.open_nursery() as nursery:
+        assert process.stdout is not None and process.stderr is not None
+        nursery.start_soon(_pump, process.stdout, log, stdout, keep_stdout)
+        nursery.start_soon(_pump, process.stderr, log, None, 0)
+        with trio.move_on_after(timeout) as deadline:
+            await process.wait()
+        if deadline.cancelled_caught:
+            timed_out = True
+            await terminate_group(process, kill_grace)
+        else:
+            # Whatever the leader left behind in its group is orphaned work holding our pipes.
+            signal_group(process.pid, signal.SIGKILL)
+    return timed_out
+
+
+async def _pump(
+    stream: trio.abc.ReceiveStream, log: CappedLog, keep: bytearray | None, keep_max: int
+) -> None:
+    while chunk := await stream.receive_some(READ_CHUNK):
+        await log.write(bytes(chunk))
+        if keep is not None:
+            keep += chunk
+            del keep[:-keep_max]
+
+
+async def terminate_group(process: trio.Process, kill_grace: float) -> None:
+    """SIGTERM to the group, wait up to ``kill_grace`` for the leader, then SIGKILL the group."""
+    signal_group(process.pid, signal.SIGTERM)
+    with trio.move_on_after(kill_grace):
+        await process.wait()
+    signal_group(process.pid, signal.SIGKILL)
+    await process.wait()
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    """Signal a process group that may already be gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+async def _close_pipes(process: trio.Process) -> None:
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            await stream.aclose()
