@@ -1,0 +1,39 @@
+"""Task stores: pick the backend named in config.
+
+``open_store`` only builds the store; the caller opens it (``await store.open()``) inside its
+trio run and closes it with ``aclose()``. The daemon, and only the daemon, also calls
+``lock_for_daemon()`` on a SQLite store before opening it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tamma_trio.config import QueueConfig
+from tamma_trio.errors import StoreError
+from tamma_trio.store.base import TaskStore, WallClock
+from tamma_trio.store.memory import MemoryStore
+from tamma_trio.store.sqlite import SqliteStore
+
+__all__ = ["MemoryStore", "SqliteStore", "TaskStore", "open_store"]
+
+
+def open_store(
+    queue: QueueConfig,
+    *,
+    clock: WallClock = time.time,
+    boot_id: str | None = None,
+    inline: bool = False,
+) -> TaskStore:
+    """The configured store, not yet opened. ``inline`` runs SQLite on the trio thread (tests)."""
+    if queue.type == "memory":
+        return MemoryStore(clock=clock, boot_id=boot_id)
+    if queue.type == "sqlite":
+        return SqliteStore(
+            queue.sqlite.path,
+            synchronous=queue.sqlite.synchronous,
+            clock=clock,
+            boot_id=boot_id,
+            inline=inline,
+        )
+    raise StoreError(f"the {queue.type} queue backend is not available yet")

@@ -1,0 +1,163 @@
+"""What every backend records for each step of a task's life, so all stores leave the same trail.
+
+The field changes each step makes (one source of truth; memory.py and sqlite_ops.py follow it):
+
+=================  =========================================================================
+add                queued; attempts 0; not_before = created_at = now; progress {}
+claim              in_progress; attempts + 1; started_at = now; lease = (boot id, fresh
+                   token, now + lease_seconds)
+complete           completed; result; error cleared; finished_at = now; lease cleared
+retry_later        queued at the given not_before; error kept; lease cleared; the attempt
+                   stays spent
+fail               failed; error; finished_at = now; lease cleared
+release            queued now; attempt refunded; lease cleared (shutdown, handback)
+recover_orphans    queued now; attempt refunded; interruptions + 1; lease cleared; or, once
+                   interruptions reaches quarantine_after, failed with the evidence as error
+cancel             cancelled; finished_at = now; lease cleared, so the worker's token dies
+retry              queued now; attempts and interruptions 0; error, result, finished_at
+                   cleared; progress kept, so a retried task resumes after its last step
+=================  =========================================================================
+
+started_at is the start of the latest attempt and is kept when a task is requeued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, NamedTuple
+
+from tamma_trio.errors import LeaseLostError, TransitionError
+from tamma_trio.models import NewTask, TaskStatus, check_transition
+
+ACTOR_WORKER = "worker"
+ACTOR_DAEMON = "daemon"
+
+
+class EventKind:
+    """Event kinds the stores write; ``record_event`` callers add their own (steps, approvals)."""
+
+    ENQUEUED = "enqueued"
+    CLAIMED = "claimed"
+    COMPLETED = "completed"
+    RETRY_SCHEDULED = "retry_scheduled"
+    FAILED = "failed"
+    RELEASED = "released"
+    ORPHAN_RECOVERED = "orphan_recovered"
+    QUARANTINED = "quarantined"
+    CANCELLED = "cancelled"
+    RETRIED = "retried"
+
+
+class EventSpec(NamedTuple):
+    """One audit row before it gets an id and a time."""
+
+    kind: str
+    actor: str
+    status: TaskStatus | None
+    detail: dict[str, Any]
+
+
+def utc(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def utc_or_none(seconds: float | None) -> dt.datetime | None:
+    return None if seconds is None else utc(seconds)
+
+
+def new_boot_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_lease_token() -> str:
+    return uuid.uuid4().hex
+
+
+def lease_expiry(now: float, lease_seconds: float) -> float:
+    if lease_seconds <= 0:
+        raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
+    return now + lease_seconds
+
+
+def check_page(limit: int, offset: int) -> None:
+    if limit < 0 or offset < 0:
+        raise ValueError(f"limit and offset must be >= 0, got limit={limit} offset={offset}")
+
+
+def check_operator_retry(status: TaskStatus) -> None:
+    """Only failed or cancelled tasks: a queued or running one is already on its way."""
+    if status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+        raise TransitionError(
+            f"only a failed or cancelled task can be retried; this one is {status.value}"
+        )
+    check_transition(status, TaskStatus.QUEUED)
+
+
+def quarantine_error(interruptions: int) -> str:
+    return f"quarantined: interrupted by {interruptions} daemon crashes"
+
+
+def lease_lost(task_id: int, status: TaskStatus) -> LeaseLostError:
+    return LeaseLostError(
+        f"task {task_id} is no longer held by this lease (it is {status.value} now, "
+        "or was re-claimed)"
+    )
+
+
+def oldest_age(now: float, created_at: float | None) -> float | None:
+    """Age of the oldest queued task; a wall clock stepping back never gives a negative age."""
+    return None if created_at is None else max(0.0, now - created_at)
+
+
+# --- the events each step appends ------------------------------------------------------------
+
+
+def enqueued(new: NewTask) -> EventSpec:
+    detail: dict[str, Any] = {"priority": int(new.priority)}
+    if new.key is not None:
+        detail["key"] = new.key
+    return EventSpec(EventKind.ENQUEUED, new.actor, TaskStatus.QUEUED, detail)
+
+
+def claimed(attempt: int, boot_id: str) -> EventSpec:
+    detail = {"attempt": attempt, "boot_id": boot_id}
+    return EventSpec(EventKind.CLAIMED, ACTOR_WORKER, TaskStatus.IN_PROGRESS, detail)
+
+
+def completed(attempt: int) -> EventSpec:
+    return EventSpec(EventKind.COMPLETED, ACTOR_WORKER, TaskStatus.COMPLETED, {"attempt": attempt})
+
+
+def retry_scheduled(attempt: int, error: str, not_before: float) -> EventSpec:
+    detail = {"attempt": attempt, "error": error, "not_before": utc(not_before).isoformat()}
+    return EventSpec(EventKind.RETRY_SCHEDULED, ACTOR_WORKER, TaskStatus.QUEUED, detail)
+
+
+def failed(attempt: int, error: str) -> EventSpec:
+    detail = {"attempt": attempt, "error": error}
+    return EventSpec(EventKind.FAILED, ACTOR_WORKER, TaskStatus.FAILED, detail)
+
+
+def released(reason: str) -> EventSpec:
+    return EventSpec(EventKind.RELEASED, ACTOR_WORKER, TaskStatus.QUEUED, {"reason": reason})
+
+
+def orphan_outcome(
+    previous_owner: str | None, interruptions: int, quarantine_after: int
+) -> EventSpec:
+    """Requeue after a crash, or quarantine once the task has crashed the daemon too often."""
+    detail = {"previous_owner": previous_owner, "interruptions": interruptions}
+    if interruptions >= quarantine_after:
+        return EventSpec(EventKind.QUARANTINED, ACTOR_DAEMON, TaskStatus.FAILED, detail)
+    return EventSpec(EventKind.ORPHAN_RECOVERED, ACTOR_DAEMON, TaskStatus.QUEUED, detail)
+
+
+def cancelled(previous: TaskStatus, actor: str) -> EventSpec:
+    detail = {"previous_status": previous.value}
+    return EventSpec(EventKind.CANCELLED, actor, TaskStatus.CANCELLED, detail)
+
+
+def retried(previous: TaskStatus, actor: str) -> EventSpec:
+    detail = {"previous_status": previous.value}
+    return EventSpec(EventKind.RETRIED, actor, TaskStatus.QUEUED, detail)

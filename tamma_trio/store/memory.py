@@ -1,0 +1,356 @@
+"""A TaskStore in process memory: the same contract as SQLite, with no threads and no I/O.
+
+It is the store for logic tests under MockClock and for a throw-away daemon (`type = "memory"`);
+nothing survives the process. Every method checkpoints first, like a real backend would, so a
+cancelled caller changes nothing, and never checkpoints after its change, so a caller always
+receives what it changed (see SqliteStore for why that matters to claim).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from tamma_trio.errors import StoreError, TaskNotFoundError
+from tamma_trio.models import (
+    NewTask,
+    QueueStats,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    TaskType,
+    check_transition,
+)
+from tamma_trio.store import lifecycle
+from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
+from tamma_trio.store.lifecycle import EventSpec
+
+
+@dataclass
+class MemoryState:
+    """The data behind a MemoryStore; hand one to a second store to simulate a daemon restart."""
+
+    tasks: dict[int, Task] = field(default_factory=dict)
+    events: dict[int, list[TaskEvent]] = field(default_factory=dict)
+    keys: dict[str, int] = field(default_factory=dict)
+    last_task_id: int = 0
+    last_event_id: int = 0
+
+
+class MemoryStore:
+    """TaskStore over plain dicts (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        clock: WallClock = time.time,
+        boot_id: str | None = None,
+        quarantine_after: int = DEFAULT_QUARANTINE_AFTER,
+        state: MemoryState | None = None,
+    ) -> None:
+        self.boot_id = boot_id or lifecycle.new_boot_id()
+        self._clock = clock
+        self._quarantine_after = quarantine_after
+        self._state = state if state is not None else MemoryState()
+        self._open = False
+
+    async def open(self) -> None:
+        await trio.lowlevel.checkpoint()
+        self._open = True
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+        self._open = False
+
+    async def ping(self) -> None:
+        await self._enter()
+
+    def lock_for_daemon(self) -> None:
+        """Nothing to lock: no other process can see this store."""
+
+    # --- intake ---------------------------------------------------------------------------
+    async def add(self, new: NewTask) -> tuple[Task, bool]:
+        await self._enter()
+        return self._add(new, self._clock())
+
+    async def add_many(self, news: Sequence[NewTask]) -> list[tuple[Task, bool]]:
+        await self._enter()
+        now = self._clock()
+        return [self._add(new, now) for new in news]
+
+    # --- reads ----------------------------------------------------------------------------
+    async def get(self, task_id: int) -> Task:
+        await self._enter()
+        return _copy(self._task(task_id))
+
+    async def list_tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        type: TaskType | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Task]:
+        lifecycle.check_page(limit, offset)
+        await self._enter()
+        newest_first = sorted(self._state.tasks.values(), key=lambda t: t.id, reverse=True)
+        matching = [
+            t
+            for t in newest_first
+            if (status is None or t.status is status) and (type is None or t.type is type)
+        ]
+        return [_copy(t) for t in matching[offset : offset + limit]]
+
+    async def events(self, task_id: int) -> list[TaskEvent]:
+        await self._enter()
+        self._task(task_id)
+        return [e.model_copy(deep=True) for e in self._state.events[task_id]]
+
+    async def stats(self) -> QueueStats:
+        await self._enter()
+        by_status = dict.fromkeys(TaskStatus, 0)
+        for task in self._state.tasks.values():
+            by_status[task.status] += 1
+        queued = self._with_status(TaskStatus.QUEUED)
+        oldest = min(queued, key=lambda t: t.id).created_at.timestamp() if queued else None
+        return QueueStats(
+            by_status=by_status,
+            queue_depth=by_status[TaskStatus.QUEUED],
+            oldest_queued_age=lifecycle.oldest_age(self._clock(), oldest),
+        )
+
+    async def next_due(self) -> float | None:
+        await self._enter()
+        queued = self._with_status(TaskStatus.QUEUED)
+        return min(t.not_before.timestamp() for t in queued) if queued else None
+
+    # --- the worker's side ----------------------------------------------------------------
+    async def claim(self, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Task]:
+        await self._enter()
+        now = self._clock()
+        expires = lifecycle.utc(lifecycle.lease_expiry(now, lease_seconds))
+        claimed = []
+        for task in self._due(now, limit):
+            attempt = task.attempts + 1
+            changes = {
+                "status": TaskStatus.IN_PROGRESS,
+                "attempts": attempt,
+                "started_at": lifecycle.utc(now),
+                "lease_owner": self.boot_id,
+                "lease_token": lifecycle.new_lease_token(),
+                "lease_expires": expires,
+            }
+            spec = lifecycle.claimed(attempt, self.boot_id)
+            claimed.append(_copy(self._change(task, changes, spec, now)))
+        return claimed
+
+    async def extend_leases(self, tokens: Sequence[str], lease_seconds: float) -> set[str]:
+        await self._enter()
+        expires = lifecycle.utc(lifecycle.lease_expiry(self._clock(), lease_seconds))
+        wanted = set(tokens)
+        held = set()
+        for task in self._with_status(TaskStatus.IN_PROGRESS):
+            if task.lease_token in wanted:
+                self._state.tasks[task.id] = task.model_copy(update={"lease_expires": expires})
+                held.add(task.lease_token)
+        return held
+
+    async def save_progress(self, task_id: int, token: str, progress: dict[str, Any]) -> None:
+        await self._enter()
+        task = self._leased(task_id, token)
+        self._state.tasks[task_id] = task.model_copy(update={"progress": copy.deepcopy(progress)})
+
+    async def record_event(
+        self, task_id: int, kind: str, detail: dict[str, Any], actor: str = "worker"
+    ) -> None:
+        await self._enter()
+        self._task(task_id)
+        self._append_event(task_id, EventSpec(kind, actor, None, detail), self._clock())
+
+    async def complete(self, task_id: int, token: str, result: dict[str, Any]) -> Task:
+        await self._enter()
+        task = self._leased(task_id, token)
+        now = self._clock()
+        changes = {
+            "status": TaskStatus.COMPLETED,
+            "result": copy.deepcopy(result),
+            "error": None,
+            "finished_at": lifecycle.utc(now),
+            **_NO_LEASE,
+        }
+        return _copy(self._change(task, changes, lifecycle.completed(task.attempts), now))
+
+    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> Task:
+        await self._enter()
+        task = self._leased(task_id, token)
+        changes = {
+            "status": TaskStatus.QUEUED,
+            "error": error,
+            "not_before": lifecycle.utc(not_before),
+            **_NO_LEASE,
+        }
+        spec = lifecycle.retry_scheduled(task.attempts, error, not_before)
+        return _copy(self._change(task, changes, spec, self._clock()))
+
+    async def fail(self, task_id: int, token: str, error: str) -> Task:
+        await self._enter()
+        task = self._leased(task_id, token)
+        now = self._clock()
+        changes = {
+            "status": TaskStatus.FAILED,
+            "error": error,
+            "finished_at": lifecycle.utc(now),
+            **_NO_LEASE,
+        }
+        return _copy(self._change(task, changes, lifecycle.failed(task.attempts, error), now))
+
+    async def release(self, task_id: int, token: str, reason: str) -> Task:
+        await self._enter()
+        task = self._leased(task_id, token)
+        now = self._clock()
+        changes = {
+            "status": TaskStatus.QUEUED,
+            "attempts": max(task.attempts - 1, 0),
+            "not_before": lifecycle.utc(now),
+            **_NO_LEASE,
+        }
+        return _copy(self._change(task, changes, lifecycle.released(reason), now))
+
+    async def recover_orphans(self) -> list[Task]:
+        await self._enter()
+        now = self._clock()
+        orphans = [
+            t for t in self._with_status(TaskStatus.IN_PROGRESS) if t.lease_owner != self.boot_id
+        ]
+        return [_copy(self._recover(task, now)) for task in sorted(orphans, key=lambda t: t.id)]
+
+    # --- operator actions -----------------------------------------------------------------
+    async def cancel(self, task_id: int, actor: str = "cli") -> Task:
+        await self._enter()
+        task = self._task(task_id)
+        check_transition(task.status, TaskStatus.CANCELLED)
+        now = self._clock()
+        changes = {"status": TaskStatus.CANCELLED, "finished_at": lifecycle.utc(now), **_NO_LEASE}
+        spec = lifecycle.cancelled(task.status, actor)
+        return _copy(self._change(task, changes, spec, now))
+
+    async def retry(self, task_id: int, actor: str = "cli") -> Task:
+        await self._enter()
+        task = self._task(task_id)
+        lifecycle.check_operator_retry(task.status)
+        now = self._clock()
+        changes = {
+            "status": TaskStatus.QUEUED,
+            "attempts": 0,
+            "interruptions": 0,
+            "error": None,
+            "result": None,
+            "finished_at": None,
+            "not_before": lifecycle.utc(now),
+        }
+        return _copy(self._change(task, changes, lifecycle.retried(task.status, actor), now))
+
+    # --- internals ------------------------------------------------------------------------
+    async def _enter(self) -> None:
+        await trio.lowlevel.checkpoint()
+        if not self._open:
+            raise StoreError("the memory task store is not open")
+
+    def _add(self, new: NewTask, now: float) -> tuple[Task, bool]:
+        known = self._state.keys.get(new.key) if new.key is not None else None
+        if known is not None:
+            return _copy(self._state.tasks[known]), False
+        self._state.last_task_id += 1
+        task = Task(
+            id=self._state.last_task_id,
+            type=new.type,
+            priority=new.priority,
+            payload=copy.deepcopy(new.payload),
+            status=TaskStatus.QUEUED,
+            max_retries=new.max_retries,
+            not_before=lifecycle.utc(now),
+            created_at=lifecycle.utc(now),
+            subject=new.subject,
+            key=new.key,
+        )
+        self._state.tasks[task.id] = task
+        self._state.events[task.id] = []
+        if new.key is not None:
+            self._state.keys[new.key] = task.id
+        self._append_event(task.id, lifecycle.enqueued(new), now)
+        return _copy(task), True
+
+    def _due(self, now: float, limit: int) -> list[Task]:
+        """Due queued tasks in claim order, one per subject, skipping subjects already running."""
+        busy = {t.subject for t in self._with_status(TaskStatus.IN_PROGRESS)}
+        queued = sorted(self._with_status(TaskStatus.QUEUED), key=lambda t: (-t.priority, t.id))
+        picked: list[Task] = []
+        for task in queued:
+            if len(picked) >= limit:
+                break
+            if task.not_before.timestamp() <= now and task.subject not in busy:
+                busy.add(task.subject)
+                picked.append(task)
+        return picked
+
+    def _recover(self, task: Task, now: float) -> Task:
+        interruptions = task.interruptions + 1
+        spec = lifecycle.orphan_outcome(task.lease_owner, interruptions, self._quarantine_after)
+        changes: dict[str, Any] = {
+            "attempts": max(task.attempts - 1, 0),
+            "interruptions": interruptions,
+            **_NO_LEASE,
+        }
+        if spec.status is TaskStatus.FAILED:
+            changes["error"] = lifecycle.quarantine_error(interruptions)
+            changes["finished_at"] = lifecycle.utc(now)
+        else:
+            changes["not_before"] = lifecycle.utc(now)
+        return self._change(task, {"status": spec.status, **changes}, spec, now)
+
+    def _task(self, task_id: int) -> Task:
+        try:
+            return self._state.tasks[task_id]
+        except KeyError:
+            raise TaskNotFoundError(task_id) from None
+
+    def _leased(self, task_id: int, token: str) -> Task:
+        task = self._task(task_id)
+        if task.status is not TaskStatus.IN_PROGRESS or task.lease_token != token:
+            raise lifecycle.lease_lost(task_id, task.status)
+        return task
+
+    def _with_status(self, status: TaskStatus) -> list[Task]:
+        return [t for t in self._state.tasks.values() if t.status is status]
+
+    def _change(self, task: Task, changes: dict[str, Any], spec: EventSpec, now: float) -> Task:
+        updated = task.model_copy(update=changes)
+        self._state.tasks[task.id] = updated
+        self._append_event(task.id, spec, now)
+        return updated
+
+    def _append_event(self, task_id: int, spec: EventSpec, now: float) -> None:
+        self._state.last_event_id += 1
+        event = TaskEvent(
+            id=self._state.last_event_id,
+            task_id=task_id,
+            at=lifecycle.utc(now),
+            kind=spec.kind,
+            actor=spec.actor,
+            status=spec.status,
+            detail=copy.deepcopy(spec.detail),
+        )
+        self._state.events[task_id].append(event)
+
+
+_NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_expires": None}
+
+
+def _copy(task: Task) -> Task:
+    """A deep copy, so a caller editing a payload dict never edits the store."""
+    return task.model_copy(deep=True)

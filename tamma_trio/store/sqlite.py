@@ -1,0 +1,228 @@
+"""The SQLite TaskStore: the default, durable backend of a single-host daemon.
+
+One file holds the tasks (sqlite_schema.py), in WAL mode so the CLI can read and write while
+the daemon runs, with ``synchronous=FULL`` by default so an acknowledged task survives a power
+loss. Each call is a plain function of the connection (sqlite_ops.py) handed to a runner
+(sqlite_runner.py): a writer thread with group commit in production, or inline on the trio
+thread for MockClock tests. Timestamps come from the injected wall clock, read on the trio
+thread when the call is made.
+
+Two daemons on one file would run every task twice, so the daemon (never the CLI) calls
+``lock_for_daemon()``, an exclusive flock on ``<path>.lock``, released by ``aclose()``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from tamma_trio.errors import StoreError, StoreLockedError
+from tamma_trio.models import NewTask, QueueStats, Task, TaskEvent, TaskStatus, TaskType
+from tamma_trio.store import lifecycle, sqlite_ops
+from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
+from tamma_trio.store.lifecycle import EventSpec
+from tamma_trio.store.sqlite_runner import InlineRunner, Runner, WriterThread
+from tamma_trio.store.sqlite_schema import SCHEMA_VERSION, Synchronous, open_database
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class SqliteStore:
+    """TaskStore in one SQLite file (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: Synchronous = "FULL",
+        clock: WallClock = time.time,
+        boot_id: str | None = None,
+        inline: bool = False,
+        quarantine_after: int = DEFAULT_QUARANTINE_AFTER,
+        busy_timeout: float = 5.0,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+        self.path = Path(path)
+        self.boot_id = boot_id or lifecycle.new_boot_id()
+        self.synchronous = synchronous
+        self._clock = clock
+        self._quarantine_after = quarantine_after
+        self._busy_timeout = busy_timeout
+        where = str(self.path)
+        self._runner: Runner = InlineRunner(where) if inline else WriterThread(where)
+        self._lock_fd: int | None = None
+
+    # --- life ------------------------------------------------------------------------------
+    async def open(self) -> None:
+        opener = functools.partial(open_database, self.path, self.synchronous, self._busy_timeout)
+        await self._runner.start(opener)
+
+    async def aclose(self) -> None:
+        try:
+            await self._runner.aclose()
+        finally:
+            self._unlock()
+
+    async def ping(self) -> None:
+        await self._read(_select_one)
+
+    def lock_for_daemon(self) -> None:
+        """Take ``<path>.lock`` for this process, or StoreLockedError if a daemon holds it."""
+        lock_path = Path(f"{self.path}.lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot create the lock file {lock_path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLockedError(f"another tamma-trio daemon is using {self.path}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} boot {self.boot_id}\n".encode())
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
+
+    async def describe(self) -> dict[str, Any]:
+        """The file's settings as SQLite reports them (for diagnostics and tests)."""
+        return await self._read(_describe)
+
+    # --- intake ---------------------------------------------------------------------------
+    async def add(self, new: NewTask) -> tuple[Task, bool]:
+        return (await self.add_many([new]))[0]
+
+    async def add_many(self, news: Sequence[NewTask]) -> list[tuple[Task, bool]]:
+        return await self._write(sqlite_ops.add_tasks, list(news), self._clock())
+
+    # --- reads ----------------------------------------------------------------------------
+    async def get(self, task_id: int) -> Task:
+        return await self._read(sqlite_ops.get_task, task_id)
+
+    async def list_tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        type: TaskType | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Task]:
+        lifecycle.check_page(limit, offset)
+        return await self._read(sqlite_ops.list_tasks, status, type, limit, offset)
+
+    async def events(self, task_id: int) -> list[TaskEvent]:
+        return await self._read(sqlite_ops.list_events, task_id)
+
+    async def stats(self) -> QueueStats:
+        counts, oldest = await self._read(sqlite_ops.queue_stats)
+        return QueueStats(
+            by_status={status: counts.get(status, 0) for status in TaskStatus},
+            queue_depth=counts.get(TaskStatus.QUEUED, 0),
+            oldest_queued_age=lifecycle.oldest_age(self._clock(), oldest),
+        )
+
+    async def next_due(self) -> float | None:
+        return await self._read(sqlite_ops.next_due)
+
+    # --- the worker's side ----------------------------------------------------------------
+    async def claim(self, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Task]:
+        now = self._clock()
+        expires = lifecycle.lease_expiry(now, lease_seconds)
+        if limit <= 0:
+            return []
+        return await self._write(sqlite_ops.claim, now, limit, expires, self.boot_id)
+
+    async def extend_leases(self, tokens: Sequence[str], lease_seconds: float) -> set[str]:
+        expires = lifecycle.lease_expiry(self._clock(), lease_seconds)
+        return await self._write(sqlite_ops.extend_leases, list(tokens), expires)
+
+    async def save_progress(self, task_id: int, token: str, progress: dict[str, Any]) -> None:
+        await self._write(sqlite_ops.save_progress, task_id, token, progress)
+
+    async def record_event(
+        self, task_id: int, kind: str, detail: dict[str, Any], actor: str = "worker"
+    ) -> None:
+        spec = EventSpec(kind, actor, None, detail)
+        await self._write(sqlite_ops.record_event, task_id, self._clock(), spec)
+
+    async def complete(self, task_id: int, token: str, result: dict[str, Any]) -> Task:
+        return await self._write(sqlite_ops.complete, task_id, token, result, self._clock())
+
+    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> Task:
+        now = self._clock()
+        return await self._write(sqlite_ops.retry_later, task_id, token, error, not_before, now)
+
+    async def fail(self, task_id: int, token: str, error: str) -> Task:
+        return await self._write(sqlite_ops.fail, task_id, token, error, self._clock())
+
+    async def release(self, task_id: int, token: str, reason: str) -> Task:
+        return await self._write(sqlite_ops.release, task_id, token, reason, self._clock())
+
+    async def recover_orphans(self) -> list[Task]:
+        now = self._clock()
+        return await self._write(
+            sqlite_ops.recover_orphans, self.boot_id, now, self._quarantine_after
+        )
+
+    # --- operator actions -----------------------------------------------------------------
+    async def cancel(self, task_id: int, actor: str = "cli") -> Task:
+        return await self._write(sqlite_ops.cancel, task_id, actor, self._clock())
+
+    async def retry(self, task_id: int, actor: str = "cli") -> Task:
+        return await self._write(sqlite_ops.retry, task_id, actor, self._clock())
+
+    # --- internals ------------------------------------------------------------------------
+    async def _write(
+        self,
+        function: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        return await self._runner.run(_bind(function, *args, **kwargs), write=True)
+
+    async def _read(
+        self,
+        function: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        return await self._runner.run(_bind(function, *args, **kwargs), write=False)
+
+
+def _bind(
+    function: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+) -> Callable[[sqlite3.Connection], T]:
+    """``function`` waiting only for the connection, which the runner supplies on its thread."""
+
+    def operation(conn: sqlite3.Connection) -> T:
+        return function(conn, *args, **kwargs)
+
+    return operation
+
+
+def _select_one(conn: sqlite3.Connection) -> None:
+    conn.execute("SELECT 1").fetchone()
+
+
+def _describe(conn: sqlite3.Connection) -> dict[str, Any]:
+    def pragma(name: str) -> Any:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+    return {
+        "journal_mode": pragma("journal_mode"),
+        "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[pragma("synchronous")],
+        "application_id": pragma("application_id"),
+        "schema_version": pragma("user_version"),
+        "schema_version_expected": SCHEMA_VERSION,
+    }

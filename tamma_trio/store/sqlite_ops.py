@@ -1,0 +1,279 @@
+"""The SQLite store's operations: plain functions of a connection, run inside a transaction.
+
+The runner (sqlite_runner.py) owns the transaction and its savepoints; these functions only read
+and write, and raise TammaError subclasses for the caller. Statements are module constants so
+sqlite3's statement cache prepares each one once per connection. Times (``now``) are computed by
+the caller on the trio thread, from the store's injected clock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from tamma_trio.errors import TaskNotFoundError
+from tamma_trio.models import NewTask, Task, TaskEvent, TaskStatus, TaskType, check_transition
+from tamma_trio.store import lifecycle
+from tamma_trio.store.lifecycle import EventSpec
+from tamma_trio.store.sqlite_rows import (
+    EVENT_COLUMNS,
+    INSERT_EVENT,
+    TASK_COLUMNS,
+    append_event,
+    dumps,
+    event_from_row,
+    event_params,
+    status_of,
+    task_from_row,
+)
+
+_SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"
+_SELECT_BY_KEY = f"SELECT {TASK_COLUMNS} FROM tasks WHERE key = ?"
+_INSERT_TASK = f"""INSERT INTO tasks
+    (type, priority, payload, status, max_retries, not_before, created_at, subject, key)
+    VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING {TASK_COLUMNS}"""
+
+# Walks tasks_queue in claim order and stops as soon as the caller has enough; the NOT EXISTS
+# probe uses tasks_active_subject. INDEXED BY: without ANALYZE statistics the planner prefers
+# tasks_by_status here, and a hint that can no longer be honoured fails loudly instead.
+DUE_CANDIDATES = """SELECT id, subject FROM tasks AS t INDEXED BY tasks_queue
+    WHERE status = 'queued' AND not_before <= ?
+    AND NOT EXISTS (SELECT 1 FROM tasks AS r INDEXED BY tasks_active_subject
+                    WHERE r.status = 'in_progress' AND r.subject = t.subject)
+    ORDER BY priority DESC, id"""
+_CLAIM_ONE = f"""UPDATE tasks SET status = 'in_progress', attempts = attempts + 1,
+    started_at = ?, lease_owner = ?, lease_token = ?, lease_expires = ?
+    WHERE id = ? RETURNING {TASK_COLUMNS}"""
+
+_LEASED = "WHERE id = ? AND lease_token = ? AND status = 'in_progress'"
+_NO_LEASE = "lease_owner = NULL, lease_token = NULL, lease_expires = NULL"
+_COMPLETE = f"""UPDATE tasks SET status = 'completed', result = ?, error = NULL,
+    finished_at = ?, {_NO_LEASE} {_LEASED} RETURNING {TASK_COLUMNS}"""
+_RETRY_LATER = f"""UPDATE tasks SET status = 'queued', error = ?, not_before = ?, {_NO_LEASE}
+    {_LEASED} RETURNING {TASK_COLUMNS}"""
+_FAIL = f"""UPDATE tasks SET status = 'failed', error = ?, finished_at = ?, {_NO_LEASE}
+    {_LEASED} RETURNING {TASK_COLUMNS}"""
+_RELEASE = f"""UPDATE tasks SET status = 'queued', attempts = max(attempts - 1, 0),
+    not_before = ?, {_NO_LEASE} {_LEASED} RETURNING {TASK_COLUMNS}"""
+_SAVE_PROGRESS = f"UPDATE tasks SET progress = ? {_LEASED} RETURNING id"
+_EXTEND_LEASE = """UPDATE tasks SET lease_expires = ?
+    WHERE lease_token = ? AND status = 'in_progress' RETURNING lease_token"""
+
+_ORPHANS = """SELECT id, lease_owner, interruptions FROM tasks
+    WHERE status = 'in_progress' AND lease_owner IS NOT ? ORDER BY id"""
+_REQUEUE_ORPHAN = f"""UPDATE tasks SET status = 'queued', attempts = max(attempts - 1, 0),
+    interruptions = ?, not_before = ?, {_NO_LEASE} WHERE id = ? RETURNING {TASK_COLUMNS}"""
+_QUARANTINE = f"""UPDATE tasks SET status = 'failed', attempts = max(attempts - 1, 0),
+    interruptions = ?, error = ?, finished_at = ?, {_NO_LEASE}
+    WHERE id = ? RETURNING {TASK_COLUMNS}"""
+
+_CANCEL = f"""UPDATE tasks SET status = 'cancelled', finished_at = ?, {_NO_LEASE}
+    WHERE id = ? RETURNING {TASK_COLUMNS}"""
+_RETRY = f"""UPDATE tasks SET status = 'queued', attempts = 0, interruptions = 0, error = NULL,
+    result = NULL, finished_at = NULL, not_before = ? WHERE id = ? RETURNING {TASK_COLUMNS}"""
+
+_COUNTS = "SELECT status, n FROM task_counts"
+_OLDEST_QUEUED = """SELECT created_at FROM tasks INDEXED BY tasks_by_status
+    WHERE status = 'queued' ORDER BY id LIMIT 1"""
+_NEXT_DUE = "SELECT min(not_before) FROM tasks INDEXED BY tasks_due WHERE status = 'queued'"
+_EVENTS = f"SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id = ? ORDER BY id"
+
+
+# --- intake and reads -----------------------------------------------------------------------
+
+
+def add_tasks(
+    conn: sqlite3.Connection, news: Sequence[NewTask], now: float
+) -> list[tuple[Task, bool]]:
+    return [_add_one(conn, new, now) for new in news]
+
+
+def _add_one(conn: sqlite3.Connection, new: NewTask, now: float) -> tuple[Task, bool]:
+    if new.key is not None:
+        known = conn.execute(_SELECT_BY_KEY, (new.key,)).fetchone()
+        if known is not None:
+            return task_from_row(known), False
+    params = (
+        new.type.value,
+        int(new.priority),
+        dumps(new.payload),
+        new.max_retries,
+        now,
+        now,
+        new.subject,
+        new.key,
+    )
+    task = task_from_row(conn.execute(_INSERT_TASK, params).fetchone())
+    append_event(conn, task.id, now, lifecycle.enqueued(new))
+    return task, True
+
+
+def get_task(conn: sqlite3.Connection, task_id: int) -> Task:
+    row = conn.execute(_SELECT_TASK, (task_id,)).fetchone()
+    if row is None:
+        raise TaskNotFoundError(task_id)
+    return task_from_row(row)
+
+
+def list_tasks(
+    conn: sqlite3.Connection,
+    status: TaskStatus | None,
+    task_type: TaskType | None,
+    limit: int,
+    offset: int,
+) -> list[Task]:
+    clauses, params = [], []
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(status.value)
+    if task_type is not None:
+        clauses.append("type = ?")
+        params.append(task_type.value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY id DESC LIMIT ? OFFSET ?"
+    return [task_from_row(row) for row in conn.execute(sql, (*params, limit, offset))]
+
+
+def list_events(conn: sqlite3.Connection, task_id: int) -> list[TaskEvent]:
+    status_of(conn, task_id)
+    return [event_from_row(row) for row in conn.execute(_EVENTS, (task_id,))]
+
+
+def queue_stats(conn: sqlite3.Connection) -> tuple[dict[TaskStatus, int], float | None]:
+    """Counts by status (from the trigger-kept table) and the oldest queued task's created_at."""
+    counts = {TaskStatus(status): n for status, n in conn.execute(_COUNTS)}
+    oldest = conn.execute(_OLDEST_QUEUED).fetchone()
+    return counts, None if oldest is None else oldest[0]
+
+
+def next_due(conn: sqlite3.Connection) -> float | None:
+    value = conn.execute(_NEXT_DUE).fetchone()[0]
+    return None if value is None else float(value)
+
+
+def record_event(conn: sqlite3.Connection, task_id: int, now: float, spec: EventSpec) -> None:
+    status_of(conn, task_id)
+    append_event(conn, task_id, now, spec)
+
+
+# --- the worker's side ----------------------------------------------------------------------
+
+
+def claim(
+    conn: sqlite3.Connection, now: float, limit: int, lease_expires: float, boot_id: str
+) -> list[Task]:
+    claimed = []
+    for task_id in _pick_due(conn, now, limit):
+        params = (now, boot_id, lifecycle.new_lease_token(), lease_expires, task_id)
+        claimed.append(task_from_row(conn.execute(_CLAIM_ONE, params).fetchone()))
+    events = [event_params(t.id, now, lifecycle.claimed(t.attempts, boot_id)) for t in claimed]
+    conn.executemany(INSERT_EVENT, events)
+    return claimed
+
+
+def _pick_due(conn: sqlite3.Connection, now: float, limit: int) -> list[int]:
+    """Ids to claim, in claim order, at most one per subject (also within this batch)."""
+    picked: list[int] = []
+    subjects: set[str] = set()
+    if limit <= 0:
+        return picked
+    cursor = conn.execute(DUE_CANDIDATES, (now,))
+    try:
+        for task_id, subject in cursor:
+            if subject not in subjects:
+                subjects.add(subject)
+                picked.append(task_id)
+                if len(picked) == limit:
+                    break
+    finally:
+        cursor.close()
+    return picked
+
+
+def extend_leases(conn: sqlite3.Connection, tokens: Sequence[str], expires: float) -> set[str]:
+    held = set()
+    for token in tokens:
+        row = conn.execute(_EXTEND_LEASE, (expires, token)).fetchone()
+        if row is not None:
+            held.add(row[0])
+    return held
+
+
+def save_progress(
+    conn: sqlite3.Connection, task_id: int, token: str, progress: dict[str, Any]
+) -> None:
+    if conn.execute(_SAVE_PROGRESS, (dumps(progress), task_id, token)).fetchone() is None:
+        raise lifecycle.lease_lost(task_id, status_of(conn, task_id))
+
+
+def complete(
+    conn: sqlite3.Connection, task_id: int, token: str, result: dict[str, Any], now: float
+) -> Task:
+    task = _end_lease(conn, _COMPLETE, (dumps(result), now, task_id, token), task_id)
+    append_event(conn, task_id, now, lifecycle.completed(task.attempts))
+    return task
+
+
+def retry_later(
+    conn: sqlite3.Connection, task_id: int, token: str, error: str, not_before: float, now: float
+) -> Task:
+    task = _end_lease(conn, _RETRY_LATER, (error, not_before, task_id, token), task_id)
+    append_event(conn, task_id, now, lifecycle.retry_scheduled(task.attempts, error, not_before))
+    return task
+
+
+def fail(conn: sqlite3.Connection, task_id: int, token: str, error: str, now: float) -> Task:
+    task = _end_lease(conn, _FAIL, (error, now, task_id, token), task_id)
+    append_event(conn, task_id, now, lifecycle.failed(task.attempts, error))
+    return task
+
+
+def release(conn: sqlite3.Connection, task_id: int, token: str, reason: str, now: float) -> Task:
+    task = _end_lease(conn, _RELEASE, (now, task_id, token), task_id)
+    append_event(conn, task_id, now, lifecycle.released(reason))
+    return task
+
+
+def _end_lease(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], task_id: int) -> Task:
+    """Run a lease-checked update; LeaseLostError or TaskNotFoundError when it matched nothing."""
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise lifecycle.lease_lost(task_id, status_of(conn, task_id))
+    return task_from_row(row)
+
+
+def recover_orphans(
+    conn: sqlite3.Connection, boot_id: str, now: float, quarantine_after: int
+) -> list[Task]:
+    recovered = []
+    for task_id, owner, interruptions in conn.execute(_ORPHANS, (boot_id,)).fetchall():
+        count = interruptions + 1
+        spec = lifecycle.orphan_outcome(owner, count, quarantine_after)
+        if spec.status is TaskStatus.FAILED:
+            params: tuple[Any, ...] = (count, lifecycle.quarantine_error(count), now, task_id)
+            row = conn.execute(_QUARANTINE, params).fetchone()
+        else:
+            row = conn.execute(_REQUEUE_ORPHAN, (count, now, task_id)).fetchone()
+        append_event(conn, task_id, now, spec)
+        recovered.append(task_from_row(row))
+    return recovered
+
+
+# --- operator actions -----------------------------------------------------------------------
+
+
+def cancel(conn: sqlite3.Connection, task_id: int, actor: str, now: float) -> Task:
+    previous = status_of(conn, task_id)
+    check_transition(previous, TaskStatus.CANCELLED)
+    task = task_from_row(conn.execute(_CANCEL, (now, task_id)).fetchone())
+    append_event(conn, task_id, now, lifecycle.cancelled(previous, actor))
+    return task
+
+
+def retry(conn: sqlite3.Connection, task_id: int, actor: str, now: float) -> Task:
+    previous = status_of(conn, task_id)
+    lifecycle.check_operator_retry(previous)
+    task = task_from_row(conn.execute(_RETRY, (now, task_id)).fetchone())
+    append_event(conn, task_id, now, lifecycle.retried(previous, actor))
+    return task

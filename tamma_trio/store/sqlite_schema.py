@@ -1,0 +1,211 @@
+"""Open a tamma-trio SQLite file: refuse what is not ours, create or migrate what is.
+
+Nothing is written until the file has been shown to be ours or empty: the header is read from the
+file itself, then a read-only connection inspects ``application_id``, ``user_version`` and the
+tables. Only after that does a read-write connection switch to WAL and migrate. The read-only
+look matters for a foreign database in WAL mode: closing a read-write connection to it would
+checkpoint that application's WAL into its main file.
+
+The schema is versioned by ``PRAGMA user_version`` (one migration per version, applied in one
+transaction) and claimed by ``PRAGMA application_id``. Other tables in our file are fine: the
+local forge keeps its ``forge_*`` tables beside ours (it must open the file through this module,
+or set APPLICATION_ID itself, before creating them in a new file).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Literal
+
+from tamma_trio.errors import StoreError
+
+# "tamm" in ASCII: marks a SQLite file as a tamma-trio store.
+APPLICATION_ID = 0x74616D6D
+
+Synchronous = Literal["FULL", "NORMAL"]
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_TASK_STATUSES = "('queued', 'in_progress', 'completed', 'failed', 'cancelled')"
+
+# Version N+1 is reached by running MIGRATIONS[N]. Never edit a released migration: add one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        f"""CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            type TEXT NOT NULL,
+            priority INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 3),
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN {_TASK_STATUSES}),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_retries INTEGER NOT NULL,
+            not_before REAL NOT NULL,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            error TEXT,
+            result TEXT,
+            subject TEXT NOT NULL,
+            key TEXT,
+            interruptions INTEGER NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_token TEXT,
+            lease_expires REAL,
+            progress TEXT NOT NULL DEFAULT '{{}}'
+        ) STRICT""",
+        # claim walks this in order; partial, so finished tasks never slow it down
+        "CREATE INDEX tasks_queue ON tasks (priority DESC, id) WHERE status = 'queued'",
+        "CREATE INDEX tasks_due ON tasks (not_before) WHERE status = 'queued'",
+        "CREATE INDEX tasks_active_subject ON tasks (subject) WHERE status = 'in_progress'",
+        "CREATE INDEX tasks_by_status ON tasks (status, id)",
+        "CREATE UNIQUE INDEX tasks_key ON tasks (key) WHERE key IS NOT NULL",
+        "CREATE UNIQUE INDEX tasks_lease ON tasks (lease_token) WHERE lease_token IS NOT NULL",
+        """CREATE TABLE task_events (
+            id INTEGER PRIMARY KEY,
+            task_id INTEGER NOT NULL REFERENCES tasks (id),
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            status TEXT,
+            detail TEXT NOT NULL DEFAULT '{}'
+        ) STRICT""",
+        "CREATE INDEX task_events_by_task ON task_events (task_id, id)",
+        """CREATE TRIGGER task_events_append_only BEFORE UPDATE ON task_events
+           BEGIN SELECT RAISE(ABORT, 'task_events is append-only'); END""",
+        # Counts kept by triggers, so stats (polled every second) never scans the table.
+        "CREATE TABLE task_counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL) STRICT",
+        """INSERT INTO task_counts (status, n) VALUES
+            ('queued', 0), ('in_progress', 0), ('completed', 0), ('failed', 0), ('cancelled', 0)""",
+        """CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks
+           BEGIN UPDATE task_counts SET n = n + 1 WHERE status = NEW.status; END""",
+        """CREATE TRIGGER task_counts_update AFTER UPDATE OF status ON tasks
+           WHEN OLD.status IS NOT NEW.status
+           BEGIN
+               UPDATE task_counts SET n = n - 1 WHERE status = OLD.status;
+               UPDATE task_counts SET n = n + 1 WHERE status = NEW.status;
+           END""",
+        """CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks
+           BEGIN UPDATE task_counts SET n = n - 1 WHERE status = OLD.status; END""",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def open_database(
+    path: Path, synchronous: Synchronous, busy_timeout: float = 5.0
+) -> sqlite3.Connection:
+    """A connection to our store at ``path``, created or migrated; StoreError if it is not ours.
+
+    The connection is in autocommit mode (``isolation_level=None``): callers write with
+    explicit ``BEGIN IMMEDIATE`` so a transaction never has to upgrade a read lock.
+    """
+    fresh = _is_fresh(path)
+    if not fresh:
+        _refuse_foreign(path)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the task store {path}: {exc}") from None
+    try:
+        _enable_wal(conn, path)
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        _migrate(conn, path)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot open the task store {path}: {exc}") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _is_fresh(path: Path) -> bool:
+    """True for a path with no file yet or an empty file: ours to initialise."""
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        raise StoreError(f"cannot open the task store {path}: {exc.strerror}") from None
+
+
+def _refuse_foreign(path: Path) -> None:
+    """Raise StoreError unless ``path`` is a sound SQLite file that is ours or has no tables."""
+    _check_magic(path)
+    uri = path.resolve().as_uri() + "?mode=ro"
+    try:
+        probe = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the task store {path}: {exc}") from None
+    try:
+        app_id, version, tables = _inspect(probe)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is corrupt or not a SQLite database ({exc})") from None
+    finally:
+        probe.close()
+    if app_id == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has schema version {version}, newer than this tamma-trio knows "
+                f"({SCHEMA_VERSION}); upgrade tamma-trio"
+            )
+    elif app_id != 0 or tables:
+        raise StoreError(
+            f"{path} is a SQLite database of another application "
+            f"(application_id {app_id:#x}, {tables} tables); refusing to touch it"
+        )
+
+
+def _check_magic(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"cannot read the task store {path}: {exc.strerror}") from None
+    if header != _SQLITE_MAGIC:
+        raise StoreError(f"{path} is not a SQLite database (unknown file header)")
+
+
+def _inspect(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    """(application_id, user_version, number of tables); a full read of the schema catalogue."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = conn.execute(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).fetchone()[0]
+    return int(app_id), int(version), int(tables)
+
+
+def _enable_wal(conn: sqlite3.Connection, path: Path) -> None:
+    """WAL lets the CLI read and write while the daemon holds its connection open."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StoreError(f"cannot use the task store {path}: WAL mode refused (got {mode})")
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema to SCHEMA_VERSION in one transaction; a concurrent opener waits.
+
+    An up-to-date file is only read, so opening it (every CLI call) takes no write lock.
+    """
+    if _inspect(conn)[:2] == (APPLICATION_ID, SCHEMA_VERSION):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        app_id, version, tables = _inspect(conn)
+        if app_id != APPLICATION_ID and (app_id != 0 or tables):
+            raise StoreError(f"{path} was claimed by another application while opening")
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path} was upgraded to schema {version} while opening")
+        for statements in MIGRATIONS[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
