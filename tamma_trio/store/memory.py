@@ -102,7 +102,7 @@ class MemoryStore:
         matching = [
             t
             for t in newest_first
-            if (status is None or t.status is status) and (type is None or t.type is type)
+            if (status is None or t.status == status) and (type is None or t.type == type)
         ]
         return [_copy(t) for t in matching[offset : offset + limit]]
 

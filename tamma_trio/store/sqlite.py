@@ -8,7 +8,9 @@ thread for MockClock tests. Timestamps come from the injected wall clock, read o
 thread when the call is made.
 
 Two daemons on one file would run every task twice, so the daemon (never the CLI) calls
-``lock_for_daemon()``, an exclusive flock on ``<path>.lock``, released by ``aclose()``.
+``lock_for_daemon()``, an exclusive flock on ``<path>.lock``, released by ``aclose()``. A locked
+store also checks the whole file at ``open()`` (PRAGMA quick_check): the daemon owns the file for
+hours and should learn of corruption at start, while a CLI call should not pay for it.
 """
 
 from __future__ import annotations
@@ -62,7 +64,10 @@ class SqliteStore:
 
     # --- life ------------------------------------------------------------------------------
     async def open(self) -> None:
-        opener = functools.partial(open_database, self.path, self.synchronous, self._busy_timeout)
+        verify = self._lock_fd is not None
+        opener = functools.partial(
+            open_database, self.path, self.synchronous, self._busy_timeout, verify
+        )
         await self._runner.start(opener)
 
     async def aclose(self) -> None:

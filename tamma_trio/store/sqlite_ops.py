@@ -126,10 +126,10 @@ def list_tasks(
     clauses, params = [], []
     if status is not None:
         clauses.append("status = ?")
-        params.append(status.value)
+        params.append(TaskStatus(status).value)
     if task_type is not None:
         clauses.append("type = ?")
-        params.append(task_type.value)
+        params.append(TaskType(task_type).value)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY id DESC LIMIT ? OFFSET ?"
     return [task_from_row(row) for row in conn.execute(sql, (*params, limit, offset))]

@@ -94,16 +94,19 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def open_database(
-    path: Path, synchronous: Synchronous, busy_timeout: float = 5.0
+    path: Path, synchronous: Synchronous, busy_timeout: float = 5.0, verify: bool = False
 ) -> sqlite3.Connection:
     """A connection to our store at ``path``, created or migrated; StoreError if it is not ours.
 
-    The connection is in autocommit mode (``isolation_level=None``): callers write with
-    explicit ``BEGIN IMMEDIATE`` so a transaction never has to upgrade a read lock.
+    ``verify`` adds a full ``PRAGMA quick_check`` (about 0.2 s per 40 MB here) so corruption
+    anywhere in the file is reported at open, not at the first damaged page.
+
+    The connection is in autocommit mode (``isolation_level=None``): callers write with explicit
+    ``BEGIN IMMEDIATE`` so a transaction never has to upgrade a read lock.
     """
     fresh = _is_fresh(path)
     if not fresh:
-        _refuse_foreign(path)
+        _refuse_foreign(path, verify)
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
     except sqlite3.Error as exc:
@@ -132,20 +135,22 @@ def _is_fresh(path: Path) -> bool:
         raise StoreError(f"cannot open the task store {path}: {exc.strerror}") from None
 
 
-def _refuse_foreign(path: Path) -> None:
+def _refuse_foreign(path: Path, verify: bool) -> None:
     """Raise StoreError unless ``path`` is a sound SQLite file that is ours or has no tables."""
     _check_magic(path)
-    uri = path.resolve().as_uri() + "?mode=ro"
     try:
-        probe = sqlite3.connect(uri, uri=True)
+        probe = sqlite3.connect(_probe_uri(path), uri=True)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the task store {path}: {exc}") from None
     try:
         app_id, version, tables = _inspect(probe)
+        problem = _first_problem(probe) if verify else None
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path} is corrupt or not a SQLite database ({exc})") from None
     finally:
         probe.close()
+    if problem is not None:
+        raise StoreError(f"{path} is corrupt ({problem})")
     if app_id == APPLICATION_ID:
         if version > SCHEMA_VERSION:
             raise StoreError(
@@ -159,6 +164,18 @@ def _refuse_foreign(path: Path) -> None:
         )
 
 
+def _probe_uri(path: Path) -> str:
+    """A read-only URI; ``immutable`` when no side file exists, so SQLite creates none either.
+
+    Without a -wal or -journal file everything committed is in the main file, so reading it
+    without locks sees all of it, and a foreign WAL-mode file does not get a -wal and -shm
+    from us. With a side file present someone may be writing: read it the ordinary way.
+    """
+    uri = path.resolve().as_uri() + "?mode=ro"
+    side_files = (Path(f"{path}-wal"), Path(f"{path}-journal"))
+    return uri if any(side.exists() for side in side_files) else uri + "&immutable=1"
+
+
 def _check_magic(path: Path) -> None:
     try:
         with path.open("rb") as handle:
@@ -167,6 +184,11 @@ def _check_magic(path: Path) -> None:
         raise StoreError(f"cannot read the task store {path}: {exc.strerror}") from None
     if header != _SQLITE_MAGIC:
         raise StoreError(f"{path} is not a SQLite database (unknown file header)")
+
+
+def _first_problem(conn: sqlite3.Connection) -> str | None:
+    problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+    return None if problem == "ok" else str(problem)
 
 
 def _inspect(conn: sqlite3.Connection) -> tuple[int, int, int]:

@@ -1,0 +1,473 @@
+"""What only the SQLite store promises: durability, refusing foreign files, the daemon lock,
+sharing the file with the CLI, and group commit with its cancellation behaviour."""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+import trio.testing
+
+from tamma_trio.config import QueueConfig, SqliteQueueConfig
+from tamma_trio.errors import LeaseLostError, StoreError, StoreLockedError
+from tamma_trio.models import TaskStatus
+from tamma_trio.store import MemoryStore, SqliteStore, open_store, sqlite_ops
+from tamma_trio.store.sqlite_runner import WriterThread
+from tamma_trio.store.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, open_database
+
+if TYPE_CHECKING:
+    from tests.conftest import FakeWall, TaskBuilder
+
+
+async def opened(path: Path, **options: object) -> SqliteStore:
+    store = SqliteStore(path, **options)  # type: ignore[arg-type]
+    await store.open()
+    return store
+
+
+def sqlite_file(path: Path, *statements: str) -> Path:
+    """A SQLite database made by someone else, closed again."""
+    conn = sqlite3.connect(path)
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    return path
+
+
+# --- the file -------------------------------------------------------------------------------
+
+
+async def test_tasks_and_their_trail_survive_close_and_reopen(
+    tmp_path: Path, make_task: TaskBuilder
+) -> None:
+    path = tmp_path / "tasks.db"
+    first = await opened(path, boot_id="boot-a")
+    task, _ = await first.add(make_task(5, key="k"))
+    [claimed] = await first.claim(1)
+    await first.complete(task.id, claimed.lease_token or "", {"action": "pr_created"})
+    await first.add(make_task(6))
+    before = (await first.get(task.id), await first.events(task.id), await first.stats())
+    await first.aclose()
+
+    second = await opened(path, boot_id="boot-b")
+    try:
+        assert (await second.get(task.id), await second.events(task.id)) == before[:2]
+        assert (await second.stats()).by_status == before[2].by_status
+        assert (await second.add(make_task(7, key="k")))[1] is False
+    finally:
+        await second.aclose()
+
+
+@pytest.mark.parametrize("start", ["missing", "empty file", "empty sqlite database"])
+async def test_a_new_or_empty_file_becomes_a_store(tmp_path: Path, start: str) -> None:
+    path = tmp_path / "tasks.db"
+    if start == "empty file":
+        path.touch()
+    elif start == "empty sqlite database":
+        sqlite_file(path, "PRAGMA user_version = 0")
+
+    store = await opened(path, synchronous="NORMAL")
+    try:
+        assert await store.describe() == {
+            "journal_mode": "wal",
+            "synchronous": "NORMAL",
+            "application_id": APPLICATION_ID,
+            "schema_version": SCHEMA_VERSION,
+            "schema_version_expected": SCHEMA_VERSION,
+        }
+    finally:
+        await store.aclose()
+
+
+def _corrupt_tamma_store(path: Path) -> None:
+    open_database(path, "FULL").close()
+    with path.open("r+b") as handle:  # keep the 100-byte header, smash the schema page
+        handle.seek(100)
+        handle.write(b"\xa5" * 3900)
+
+
+FOREIGN_FILES = {
+    "text file": ("not a SQLite database", lambda p: p.write_text("name,age\nann,41\n" * 20)),
+    "a few bytes": ("not a SQLite database", lambda p: p.write_bytes(b"SQLi")),
+    "another application's database": (
+        "another application",
+        lambda p: sqlite_file(p, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)"),
+    ),
+    "claimed by another application id": (
+        "another application",
+        lambda p: sqlite_file(p, "PRAGMA application_id = 42"),
+    ),
+    "newer tamma-trio schema": (
+        "newer than this tamma-trio knows",
+        lambda p: sqlite_file(
+            p, f"PRAGMA application_id = {APPLICATION_ID}", "PRAGMA user_version = 99"
+        ),
+    ),
+    "corrupt store": ("corrupt", _corrupt_tamma_store),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FOREIGN_FILES))
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "thread"])
+async def test_a_file_that_is_not_ours_is_refused_and_left_untouched(
+    tmp_path: Path, kind: str, inline: bool
+) -> None:
+    reason, make = FOREIGN_FILES[kind]
+    path = tmp_path / "data.db"
+    make(path)
+    original = path.read_bytes()
+    store = SqliteStore(path, inline=inline)
+
+    with pytest.raises(StoreError, match=reason) as refused:
+        await store.open()
+
+    assert str(path) in str(refused.value)
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.db"]  # no -wal, -shm, -journal
+    with pytest.raises(StoreError, match="not open"):
+        await store.ping()
+    await store.aclose()
+
+
+async def test_the_daemon_checks_the_whole_file_at_open(tmp_path: Path) -> None:
+    """Damage past the catalogue passes a CLI open but stops the daemon at start."""
+    path = tmp_path / "tasks.db"
+    open_database(path, "FULL").close()
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE forge_blobs (data BLOB)")
+    conn.executemany("INSERT INTO forge_blobs VALUES (randomblob(3000))", [()] * 40)
+    conn.commit()
+    last_page = conn.execute("PRAGMA page_count").fetchone()[0] - 1
+    conn.close()
+    with path.open("r+b") as handle:
+        handle.seek(last_page * 4096)
+        handle.write(b"\x00\xff" * 2048)
+    original = path.read_bytes()
+    await (await opened(path)).aclose()  # the CLI does not look that far
+
+    daemon = SqliteStore(path)
+    daemon.lock_for_daemon()
+    with pytest.raises(StoreError, match="is corrupt"):
+        await daemon.open()
+    await daemon.aclose()
+    assert path.read_bytes() == original
+
+
+async def test_directory_instead_of_a_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=str(tmp_path)):
+        await opened(tmp_path)
+
+
+async def test_other_tables_in_our_file_are_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    await (await opened(path)).aclose()
+    sqlite_file(path, "CREATE TABLE forge_issues (id INTEGER PRIMARY KEY)")
+
+    store = await opened(path)
+    await store.aclose()
+
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM forge_issues").fetchone() == (0,)
+    conn.close()
+
+
+async def test_sqlite_failures_become_store_errors_naming_the_file(
+    tmp_path: Path, make_task: TaskBuilder
+) -> None:
+    path = tmp_path / "tasks.db"
+    store = await opened(path, inline=True)
+    try:
+        sqlite_file(path, "DROP TRIGGER task_counts_insert", "DROP TABLE task_events")
+        with pytest.raises(StoreError, match=f"{path}.*no such table: task_events") as failed:
+            await store.add(make_task())
+        assert isinstance(failed.value.__cause__, sqlite3.OperationalError)
+        assert await store.list_tasks() == []
+    finally:
+        await store.aclose()
+
+
+def test_the_synchronous_setting_is_checked() -> None:
+    with pytest.raises(ValueError, match="FULL or NORMAL"):
+        SqliteStore("x.db", synchronous="OFF")  # type: ignore[arg-type]
+
+
+# --- one file, several users ----------------------------------------------------------------
+
+
+async def test_the_cli_reads_and_writes_while_the_daemon_runs(
+    tmp_path: Path, make_task: TaskBuilder
+) -> None:
+    path = tmp_path / "tasks.db"
+    daemon = SqliteStore(path, boot_id="daemon")
+    daemon.lock_for_daemon()
+    await daemon.open()
+    cli = await opened(path, inline=True, boot_id="cli")
+    try:
+        task, _ = await cli.add(make_task(actor="cli"))
+        [claimed] = await daemon.claim(5)
+        assert claimed.id == task.id
+        assert (await cli.get(task.id)).status == "in_progress"
+
+        await cli.cancel(task.id, actor="cli")
+
+        with pytest.raises(LeaseLostError):
+            await daemon.complete(task.id, claimed.lease_token or "", {})
+        assert await daemon.extend_leases([claimed.lease_token or ""], 60) == set()
+        assert (await daemon.stats()).by_status[TaskStatus.CANCELLED] == 1
+    finally:
+        await cli.aclose()
+        await daemon.aclose()
+
+
+async def test_writers_on_two_connections_lose_nothing_and_double_nothing(
+    tmp_path: Path, make_task: TaskBuilder
+) -> None:
+    """The CLI adding tasks while 10 daemon workers claim: BEGIN IMMEDIATE + busy_timeout.
+
+    Each add is announced on a channel (as an enqueue wakes the poller), so every claim made
+    for an announcement must find a task.
+    """
+    path = tmp_path / "tasks.db"
+    daemon = await opened(path)
+    cli = await opened(path)
+    done: list[int] = []
+    announce, announcements = trio.open_memory_channel[None](100)
+
+    async def intake() -> None:
+        async with announce:
+            for n in range(1, 101):
+                await cli.add(make_task(n))
+                await announce.send(None)
+
+    async def worker() -> None:
+        async for _ in announcements:
+            [task] = await daemon.claim(1)
+            await daemon.complete(task.id, task.lease_token or "", {})
+            done.append(task.id)
+
+    try:
+        async with announcements, trio.open_nursery() as nursery:
+            nursery.start_soon(intake)
+            for _ in range(10):
+                nursery.start_soon(worker)
+        assert sorted(done) == list(range(1, 101))
+        assert (await cli.stats()).by_status[TaskStatus.COMPLETED] == 100
+    finally:
+        await cli.aclose()
+        await daemon.aclose()
+
+
+def test_a_second_daemon_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    first, second = SqliteStore(path), SqliteStore(path)
+    first.lock_for_daemon()
+
+    with pytest.raises(StoreLockedError, match=f"another tamma-trio daemon is using {path}$"):
+        second.lock_for_daemon()
+
+    trio.run(first.aclose)
+    second.lock_for_daemon()
+    trio.run(second.aclose)
+
+
+def test_a_daemon_in_another_process_holds_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    holder = (
+        "import sys\nfrom tamma_trio.store import SqliteStore\n"
+        f"SqliteStore({str(path)!r}).lock_for_daemon()\n"
+        "print('locked', flush=True)\nsys.stdin.read()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as other:
+        assert other.stdout is not None and other.stdin is not None
+        assert other.stdout.readline() == "locked\n"
+        with pytest.raises(StoreLockedError):
+            SqliteStore(path).lock_for_daemon()
+        other.stdin.close()
+        assert other.wait(timeout=30) == 0
+
+    SqliteStore(path).lock_for_daemon()  # the process is gone, so is its lock
+    assert "pid" in Path(f"{path}.lock").read_text()
+
+
+# --- group commit ---------------------------------------------------------------------------
+
+
+class GatedWriter:
+    """A WriterThread on a real store file whose thread the test can hold inside an operation."""
+
+    def __init__(self, path: Path) -> None:
+        self.runner = WriterThread(str(path))
+        self.path = path
+        self.gate = threading.Event()
+        self.holding = trio.Event()
+
+    async def start(self) -> None:
+        await self.runner.start(functools.partial(open_database, self.path, "FULL"))
+
+    async def hold(self, nursery: trio.Nursery) -> None:
+        """Occupy the writer thread until ``gate`` is set; return once it is inside."""
+        token = trio.lowlevel.current_trio_token()
+
+        def wait_at_gate(_conn: sqlite3.Connection) -> None:
+            trio.from_thread.run_sync(self.holding.set, trio_token=token)
+            self.gate.wait()
+
+        nursery.start_soon(functools.partial(self.runner.run, wait_at_gate))
+        await self.holding.wait()
+
+
+async def test_waiting_writes_share_one_transaction_and_fail_alone(
+    tmp_path: Path, make_task: TaskBuilder, wall: FakeWall
+) -> None:
+    writer = GatedWriter(tmp_path / "tasks.db")
+    await writer.start()
+    outcomes: dict[str, object] = {}
+
+    async def call(name: str, operation: Callable[[sqlite3.Connection], object]) -> None:
+        try:
+            outcomes[name] = await writer.runner.run(operation)
+        except LeaseLostError as exc:
+            outcomes[name] = exc
+
+    async with trio.open_nursery() as nursery:
+        await writer.hold(nursery)
+        for n in range(1, 6):
+            add = functools.partial(sqlite_ops.add_tasks, news=[make_task(n)], now=wall())
+            nursery.start_soon(call, f"add{n}", add)
+
+        def half_done(conn: sqlite3.Connection) -> None:
+            [(task, _)] = sqlite_ops.add_tasks(conn, [make_task(99)], wall())
+            sqlite_ops.complete(conn, task.id, "not-the-token", {}, wall())
+
+        nursery.start_soon(call, "bad", half_done)
+        await trio.testing.wait_all_tasks_blocked()
+        writer.gate.set()
+
+    await writer.runner.aclose()
+    assert (writer.runner.batches, writer.runner.operations) == (2, 7)
+    assert isinstance(outcomes["bad"], LeaseLostError)
+    store = await opened(writer.path)
+    try:  # the failed operation's own insert was rolled back with it
+        numbers = sorted(t.payload["issue"]["number"] for t in await store.list_tasks())
+        assert numbers == [1, 2, 3, 4, 5]
+    finally:
+        await store.aclose()
+
+
+async def test_a_cancelled_caller_still_receives_its_committed_claim(
+    tmp_path: Path, make_task: TaskBuilder, wall: FakeWall
+) -> None:
+    writer = GatedWriter(tmp_path / "tasks.db")
+    await writer.start()
+    await writer.runner.run(functools.partial(sqlite_ops.add_tasks, news=[make_task()], now=wall()))
+    received: list[object] = []
+    after_checkpoint: list[bool] = []
+    scope = trio.CancelScope()
+
+    async def poller() -> None:
+        with scope:
+            claim = functools.partial(
+                sqlite_ops.claim, now=wall(), limit=1, lease_expires=wall() + 60, boot_id="b"
+            )
+            received.append(await writer.runner.run(claim))
+            await trio.lowlevel.checkpoint()
+            after_checkpoint.append(True)
+
+    async with trio.open_nursery() as nursery:
+        await writer.hold(nursery)
+        nursery.start_soon(poller)
+        await trio.testing.wait_all_tasks_blocked()
+        scope.cancel()
+        writer.gate.set()
+
+    assert scope.cancelled_caught and after_checkpoint == []
+    [[task]] = received
+    assert task.status == "in_progress"  # handed over, not lost until the next restart
+
+    with trio.CancelScope() as already:
+        already.cancel()
+        add = functools.partial(sqlite_ops.add_tasks, news=[make_task(2)], now=wall())
+        await writer.runner.run(add)
+    assert already.cancelled_caught
+    await writer.runner.aclose()
+    store = await opened(writer.path)
+    try:
+        assert (await store.stats()).by_status[
+            TaskStatus.QUEUED
+        ] == 0  # the cancelled add never ran
+    finally:
+        await store.aclose()
+
+
+async def test_close_runs_every_queued_write_first(tmp_path: Path, make_task: TaskBuilder) -> None:
+    path = tmp_path / "tasks.db"
+    store = await opened(path)
+    async with trio.open_nursery() as nursery:
+        for n in range(1, 21):
+            nursery.start_soon(store.add, make_task(n))
+        await trio.testing.wait_all_tasks_blocked()
+        await store.aclose()
+
+    reopened = await opened(path)
+    try:
+        assert (await reopened.stats()).queue_depth == 20
+    finally:
+        await reopened.aclose()
+
+
+# --- MockClock: inline SQL on the trio thread -----------------------------------------------
+
+
+async def test_inline_store_follows_the_mock_clock(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, make_task: TaskBuilder
+) -> None:
+    wall_offset = 1_800_000_000.0
+
+    def clock() -> float:
+        return wall_offset + trio.current_time()
+
+    store = await opened(tmp_path / "tasks.db", inline=True, clock=clock)
+    try:
+        task, _ = await store.add(make_task())
+        [claimed] = await store.claim(1)
+        await store.retry_later(task.id, claimed.lease_token or "", "flaky", clock() + 60)
+
+        due = await store.next_due()
+        assert due is not None
+        await trio.sleep_until(due - wall_offset)  # what the retry timer does
+
+        assert trio.current_time() == pytest.approx(60)
+        assert [t.id for t in await store.claim(1)] == [task.id]
+    finally:
+        await store.aclose()
+
+
+# --- choosing a backend ---------------------------------------------------------------------
+
+
+def test_open_store_builds_the_configured_backend(tmp_path: Path) -> None:
+    memory = open_store(QueueConfig(type="memory"), boot_id="b")
+    assert isinstance(memory, MemoryStore) and memory.boot_id == "b"
+
+    config = QueueConfig(sqlite=SqliteQueueConfig(path=tmp_path / "q.db", synchronous="NORMAL"))
+    sqlite = open_store(config)
+    assert isinstance(sqlite, SqliteStore)
+    assert (sqlite.path, sqlite.synchronous) == (tmp_path / "q.db", "NORMAL")
+    assert not (tmp_path / "q.db").exists()  # built, not opened
+
+
+@pytest.mark.parametrize("backend", ["redis", "sqs"])
+def test_open_store_refuses_backends_that_do_not_exist_yet(backend: str) -> None:
+    with pytest.raises(StoreError, match=f"the {backend} queue backend is not available yet"):
+        open_store(QueueConfig(type=backend))  # type: ignore[arg-type]
