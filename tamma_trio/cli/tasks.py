@@ -1,7 +1,184 @@
-"""`tamma-trio tasks ...`: placeholder until the tasks commands land."""
+"""`tamma-trio tasks ...`: add, list, show, cancel, retry and count tasks in the store.
+
+The CLI writes the same SQLite file as a running daemon (WAL lets both in), so an operator can
+act while the daemon works; the daemon notices new tasks within poll_interval and a cancelled
+task at its next lease renewal.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+import trio
+
+from tamma_trio.cli import render
+from tamma_trio.cli.common import fail_usage, with_config
+from tamma_trio.config import Config
+from tamma_trio.models import NewTask, TaskPriority, TaskStatus, parse_task_type
+from tamma_trio.store.base import TaskStore
+
+T = TypeVar("T")
 
 command = click.Group("tasks", help="Add, list, inspect, cancel and retry tasks.")
+
+STATUS_CHOICE = click.Choice([status.value for status in TaskStatus])
+
+
+def run_with_store(config: Config, action: Callable[[TaskStore], Awaitable[T]]) -> T:
+    """Open the configured store, run one async action on it, and close it again."""
+    from tamma_trio.store import open_store
+
+    if config.service.queue.type == "memory":
+        fail_usage("the memory queue lives inside the daemon; use the HTTP API or a sqlite queue")
+
+    async def main() -> T:
+        store = open_store(config.service.queue)
+        await store.open()
+        try:
+            return await action(store)
+        finally:
+            await store.aclose()
+
+    return trio.run(main)
+
+
+class PriorityType(click.ParamType[int]):
+    """A priority as a number 0-3 or its name (low, normal, high, critical)."""
+
+    name = "priority"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value).strip().lower()
+        if text.isdigit() and int(text) in tuple(TaskPriority):
+            return int(text)
+        names = {priority.name.lower(): int(priority) for priority in TaskPriority}
+        if text in names:
+            return names[text]
+        self.fail(f"{value!r} is not 0-3 or one of {', '.join(names)}", param, ctx)
+
+
+def read_payload(text: str) -> Any:
+    """Parse --payload: inline JSON, or @FILE to read the JSON from a file."""
+    source = "--payload"
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            fail_usage(f"cannot read payload file {path}: {exc.strerror}")
+        source = str(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail_usage(f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+
+
+@command.command("add")
+@click.argument("task_type", metavar="TYPE")
+@click.option("--payload", required=True, help="JSON object, or @FILE to read it from a file.")
+@click.option(
+    "--priority", type=PriorityType(), default=int(TaskPriority.NORMAL), show_default=True
+)
+@click.option("--max-retries", type=click.IntRange(0, 10), default=None)
+@click.option("--key", default=None, help="Idempotency key: a known key adds nothing.")
+@with_config
+def add(
+    task_type: str,
+    payload: str,
+    priority: int,
+    max_retries: int | None,
+    key: str | None,
+    config: Config,
+) -> int:
+    """Add a task and print its id."""
+    parse_task_type(task_type)  # an unknown type is refused before the payload is even read
+    new = NewTask.build(
+        task_type,
+        read_payload(payload),
+        priority=priority,
+        max_retries=config.service.max_retries if max_retries is None else max_retries,
+        key=key,
+        actor="cli",
+    )
+    task, _created = run_with_store(config, lambda store: store.add(new))
+    click.echo(task.id)
+    return 0
+
+
+@command.command("list")
+@click.option("--status", type=STATUS_CHOICE, default=None)
+@click.option("--type", "task_type", default=None, help="Only tasks of this type.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+@with_config
+def list_(
+    status: str | None, task_type: str | None, limit: int, as_json: bool, config: Config
+) -> int:
+    """List tasks, newest first."""
+    wanted_type = parse_task_type(task_type) if task_type else None
+    wanted_status = TaskStatus(status) if status else None
+    tasks = run_with_store(
+        config,
+        lambda store: store.list_tasks(status=wanted_status, type=wanted_type, limit=limit),
+    )
+    if as_json:
+        click.echo(json.dumps([task.public() for task in tasks], indent=2))
+    else:
+        render.print_task_table(tasks)
+    return 0
+
+
+@command.command("show")
+@click.argument("task_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@with_config
+def show(task_id: int, as_json: bool, config: Config) -> int:
+    """Show one task and its event history."""
+
+    async def fetch(store: TaskStore) -> tuple[Any, Any]:
+        return await store.get(task_id), await store.events(task_id)
+
+    task, events = run_with_store(config, fetch)
+    if as_json:
+        document = {**task.public(), "events": [event.model_dump(mode="json") for event in events]}
+        click.echo(json.dumps(document, indent=2))
+    else:
+        render.print_task(task, events)
+    return 0
+
+
+@command.command("cancel")
+@click.argument("task_id", type=int)
+@with_config
+def cancel(task_id: int, config: Config) -> int:
+    """Cancel a queued or running task."""
+    task = run_with_store(config, lambda store: store.cancel(task_id, actor="cli"))
+    click.echo(f"task {task.id} {task.status.value}")
+    return 0
+
+
+@command.command("retry")
+@click.argument("task_id", type=int)
+@with_config
+def retry(task_id: int, config: Config) -> int:
+    """Send a failed or cancelled task back to the queue with a fresh retry budget."""
+    task = run_with_store(config, lambda store: store.retry(task_id, actor="cli"))
+    click.echo(f"task {task.id} {task.status.value}")
+    return 0
+
+
+@command.command("stats")
+@click.option("--json", "as_json", is_flag=True)
+@with_config
+def stats(as_json: bool, config: Config) -> int:
+    """Counts by status, queue depth and the age of the oldest queued task."""
+    result = run_with_store(config, lambda store: store.stats())
+    if as_json:
+        click.echo(json.dumps(result.public(), indent=2))
+    else:
+        render.print_stats(result)
+    return 0
