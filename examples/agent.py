@@ -43,7 +43,8 @@ def main(prompt_file: str) -> None:
         print(f"wrote {target}")
     changelog = Path("CHANGELOG.md")
     text = changelog.read_text(encoding="utf-8") if changelog.exists() else "# Changelog\n\n"
-    changelog.write_text(f"{text.rstrip()}\n- {number}: {title}\n", encoding="utf-8")
+    separator = "" if text.endswith("\n") else "\n"
+    changelog.write_text(f"{text}{separator}- {number}: {title}\n", encoding="utf-8")
     print(f"recorded {number} in {changelog}")
 
 

@@ -172,3 +172,90 @@ async def test_escalate_comments_labels_and_releases_the_issue(tmp_path: Path) -
     assert row is not None and NEEDS_HUMAN in row.labels and IN_PROGRESS not in row.labels
     assert len(comments) == 2 and "Reason: tests failed" in comments[1].body
     assert "- exit_code: 1" in comments[1].body and "```\nE\nF\n```" in comments[1].body
+
+
+async def test_agent_that_changes_nothing_fails_and_commits_nothing(tmp_path: Path) -> None:
+    engine, database = make_engine(tmp_path, agent_argv("no_change.py", "{prompt_file}"))
+    number = add_issue(database, "Nothing to do", labels=("complexity:low",))
+    await engine.initialize()
+    try:
+        issue = await engine.select_issue(REPO, number)
+        plan = await engine.generate_plan(await engine.analyze_issue(issue))
+        branch = await engine.create_branch(plan)
+        with pytest.raises(EngineError) as caught:
+            await engine.implement_code(plan, branch)
+    finally:
+        await engine.aclose()
+    assert str(caught.value) == "agent produced no changes"
+    assert caught.value.code == "no_changes" and not caught.value.retryable
+    assert git_out(Path(branch.workdir), "rev-parse", "HEAD") == branch.base_sha
+
+
+async def test_leftovers_of_an_interrupted_agent_run_are_discarded(tmp_path: Path) -> None:
+    engine, database = make_engine(tmp_path, APPEND)
+    number = add_issue(database, "Leftovers", labels=("complexity:low",))
+    await engine.initialize()
+    try:
+        issue = await engine.select_issue(REPO, number)
+        plan = await engine.generate_plan(await engine.analyze_issue(issue))
+        branch = await engine.create_branch(plan)
+        (Path(branch.workdir) / "half-written.txt").write_text("partial\n")
+        (Path(branch.workdir) / "README.md").write_text("clobbered\n")
+        changes = await engine.implement_code(plan, branch)
+    finally:
+        await engine.aclose()
+    assert [f.path for f in changes.files] == ["CHANGES.txt"]
+    assert changes.agent is not None and changes.agent.exit_code == 0
+
+
+async def test_structured_agent_answers_drive_analysis_and_plan(tmp_path: Path) -> None:
+    engine, database = make_engine(tmp_path, agent_argv("structured.py"), structured=True)
+    number = add_issue(database, "Write notes", "x" * 5000)
+    await engine.initialize()
+    try:
+        issue = await engine.select_issue(REPO, number)
+        analysis = await engine.analyze_issue(issue)
+        plan = await engine.generate_plan(analysis)
+        branch = await engine.create_branch(plan)
+        changes = await engine.implement_code(plan, branch)
+    finally:
+        await engine.aclose()
+    assert (analysis.complexity, analysis.risk_level, analysis.source) == ("medium", "low", "agent")
+    assert analysis.summary == "Agent says: small."
+    assert [(f.path, f.action) for f in plan.files] == [("docs/notes.md", "create")]
+    assert plan.estimated_hours == 0.5
+    assert [f.path for f in changes.files] == ["docs/notes.md"]
+    worktrees = tmp_path / "workspaces" / "acme__demo" / "worktrees"
+    assert sorted(p.name for p in worktrees.iterdir()) == [str(number)]  # scratch removed
+
+
+async def test_tests_that_fail_block_the_pull_request(tmp_path: Path) -> None:
+    engine, database = make_engine(tmp_path, agent_argv("break_tests.py"))
+    number = add_issue(database, "Break it", labels=("complexity:low",))
+    await engine.initialize()
+    try:
+        issue = await engine.select_issue(REPO, number)
+        plan = await engine.generate_plan(await engine.analyze_issue(issue))
+        changes = await engine.implement_code(plan, await engine.create_branch(plan))
+        tests = await engine.run_tests(changes)
+        with pytest.raises(EngineError) as caught:
+            await engine.create_pull_request(changes, plan, tests)
+    finally:
+        await engine.aclose()
+    assert not tests.passed and tests.exit_code == 1 and "FAILED" in tests.output_tail
+    assert caught.value.code == "tests_failed" and not caught.value.retryable
+    assert git_out(tmp_path / "origin.git", "branch", "--list", changes.branch.name) == ""
+    db = forge_db(database)
+    assert db.items(REPO, "pull") == []
+    db.close()
+
+
+async def test_repositories_other_than_the_configured_one_are_refused(tmp_path: Path) -> None:
+    engine, _ = make_engine(tmp_path, APPEND)
+    await engine.initialize()
+    try:
+        with pytest.raises(EngineError) as caught:
+            await engine.select_issue("someone/else", 1)
+    finally:
+        await engine.aclose()
+    assert caught.value.code == "unknown_repository" and not caught.value.retryable

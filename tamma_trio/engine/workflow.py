@@ -322,11 +322,9 @@ def create_engine(options: Mapping[str, Any], context: EngineContext) -> Workflo
 def build_engine(settings: WorkflowOptions, context: EngineContext) -> WorkflowEngine:
     forge_options = settings.forge
     git = Git(settings.git_timeout)
-    repo_dir = forge_options.repository.replace("/", "__")
-    root = settings.workspace_dir / repo_dir
-    database = forge_options.database or context.database_path or root / "forge.db"
+    root = settings.repo_root
     forge = LocalForge(
-        database=database,
+        database=settings.forge_database(context.database_path),
         origin=forge_options.origin,
         default_branch=forge_options.default_branch,
         git=git,

@@ -1,7 +1,8 @@
 """The `[engine]` table of the workflow engine, validated (unknown keys refused) and resolved.
 
 Relative paths are resolved against the daemon's working directory when the engine is built, so
-a later chdir cannot move the workspace. An invalid table is a ConfigError listing every bad key,
+a later chdir cannot move the workspace, and the agent (which runs in the worktree) finds its
+script. An invalid table is a ConfigError listing every bad key,
 which the daemon reports at start-up instead of failing on its first task.
 """
 
@@ -81,9 +82,41 @@ class WorkflowOptions(Options):
                 "database": _absolute(self.forge.database, cwd) if self.forge.database else None,
             }
         )
+        agent = self.agent.model_copy(update={"command": _anchor_command(self.agent.command, cwd)})
         return self.model_copy(
-            update={"workspace_dir": _absolute(self.workspace_dir, cwd), "forge": forge}
+            update={
+                "workspace_dir": _absolute(self.workspace_dir, cwd),
+                "forge": forge,
+                "agent": agent,
+            }
         )
+
+    @property
+    def repo_root(self) -> Path:
+        """The workspace directory of the configured repository (clone, worktrees, logs)."""
+        return self.workspace_dir / self.forge.repository.replace("/", "__")
+
+    def forge_database(self, store_path: Path | None) -> Path:
+        """Where the local forge keeps its rows: its own setting, else the task store's file,
+        else a file in the workspace (a memory queue has no file to share)."""
+        return self.forge.database or store_path or self.repo_root / "forge.db"
+
+
+def _anchor_command(command: str | tuple[str, ...], cwd: Path) -> str | tuple[str, ...]:
+    """Make relative file arguments (``examples/agent.py``) absolute.
+
+    The agent runs inside the task's worktree, so a script path written relative to the
+    daemon's directory would not be found there. Only arguments without placeholders that name
+    an existing file under ``cwd`` are touched.
+    """
+    if isinstance(command, str):
+        return command
+    return tuple(
+        str((cwd / arg).resolve())
+        if "{" not in arg and not Path(arg).is_absolute() and (cwd / arg).is_file()
+        else arg
+        for arg in command
+    )
 
 
 def _absolute(path: Path, cwd: Path) -> Path:

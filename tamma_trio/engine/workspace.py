@@ -107,6 +107,10 @@ class Workspace:
         existing = await self._existing_worktree_branch(issue_number)
         if existing is not None:
             return await self._branch_record(existing, issue_number)
+        ours = await self._our_branch(issue_number)
+        if ours is not None:  # a retitled issue keeps its branch
+            await self._add_worktree(issue_number, *ours)
+            return await self._branch_record(ours[0], issue_number)
         base = f"{BRANCH_PREFIX}{issue_number}-{slugify(title)}"
         for suffix in range(1, MAX_SUFFIX + 1):
             name = base if suffix == 1 else f"{base}-{suffix}"
@@ -119,6 +123,24 @@ class Workspace:
             code="branch_conflict",
             retryable=False,
         )
+
+    async def _our_branch(self, issue_number: int) -> tuple[str, str] | None:
+        """(name, start) of a branch for this issue that we made earlier, newest first."""
+        prefix = f"{BRANCH_PREFIX}{issue_number}-"
+        for ref in await self._refs(f"refs/heads/{prefix}*"):
+            return ref.removeprefix("refs/heads/"), LOCAL
+        for ref in await self._refs(f"refs/remotes/origin/{prefix}*"):
+            start = await self._start_point(ref.removeprefix("refs/remotes/origin/"))
+            if start is not None:
+                return ref.removeprefix("refs/remotes/origin/"), start
+        return None
+
+    async def _refs(self, pattern: str) -> list[str]:
+        listing = await self.git.output(
+            ["for-each-ref", "--sort=-committerdate", "--format=%(refname)", pattern],
+            self.clone_dir,
+        )
+        return listing.split()
 
     async def _start_point(self, name: str) -> str | None:
         """Where ``name`` starts: LOCAL for our existing branch, a ref, or None (not ours)."""

@@ -43,13 +43,14 @@ def review_task(repository: str, number: int) -> NewTask:
     )
 
 
-def issue_task(repository: str, number: int, title: str) -> NewTask:
+def issue_task(repository: str, number: int, title: str, *, max_retries: int = 3) -> NewTask:
     """The task a webhook would create when an issue is assigned to (or labelled for) the bot."""
     return NewTask.build(
         "issue_assigned",
         {"repository": repository, "issue": {"number": number, "title": title}},
         key=f"local-forge:{repository}:issue-opened:{number}",
         actor="local-forge",
+        max_retries=max_retries,
     )
 
 
