@@ -20,7 +20,7 @@ from tamma_trio.engine.agent import (
     parse_claude_output,
 )
 from tamma_trio.errors import EngineError
-from tests.workflow_helpers import AGENTS, agent_argv, live_group_members, process_state
+from tests.workflow_helpers import AGENTS, agent_argv, group_gone, process_state
 
 
 def request(tmp_path: Path, prompt: str = "Issue: #3\nTitle: Do it\n") -> AgentRequest:
@@ -57,7 +57,7 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path, ignore_term
     leader, child, pgid = pids_of(pidfile)
     assert caught.value.code == "agent_timeout" and caught.value.retryable
     assert pgid == leader != os.getpgid(0)  # the agent led its own group
-    assert live_group_members(pgid) == []
+    assert await group_gone(pgid)
     assert process_state(child) in (None, "Z")
     assert 1.0 <= elapsed < 1.0 + 0.3 + 5  # SIGKILL after the grace when SIGTERM is ignored
     assert "hanging" in caught.value.context["output_tail"]
@@ -76,7 +76,7 @@ async def test_cancellation_kills_the_group_before_propagating(tmp_path: Path) -
         await wait_for_file(pidfile)
         nursery.cancel_scope.cancel()  # what the daemon's drain deadline does
     leader, child, pgid = pids_of(pidfile)
-    assert live_group_members(pgid) == []
+    assert await group_gone(pgid)
     assert process_state(leader) in (None, "Z") and process_state(child) in (None, "Z")
 
 

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import trio
+
 from tamma_trio.engine.base import EngineContext
 from tamma_trio.engine.forge.local_db import ForgeDb
 from tamma_trio.engine.forge.seed import init_origin
@@ -80,6 +82,16 @@ def live_group_members(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             alive.append(int(entry.name))
     return alive
+
+
+async def group_gone(pgid: int, within: float = 5.0) -> bool:
+    """True once no member of ``pgid`` is alive. A member that got SIGKILL dies asynchronously
+    (the kernel delivers it when the process next runs), so this polls, bounded."""
+    with trio.move_on_after(within):
+        while live_group_members(pgid):
+            await trio.sleep(0.01)
+        return True
+    return False
 
 
 def process_state(pid: int) -> str | None:
