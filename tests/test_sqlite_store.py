@@ -63,8 +63,16 @@ async def test_tasks_and_their_trail_survive_close_and_reopen(
         assert (await second.get(task.id), await second.events(task.id)) == before[:2]
         assert (await second.stats()).by_status == before[2].by_status
         assert (await second.add(make_task(7, key="k")))[1] is False
+        with pytest.raises(StoreError, match="already open"):
+            await second.open()
     finally:
         await second.aclose()
+
+    await first.open()  # the same object opens again after a close
+    try:
+        assert (await first.get(task.id)).status == "completed"
+    finally:
+        await first.aclose()
 
 
 @pytest.mark.parametrize("start", ["missing", "empty file", "empty sqlite database"])

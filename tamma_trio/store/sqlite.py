@@ -11,6 +11,9 @@ Two daemons on one file would run every task twice, so the daemon (never the CLI
 ``lock_for_daemon()``, an exclusive flock on ``<path>.lock``, released by ``aclose()``. A locked
 store also checks the whole file at ``open()`` (PRAGMA quick_check): the daemon owns the file for
 hours and should learn of corruption at start, while a CLI call should not pay for it.
+
+A caller cancelled while its call is queued still gets the call's result, and Cancelled at its
+next checkpoint (see sqlite_runner.py): a claimed task is never lost on its way to the poller.
 """
 
 from __future__ import annotations
@@ -99,6 +102,11 @@ class SqliteStore:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor drops the flock
             self._lock_fd = None
+
+    @property
+    def commit_counts(self) -> tuple[int, int]:
+        """(transactions, operations) run so far; their ratio is the group-commit factor."""
+        return self._runner.batches, self._runner.operations
 
     async def describe(self) -> dict[str, Any]:
         """The file's settings as SQLite reports them (for diagnostics and tests)."""

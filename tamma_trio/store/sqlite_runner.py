@@ -42,6 +42,10 @@ MAX_BATCH = 256
 
 
 class Runner(Protocol):
+    # Transactions run and operations in them: operations / batches is the group-commit factor.
+    batches: int
+    operations: int
+
     async def start(self, opener: Opener) -> None: ...
 
     async def run(self, operation: Operation[T], *, write: bool = True) -> T: ...
@@ -156,11 +160,13 @@ class WriterThread:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closing = False
-        # Committed transactions and operations: operations / batches is the group-commit factor.
         self.batches = 0
         self.operations = 0
 
     async def start(self, opener: Opener) -> None:
+        if self._thread is not None and not self._closing:
+            raise StoreError(f"the task store {self._where} is already open")
+        self._closing = False
         started = _Job(_nothing, write=False)
         self._thread = threading.Thread(
             target=self._main, args=(opener, started), name="tamma-sqlite-writer", daemon=True
@@ -236,9 +242,13 @@ class InlineRunner:
     def __init__(self, where: str) -> None:
         self._where = where
         self._conn: sqlite3.Connection | None = None
+        self.batches = 0
+        self.operations = 0
 
     async def start(self, opener: Opener) -> None:
         await trio.lowlevel.checkpoint()
+        if self._conn is not None:
+            raise StoreError(f"the task store {self._where} is already open")
         self._conn = opener()
 
     async def run(self, operation: Operation[T], *, write: bool = True) -> T:
@@ -247,6 +257,8 @@ class InlineRunner:
             raise StoreError(f"the task store {self._where} is not open")
         job = _Job(operation, write)
         run_batch(self._conn, [job], self._where)
+        self.batches += 1
+        self.operations += 1
         assert job.outcome is not None
         return cast(T, job.outcome.unwrap())
 

@@ -1,0 +1,136 @@
+"""SQLite task store throughput through trio, as the daemon drives it.
+
+    python bench/store.py [--seconds 2.5]
+
+For synchronous FULL and NORMAL, each on a fresh file in a temporary directory, with the
+production runner (writer thread, group commit):
+
+- enqueue_<sync>_<n>_tasks_per_s: n concurrent producers calling add() (webhooks, the API);
+- claim_complete_<sync>_<n>_tasks_per_s: n workers looping claim(1) then complete();
+- ..._ops_per_commit: operations per transaction, the group-commit factor.
+
+One ``name: value`` line per figure. Every run checks that no task was handed out twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import trio
+
+from tamma_trio.models import NewTask, TaskStatus
+from tamma_trio.store.sqlite import SqliteStore
+from tamma_trio.store.sqlite_schema import Synchronous
+
+CONCURRENCY = (1, 20)
+SEED_BATCH = 500
+
+
+def new_task(number: int) -> NewTask:
+    """A realistic task; distinct issue numbers, so subject exclusivity never idles a worker."""
+    payload = {"repository": "acme/widgets", "issue": {"number": number, "title": "Fix the bug"}}
+    return NewTask.build("issue_assigned", payload, actor="bench")
+
+
+class Run:
+    """One measurement on a fresh store: a fixed wall-time window, n concurrent loops."""
+
+    def __init__(self, directory: Path, synchronous: Synchronous, name: str) -> None:
+        self.store = SqliteStore(directory / f"{name}.db", synchronous=synchronous)
+        self.done = 0
+        self.claimed: set[int] = set()
+        self.commits_before = (0, 0)
+
+    async def loop_until(self, deadline: float, step: Callable[[], Awaitable[int]]) -> None:
+        while trio.current_time() < deadline:
+            finished = await step()  # not `done += await ...`: that reads done before awaiting
+            self.done += finished
+
+    async def measure(
+        self, concurrency: int, seconds: float, step: Callable[[], Awaitable[int]]
+    ) -> float:
+        self.commits_before = self.store.commit_counts
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for _ in range(concurrency):
+                nursery.start_soon(self.loop_until, start + seconds, step)
+        return self.done / (trio.current_time() - start)
+
+    def ops_per_commit(self) -> float:
+        """Operations per transaction during the window: the group-commit factor."""
+        transactions, operations = self.store.commit_counts
+        before_transactions, before_operations = self.commits_before
+        return (operations - before_operations) / max(transactions - before_transactions, 1)
+
+
+async def bench_enqueue(
+    directory: Path, synchronous: Synchronous, concurrency: int, seconds: float
+) -> tuple[float, float]:
+    run = Run(directory, synchronous, f"enqueue-{synchronous}-{concurrency}")
+    await run.store.open()
+    numbers = iter(range(1, 10**9))
+
+    async def add_one() -> int:
+        await run.store.add(new_task(next(numbers)))
+        return 1
+
+    rate = await run.measure(concurrency, seconds, add_one)
+    factor = run.ops_per_commit()
+    stats = await run.store.stats()
+    assert stats.queue_depth == run.done, (stats.queue_depth, run.done)
+    await run.store.aclose()
+    return rate, factor
+
+
+async def bench_claim_complete(
+    directory: Path, synchronous: Synchronous, concurrency: int, seconds: float, seed: int
+) -> tuple[float, float]:
+    run = Run(directory, synchronous, f"claim-{synchronous}-{concurrency}")
+    await run.store.open()
+    for first in range(1, seed + 1, SEED_BATCH):
+        await run.store.add_many([new_task(n) for n in range(first, first + SEED_BATCH)])
+
+    async def claim_and_complete() -> int:
+        [task] = await run.store.claim(1)
+        assert task.id not in run.claimed, f"task {task.id} handed out twice"
+        run.claimed.add(task.id)
+        await run.store.complete(task.id, task.lease_token or "", {"action": "noop"})
+        return 1
+
+    rate = await run.measure(concurrency, seconds, claim_and_complete)
+    factor = run.ops_per_commit()
+    stats = await run.store.stats()
+    assert stats.by_status[TaskStatus.COMPLETED] == run.done, (stats.by_status, run.done)
+    await run.store.aclose()
+    return rate, factor
+
+
+async def main(seconds: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="tamma-bench-") as tmp:
+        directory = Path(tmp)
+        for synchronous in ("FULL", "NORMAL"):
+            label = synchronous.lower()
+            for n in CONCURRENCY:
+                rate, factor = await bench_enqueue(directory, synchronous, n, seconds)
+                report(f"enqueue_{label}_{n}", rate, factor)
+            for n in CONCURRENCY:
+                seed = int(seconds * 12_000)
+                rate, factor = await bench_claim_complete(directory, synchronous, n, seconds, seed)
+                report(f"claim_complete_{label}_{n}", rate, factor)
+
+
+def report(name: str, rate: float, factor: float) -> None:
+    print(f"{name}_tasks_per_s: {rate:.0f}", flush=True)
+    print(f"{name}_ops_per_commit: {factor:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.5, help="window per figure")
+    started = time.perf_counter()
+    trio.run(main, parser.parse_args().seconds)
+    print(f"bench_wall_seconds: {time.perf_counter() - started:.1f}")
