@@ -221,9 +221,19 @@ async def test_required_approvals_are_counted(tmp_path: Path) -> None:
     assert approved.approvals == 1 and approved.ready_to_merge
 
 
-async def test_open_refuses_a_missing_origin(tmp_path: Path) -> None:
-    (tmp_path / "origin.git").mkdir()
-    forge = make_forge(tmp_path)
+@pytest.mark.parametrize("empty_dir", [True, False])
+async def test_open_refuses_a_missing_origin(tmp_path: Path, empty_dir: bool) -> None:
+    if empty_dir:
+        (tmp_path / "origin.git").mkdir()
+    forge = LocalForge(
+        database=tmp_path / "tamma.db",
+        origin=tmp_path / "origin.git",
+        default_branch="main",
+        git=Git(30),
+        ci=CiSettings(UNITTEST, 60, tmp_path / "ci"),
+        bot_name=BOT,
+        bot_email="tamma-bot@localhost",
+    )
     with pytest.raises(EngineError) as caught:
         await forge.open()
     assert caught.value.code == "origin_missing" and "forge init" in str(caught.value)

@@ -37,8 +37,14 @@ class BareRepository:
 
     async def check(self) -> None:
         """EngineError (not retryable) unless ``path`` is a bare repository with the branch."""
-        result = await self.git.run(["rev-parse", "--is-bare-repository"], self.path, check=False)
-        if not self.path.is_dir() or result.stdout.strip() != "true":
+        bare = (
+            self.path.is_dir()
+            and (
+                await self.git.run(["rev-parse", "--is-bare-repository"], self.path, check=False)
+            ).stdout.strip()
+            == "true"
+        )
+        if not bare:
             raise EngineError(
                 f"local forge origin {self.path} is not a bare git repository "
                 "(create one with `tamma-trio forge init`)",
