@@ -20,6 +20,7 @@ from tamma_trio.config import QueueConfig, SqliteQueueConfig
 from tamma_trio.errors import LeaseLostError, StoreError, StoreLockedError
 from tamma_trio.models import TaskStatus
 from tamma_trio.store import MemoryStore, SqliteStore, open_store, sqlite_ops
+from tamma_trio.store.sqlite_rows import new_task_row, task_from_row, task_id_of
 from tamma_trio.store.sqlite_runner import WriterThread
 from tamma_trio.store.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, open_database
 
@@ -351,12 +352,12 @@ async def test_waiting_writes_share_one_transaction_and_fail_alone(
     async with trio.open_nursery() as nursery:
         await writer.hold(nursery)
         for n in range(1, 6):
-            add = functools.partial(sqlite_ops.add_tasks, news=[make_task(n)], now=wall())
+            add = functools.partial(sqlite_ops.add_tasks, news=[new_task_row(make_task(n), wall())])
             nursery.start_soon(call, f"add{n}", add)
 
         def half_done(conn: sqlite3.Connection) -> None:
-            [(task, _)] = sqlite_ops.add_tasks(conn, [make_task(99)], wall())
-            sqlite_ops.complete(conn, task.id, "not-the-token", {}, wall())
+            [(row, _)] = sqlite_ops.add_tasks(conn, [new_task_row(make_task(99), wall())])
+            sqlite_ops.complete(conn, task_id_of(row), "not-the-token", "{}", wall())
 
         nursery.start_soon(call, "bad", half_done)
         await trio.testing.wait_all_tasks_blocked()
@@ -378,7 +379,9 @@ async def test_a_cancelled_caller_still_receives_its_committed_claim(
 ) -> None:
     writer = GatedWriter(tmp_path / "tasks.db")
     await writer.start()
-    await writer.runner.run(functools.partial(sqlite_ops.add_tasks, news=[make_task()], now=wall()))
+    await writer.runner.run(
+        functools.partial(sqlite_ops.add_tasks, news=[new_task_row(make_task(), wall())])
+    )
     received: list[object] = []
     after_checkpoint: list[bool] = []
     scope = trio.CancelScope()
@@ -400,12 +403,12 @@ async def test_a_cancelled_caller_still_receives_its_committed_claim(
         writer.gate.set()
 
     assert scope.cancelled_caught and after_checkpoint == []
-    [[task]] = received
-    assert task.status == "in_progress"  # handed over, not lost until the next restart
+    [[row]] = received
+    assert task_from_row(row).status == "in_progress"  # handed over, not lost till a restart
 
     with trio.CancelScope() as already:
         already.cancel()
-        add = functools.partial(sqlite_ops.add_tasks, news=[make_task(2)], now=wall())
+        add = functools.partial(sqlite_ops.add_tasks, news=[new_task_row(make_task(2), wall())])
         await writer.runner.run(add)
     assert already.cancelled_caught
     await writer.runner.aclose()

@@ -32,6 +32,13 @@ from tamma_trio.models import NewTask, QueueStats, Task, TaskEvent, TaskStatus, 
 from tamma_trio.store import lifecycle, sqlite_ops
 from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
 from tamma_trio.store.lifecycle import EventSpec
+from tamma_trio.store.sqlite_rows import (
+    dumps,
+    event_from_row,
+    event_row,
+    new_task_row,
+    task_from_row,
+)
 from tamma_trio.store.sqlite_runner import InlineRunner, Runner, WriterThread
 from tamma_trio.store.sqlite_schema import SCHEMA_VERSION, Synchronous, open_database
 
@@ -117,11 +124,13 @@ class SqliteStore:
         return (await self.add_many([new]))[0]
 
     async def add_many(self, news: Sequence[NewTask]) -> list[tuple[Task, bool]]:
-        return await self._write(sqlite_ops.add_tasks, list(news), self._clock())
+        now = self._clock()
+        rows = await self._write(sqlite_ops.add_tasks, [new_task_row(new, now) for new in news])
+        return [(task_from_row(row), created) for row, created in rows]
 
     # --- reads ----------------------------------------------------------------------------
     async def get(self, task_id: int) -> Task:
-        return await self._read(sqlite_ops.get_task, task_id)
+        return task_from_row(await self._read(sqlite_ops.get_task, task_id))
 
     async def list_tasks(
         self,
@@ -132,16 +141,17 @@ class SqliteStore:
         offset: int = 0,
     ) -> list[Task]:
         lifecycle.check_page(limit, offset)
-        return await self._read(sqlite_ops.list_tasks, status, type, limit, offset)
+        rows = await self._read(sqlite_ops.list_tasks, status, type, limit, offset)
+        return [task_from_row(row) for row in rows]
 
     async def events(self, task_id: int) -> list[TaskEvent]:
-        return await self._read(sqlite_ops.list_events, task_id)
+        return [event_from_row(row) for row in await self._read(sqlite_ops.list_events, task_id)]
 
     async def stats(self) -> QueueStats:
         counts, oldest = await self._read(sqlite_ops.queue_stats)
         return QueueStats(
-            by_status={status: counts.get(status, 0) for status in TaskStatus},
-            queue_depth=counts.get(TaskStatus.QUEUED, 0),
+            by_status={status: counts.get(status.value, 0) for status in TaskStatus},
+            queue_depth=counts.get(TaskStatus.QUEUED.value, 0),
             oldest_queued_age=lifecycle.oldest_age(self._clock(), oldest),
         )
 
@@ -154,46 +164,57 @@ class SqliteStore:
         expires = lifecycle.lease_expiry(now, lease_seconds)
         if limit <= 0:
             return []
-        return await self._write(sqlite_ops.claim, now, limit, expires, self.boot_id)
+        rows = await self._write(sqlite_ops.claim, now, limit, expires, self.boot_id)
+        return [task_from_row(row) for row in rows]
 
     async def extend_leases(self, tokens: Sequence[str], lease_seconds: float) -> set[str]:
         expires = lifecycle.lease_expiry(self._clock(), lease_seconds)
         return await self._write(sqlite_ops.extend_leases, list(tokens), expires)
 
     async def save_progress(self, task_id: int, token: str, progress: dict[str, Any]) -> None:
-        await self._write(sqlite_ops.save_progress, task_id, token, progress)
+        await self._write(sqlite_ops.save_progress, task_id, token, dumps(progress))
 
     async def record_event(
         self, task_id: int, kind: str, detail: dict[str, Any], actor: str = "worker"
     ) -> None:
-        spec = EventSpec(kind, actor, None, detail)
-        await self._write(sqlite_ops.record_event, task_id, self._clock(), spec)
+        event = event_row(self._clock(), EventSpec(kind, actor, None, detail))
+        await self._write(sqlite_ops.record_event, task_id, event)
 
     async def complete(self, task_id: int, token: str, result: dict[str, Any]) -> Task:
-        return await self._write(sqlite_ops.complete, task_id, token, result, self._clock())
+        now = self._clock()
+        return task_from_row(
+            await self._write(sqlite_ops.complete, task_id, token, dumps(result), now)
+        )
 
     async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> Task:
         now = self._clock()
-        return await self._write(sqlite_ops.retry_later, task_id, token, error, not_before, now)
+        return task_from_row(
+            await self._write(sqlite_ops.retry_later, task_id, token, error, not_before, now)
+        )
 
     async def fail(self, task_id: int, token: str, error: str) -> Task:
-        return await self._write(sqlite_ops.fail, task_id, token, error, self._clock())
+        now = self._clock()
+        return task_from_row(await self._write(sqlite_ops.fail, task_id, token, error, now))
 
     async def release(self, task_id: int, token: str, reason: str) -> Task:
-        return await self._write(sqlite_ops.release, task_id, token, reason, self._clock())
+        now = self._clock()
+        return task_from_row(await self._write(sqlite_ops.release, task_id, token, reason, now))
 
     async def recover_orphans(self) -> list[Task]:
         now = self._clock()
-        return await self._write(
+        rows = await self._write(
             sqlite_ops.recover_orphans, self.boot_id, now, self._quarantine_after
         )
+        return [task_from_row(row) for row in rows]
 
     # --- operator actions -----------------------------------------------------------------
     async def cancel(self, task_id: int, actor: str = "cli") -> Task:
-        return await self._write(sqlite_ops.cancel, task_id, actor, self._clock())
+        now = self._clock()
+        return task_from_row(await self._write(sqlite_ops.cancel, task_id, actor, now))
 
     async def retry(self, task_id: int, actor: str = "cli") -> Task:
-        return await self._write(sqlite_ops.retry, task_id, actor, self._clock())
+        now = self._clock()
+        return task_from_row(await self._write(sqlite_ops.retry, task_id, actor, now))
 
     # --- internals ------------------------------------------------------------------------
     async def _write(

@@ -1,31 +1,33 @@
 """The SQLite store's operations: plain functions of a connection, run inside a transaction.
 
 The runner (sqlite_runner.py) owns the transaction and its savepoints; these functions only read
-and write, and raise TammaError subclasses for the caller. Statements are module constants so
-sqlite3's statement cache prepares each one once per connection. Times (``now``) are computed by
-the caller on the trio thread, from the store's injected clock.
+and write, and raise TammaError subclasses for the caller. They run on the writer thread, the
+store's bottleneck, so they stay close to bare SQL: they take values already encoded and return
+raw rows, which the caller turns into models on its own thread (sqlite_rows.py). Statements are
+module constants so sqlite3's statement cache prepares each one once per connection. Times
+(``now``) come from the caller, read from the store's injected clock on the trio thread.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
 from tamma_trio.errors import TaskNotFoundError
-from tamma_trio.models import NewTask, Task, TaskEvent, TaskStatus, TaskType, check_transition
+from tamma_trio.models import TaskStatus, TaskType, check_transition
 from tamma_trio.store import lifecycle
-from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.sqlite_rows import (
     EVENT_COLUMNS,
     INSERT_EVENT,
     TASK_COLUMNS,
+    EventRow,
+    NewTaskRow,
+    Row,
     append_event,
-    dumps,
-    event_from_row,
-    event_params,
+    attempts_of,
+    event_row,
     status_of,
-    task_from_row,
+    task_id_of,
 )
 
 _SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"
@@ -83,37 +85,26 @@ _EVENTS = f"SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id = ? ORDER BY i
 # --- intake and reads -----------------------------------------------------------------------
 
 
-def add_tasks(
-    conn: sqlite3.Connection, news: Sequence[NewTask], now: float
-) -> list[tuple[Task, bool]]:
-    return [_add_one(conn, new, now) for new in news]
+def add_tasks(conn: sqlite3.Connection, news: Sequence[NewTaskRow]) -> list[tuple[Row, bool]]:
+    """(row, created) per task; a known key answers with the stored row and writes nothing."""
+    return [_add_one(conn, new) for new in news]
 
 
-def _add_one(conn: sqlite3.Connection, new: NewTask, now: float) -> tuple[Task, bool]:
+def _add_one(conn: sqlite3.Connection, new: NewTaskRow) -> tuple[Row, bool]:
     if new.key is not None:
         known = conn.execute(_SELECT_BY_KEY, (new.key,)).fetchone()
         if known is not None:
-            return task_from_row(known), False
-    params = (
-        new.type.value,
-        int(new.priority),
-        dumps(new.payload),
-        new.max_retries,
-        now,
-        now,
-        new.subject,
-        new.key,
-    )
-    task = task_from_row(conn.execute(_INSERT_TASK, params).fetchone())
-    append_event(conn, task.id, now, lifecycle.enqueued(new))
-    return task, True
+            return known, False
+    row: Row = conn.execute(_INSERT_TASK, new.values).fetchone()
+    append_event(conn, task_id_of(row), new.event)
+    return row, True
 
 
-def get_task(conn: sqlite3.Connection, task_id: int) -> Task:
-    row = conn.execute(_SELECT_TASK, (task_id,)).fetchone()
+def get_task(conn: sqlite3.Connection, task_id: int) -> Row:
+    row: Row | None = conn.execute(_SELECT_TASK, (task_id,)).fetchone()
     if row is None:
         raise TaskNotFoundError(task_id)
-    return task_from_row(row)
+    return row
 
 
 def list_tasks(
@@ -122,7 +113,7 @@ def list_tasks(
     task_type: TaskType | None,
     limit: int,
     offset: int,
-) -> list[Task]:
+) -> list[Row]:
     clauses, params = [], []
     if status is not None:
         clauses.append("status = ?")
@@ -132,17 +123,17 @@ def list_tasks(
         params.append(TaskType(task_type).value)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY id DESC LIMIT ? OFFSET ?"
-    return [task_from_row(row) for row in conn.execute(sql, (*params, limit, offset))]
+    return conn.execute(sql, (*params, limit, offset)).fetchall()
 
 
-def list_events(conn: sqlite3.Connection, task_id: int) -> list[TaskEvent]:
+def list_events(conn: sqlite3.Connection, task_id: int) -> list[Row]:
     status_of(conn, task_id)
-    return [event_from_row(row) for row in conn.execute(_EVENTS, (task_id,))]
+    return conn.execute(_EVENTS, (task_id,)).fetchall()
 
 
-def queue_stats(conn: sqlite3.Connection) -> tuple[dict[TaskStatus, int], float | None]:
+def queue_stats(conn: sqlite3.Connection) -> tuple[dict[str, int], float | None]:
     """Counts by status (from the trigger-kept table) and the oldest queued task's created_at."""
-    counts = {TaskStatus(status): n for status, n in conn.execute(_COUNTS)}
+    counts = dict(conn.execute(_COUNTS).fetchall())
     oldest = conn.execute(_OLDEST_QUEUED).fetchone()
     return counts, None if oldest is None else oldest[0]
 
@@ -152,9 +143,9 @@ def next_due(conn: sqlite3.Connection) -> float | None:
     return None if value is None else float(value)
 
 
-def record_event(conn: sqlite3.Connection, task_id: int, now: float, spec: EventSpec) -> None:
+def record_event(conn: sqlite3.Connection, task_id: int, event: EventRow) -> None:
     status_of(conn, task_id)
-    append_event(conn, task_id, now, spec)
+    append_event(conn, task_id, event)
 
 
 # --- the worker's side ----------------------------------------------------------------------
@@ -162,12 +153,15 @@ def record_event(conn: sqlite3.Connection, task_id: int, now: float, spec: Event
 
 def claim(
     conn: sqlite3.Connection, now: float, limit: int, lease_expires: float, boot_id: str
-) -> list[Task]:
-    claimed = []
+) -> list[Row]:
+    claimed: list[Row] = []
     for task_id in _pick_due(conn, now, limit):
         params = (now, boot_id, lifecycle.new_lease_token(), lease_expires, task_id)
-        claimed.append(task_from_row(conn.execute(_CLAIM_ONE, params).fetchone()))
-    events = [event_params(t.id, now, lifecycle.claimed(t.attempts, boot_id)) for t in claimed]
+        claimed.append(conn.execute(_CLAIM_ONE, params).fetchone())
+    events = [
+        (task_id_of(row), *event_row(now, lifecycle.claimed(attempts_of(row), boot_id)))
+        for row in claimed
+    ]
     conn.executemany(INSERT_EVENT, events)
     return claimed
 
@@ -176,15 +170,13 @@ def _pick_due(conn: sqlite3.Connection, now: float, limit: int) -> list[int]:
     """Ids to claim, in claim order, at most one per subject (also within this batch)."""
     picked: list[int] = []
     subjects: set[str] = set()
-    if limit <= 0:
-        return picked
     cursor = conn.execute(DUE_CANDIDATES, (now,))
     try:
         for task_id, subject in cursor:
             if subject not in subjects:
                 subjects.add(subject)
                 picked.append(task_id)
-                if len(picked) == limit:
+                if len(picked) >= limit:
                     break
     finally:
         cursor.close()
@@ -200,80 +192,77 @@ def extend_leases(conn: sqlite3.Connection, tokens: Sequence[str], expires: floa
     return held
 
 
-def save_progress(
-    conn: sqlite3.Connection, task_id: int, token: str, progress: dict[str, Any]
-) -> None:
-    if conn.execute(_SAVE_PROGRESS, (dumps(progress), task_id, token)).fetchone() is None:
+def save_progress(conn: sqlite3.Connection, task_id: int, token: str, progress: str) -> None:
+    if conn.execute(_SAVE_PROGRESS, (progress, task_id, token)).fetchone() is None:
         raise lifecycle.lease_lost(task_id, status_of(conn, task_id))
 
 
-def complete(
-    conn: sqlite3.Connection, task_id: int, token: str, result: dict[str, Any], now: float
-) -> Task:
-    task = _end_lease(conn, _COMPLETE, (dumps(result), now, task_id, token), task_id)
-    append_event(conn, task_id, now, lifecycle.completed(task.attempts))
-    return task
+def complete(conn: sqlite3.Connection, task_id: int, token: str, result: str, now: float) -> Row:
+    row = _end_lease(conn, _COMPLETE, (result, now, task_id, token), task_id)
+    append_event(conn, task_id, event_row(now, lifecycle.completed(attempts_of(row))))
+    return row
 
 
 def retry_later(
     conn: sqlite3.Connection, task_id: int, token: str, error: str, not_before: float, now: float
-) -> Task:
-    task = _end_lease(conn, _RETRY_LATER, (error, not_before, task_id, token), task_id)
-    append_event(conn, task_id, now, lifecycle.retry_scheduled(task.attempts, error, not_before))
-    return task
+) -> Row:
+    row = _end_lease(conn, _RETRY_LATER, (error, not_before, task_id, token), task_id)
+    spec = lifecycle.retry_scheduled(attempts_of(row), error, not_before)
+    append_event(conn, task_id, event_row(now, spec))
+    return row
 
 
-def fail(conn: sqlite3.Connection, task_id: int, token: str, error: str, now: float) -> Task:
-    task = _end_lease(conn, _FAIL, (error, now, task_id, token), task_id)
-    append_event(conn, task_id, now, lifecycle.failed(task.attempts, error))
-    return task
+def fail(conn: sqlite3.Connection, task_id: int, token: str, error: str, now: float) -> Row:
+    row = _end_lease(conn, _FAIL, (error, now, task_id, token), task_id)
+    append_event(conn, task_id, event_row(now, lifecycle.failed(attempts_of(row), error)))
+    return row
 
 
-def release(conn: sqlite3.Connection, task_id: int, token: str, reason: str, now: float) -> Task:
-    task = _end_lease(conn, _RELEASE, (now, task_id, token), task_id)
-    append_event(conn, task_id, now, lifecycle.released(reason))
-    return task
+def release(conn: sqlite3.Connection, task_id: int, token: str, reason: str, now: float) -> Row:
+    row = _end_lease(conn, _RELEASE, (now, task_id, token), task_id)
+    append_event(conn, task_id, event_row(now, lifecycle.released(reason)))
+    return row
 
 
-def _end_lease(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], task_id: int) -> Task:
+def _end_lease(conn: sqlite3.Connection, sql: str, params: tuple[object, ...], task_id: int) -> Row:
     """Run a lease-checked update; LeaseLostError or TaskNotFoundError when it matched nothing."""
-    row = conn.execute(sql, params).fetchone()
+    row: Row | None = conn.execute(sql, params).fetchone()
     if row is None:
         raise lifecycle.lease_lost(task_id, status_of(conn, task_id))
-    return task_from_row(row)
+    return row
 
 
 def recover_orphans(
     conn: sqlite3.Connection, boot_id: str, now: float, quarantine_after: int
-) -> list[Task]:
+) -> list[Row]:
     recovered = []
     for task_id, owner, interruptions in conn.execute(_ORPHANS, (boot_id,)).fetchall():
         count = interruptions + 1
         spec = lifecycle.orphan_outcome(owner, count, quarantine_after)
         if spec.status is TaskStatus.FAILED:
-            params: tuple[Any, ...] = (count, lifecycle.quarantine_error(count), now, task_id)
+            params: tuple[object, ...] = (count, lifecycle.quarantine_error(count), now, task_id)
             row = conn.execute(_QUARANTINE, params).fetchone()
         else:
             row = conn.execute(_REQUEUE_ORPHAN, (count, now, task_id)).fetchone()
-        append_event(conn, task_id, now, spec)
-        recovered.append(task_from_row(row))
+        append_event(conn, task_id, event_row(now, spec))
+        recovered.append(row)
     return recovered
 
 
 # --- operator actions -----------------------------------------------------------------------
 
 
-def cancel(conn: sqlite3.Connection, task_id: int, actor: str, now: float) -> Task:
+def cancel(conn: sqlite3.Connection, task_id: int, actor: str, now: float) -> Row:
     previous = status_of(conn, task_id)
     check_transition(previous, TaskStatus.CANCELLED)
-    task = task_from_row(conn.execute(_CANCEL, (now, task_id)).fetchone())
-    append_event(conn, task_id, now, lifecycle.cancelled(previous, actor))
-    return task
+    row: Row = conn.execute(_CANCEL, (now, task_id)).fetchone()
+    append_event(conn, task_id, event_row(now, lifecycle.cancelled(previous, actor)))
+    return row
 
 
-def retry(conn: sqlite3.Connection, task_id: int, actor: str, now: float) -> Task:
+def retry(conn: sqlite3.Connection, task_id: int, actor: str, now: float) -> Row:
     previous = status_of(conn, task_id)
     lifecycle.check_operator_retry(previous)
-    task = task_from_row(conn.execute(_RETRY, (now, task_id)).fetchone())
-    append_event(conn, task_id, now, lifecycle.retried(previous, actor))
-    return task
+    row: Row = conn.execute(_RETRY, (now, task_id)).fetchone()
+    append_event(conn, task_id, event_row(now, lifecycle.retried(previous, actor)))
+    return row
