@@ -7,10 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import trio
 
 from tamma_trio.engine.forge.seed import init_origin
 from tamma_trio.engine.git import Git
-from tamma_trio.engine.workspace import Identity, Workspace, slugify
+from tamma_trio.engine.workspace import Workspace, slugify
+from tamma_trio.engine.worktree import Identity
 from tamma_trio.errors import EngineError
 from tests.workflow_helpers import git_out
 
@@ -198,3 +200,34 @@ async def test_missing_default_branch_is_not_retryable(tmp_path: Path) -> None:
     with pytest.raises(EngineError) as caught:
         await ws.open_branch(1, "x")
     assert caught.value.code == "no_default_branch" and not caught.value.retryable
+
+
+async def test_a_human_fix_on_our_branch_is_picked_up_on_the_next_run(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    branch = await ws.open_branch(7, "Fix")
+    workdir = Path(branch.workdir)
+    (workdir / "a.txt").write_text("a\n")
+    await ws.commit_all(workdir, "Fix (#7)", 7)
+    await ws.push(branch, await ws.head(workdir))
+    await ws.remove_worktree(7)
+    human = push_from_elsewhere(tmp_path, branch.name, "alice@example.com", start=branch.name)
+    again = await ws.open_branch(7, "Fix")
+    assert again.name == branch.name
+    assert git_out(Path(again.workdir), "rev-parse", "HEAD") == human
+
+
+async def test_tasks_side_by_side_share_the_clone_safely(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    opened: dict[int, str] = {}
+
+    async def open_one(number: int) -> None:
+        opened[number] = (await ws.open_branch(number, f"Task {number}")).name
+
+    async with trio.open_nursery() as nursery:
+        for number in range(1, 6):
+            nursery.start_soon(open_one, number)
+    assert opened == {n: f"tamma/{n}-task-{n}" for n in range(1, 6)}
+    async with trio.open_nursery() as nursery:
+        for number in range(1, 6):
+            nursery.start_soon(ws.remove_worktree, number)
+    assert list((tmp_path / "ws" / "worktrees").iterdir()) == []

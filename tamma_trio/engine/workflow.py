@@ -31,12 +31,11 @@ from tamma_trio.engine.base import (
     TestResult,
 )
 from tamma_trio.engine.forge.base import Forge
-from tamma_trio.engine.forge.local import LocalForge
-from tamma_trio.engine.forge.local_git import CiSettings
-from tamma_trio.engine.git import Git, minimal_env
+from tamma_trio.engine.git import minimal_env
 from tamma_trio.engine.process import run_in_group
-from tamma_trio.engine.workflow_options import TestsOptions, WorkflowOptions, parse_options
-from tamma_trio.engine.workspace import Identity, Workspace
+from tamma_trio.engine.workflow_options import TestsOptions, parse_options
+from tamma_trio.engine.workflow_ports import build_ports
+from tamma_trio.engine.workspace import Workspace
 from tamma_trio.errors import EngineError
 
 IN_PROGRESS = "tamma:in-progress"
@@ -316,48 +315,11 @@ class WorkflowEngine:
 def create_engine(options: Mapping[str, Any], context: EngineContext) -> WorkflowEngine:
     """The `workflow` engine from its `[engine]` table (ConfigError when the table is invalid)."""
     settings = parse_options(options).resolved(Path.cwd())
-    return build_engine(settings, context)
-
-
-def build_engine(settings: WorkflowOptions, context: EngineContext) -> WorkflowEngine:
-    forge_options = settings.forge
-    git = Git(settings.git_timeout)
-    root = settings.repo_root
-    forge = LocalForge(
-        database=settings.forge_database(context.database_path),
-        origin=forge_options.origin,
-        default_branch=forge_options.default_branch,
-        git=git,
-        ci=CiSettings(
-            settings.tests.command,
-            settings.tests.timeout,
-            root / "ci",
-            settings.tests.log_max_bytes,
-        ),
-        bot_name=context.bot_name,
-        bot_email=settings.bot_email,
-        required_approvals=forge_options.required_approvals,
-        enqueue=context.enqueue,
-    )
-    workspace = Workspace(
-        root,
-        origin_url=forge.origin_url(forge_options.repository),
-        repository=forge_options.repository,
-        default_branch=forge_options.default_branch,
-        identity=Identity(context.bot_name, settings.bot_email),
-        git=git,
-    )
-    agent = AgentRunner(
-        settings.agent.command,
-        timeout=settings.agent.timeout,
-        log_max_bytes=settings.agent.log_max_bytes,
-        kill_grace=settings.agent.kill_grace,
-        env_names=settings.agent.env,
-    )
+    ports = build_ports(settings, context)
     return WorkflowEngine(
-        forge=forge,
-        workspace=workspace,
-        agent=agent,
+        forge=ports.forge,
+        workspace=ports.workspace,
+        agent=ports.agent,
         tests=settings.tests,
         bot_name=context.bot_name,
         structured=settings.agent.structured,

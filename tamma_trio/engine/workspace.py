@@ -17,25 +17,18 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
-from tamma_trio.engine.base import Branch, ChangedFile
+from tamma_trio.engine.base import Branch
 from tamma_trio.engine.git import Git, git_failure
+from tamma_trio.engine.worktree import Identity, WorktreeOps
 from tamma_trio.errors import EngineError
 
 BRANCH_PREFIX = "tamma/"
 MAX_SUFFIX = 9
-COMMIT_TRAILER = "Tamma-Issue"
 LOCAL = ""  # start point meaning "our local branch already exists"
-
-
-@dataclass(frozen=True)
-class Identity:
-    name: str
-    email: str
 
 
 def slugify(title: str, limit: int = 40) -> str:
@@ -44,7 +37,13 @@ def slugify(title: str, limit: int = 40) -> str:
     return slug[:limit].rstrip("-") or "issue"
 
 
-class Workspace:
+class Workspace(WorktreeOps):
+    """The clone of origin and the task worktrees in it.
+
+    Operations on the clone itself (fetch, worktree add and remove, push) hold ``_clone_lock``:
+    tasks run side by side and git's own lock files would otherwise make one of them fail.
+    """
+
     def __init__(
         self,
         root: Path,
@@ -55,13 +54,13 @@ class Workspace:
         identity: Identity,
         git: Git,
     ) -> None:
+        super().__init__(git, identity)
         self.root = root
         self.clone_dir = root / "repo"
+        self._clone_lock = trio.Lock()
         self.origin_url = origin_url
         self.repository = repository
         self.default_branch = default_branch
-        self.identity = identity
-        self.git = git
 
     def worktree_dir(self, issue_number: int) -> Path:
         return self.root / "worktrees" / str(issue_number)
@@ -72,6 +71,10 @@ class Workspace:
     # --- the clone ------------------------------------------------------------------------
     async def prepare(self) -> None:
         """Clone origin once, then fetch it, so each task starts from origin's current state."""
+        async with self._clone_lock:
+            await self._prepare()
+
+    async def _prepare(self) -> None:
         if not (self.clone_dir / ".git").is_dir():
             await self._clone()
         await self.git.run(["fetch", "--prune", "origin"], self.clone_dir, remote=True)
@@ -102,13 +105,19 @@ class Workspace:
     # --- the task's branch and worktree ---------------------------------------------------
     async def open_branch(self, issue_number: int, title: str) -> Branch:
         """The task's branch in its worktree: reused when ours, else a fresh one (suffixed)."""
-        await self.prepare()
+        async with self._clone_lock:
+            return await self._open_branch(issue_number, title)
+
+    async def _open_branch(self, issue_number: int, title: str) -> Branch:
+        await self._prepare()
         await self.base_sha()  # a clear error when origin lacks the default branch
         existing = await self._existing_worktree_branch(issue_number)
         if existing is not None:
             return await self._branch_record(existing, issue_number)
         ours = await self._our_branch(issue_number)
         if ours is not None:  # a retitled issue keeps its branch
+            if ours[1] == LOCAL:
+                await self._catch_up(ours[0])
             await self._add_worktree(issue_number, *ours)
             return await self._branch_record(ours[0], issue_number)
         base = f"{BRANCH_PREFIX}{issue_number}-{slugify(title)}"
@@ -134,6 +143,15 @@ class Workspace:
             if start is not None:
                 return ref.removeprefix("refs/remotes/origin/"), start
         return None
+
+    async def _catch_up(self, name: str) -> None:
+        """Fast-forward our local branch to origin's when someone added commits there (a human
+        fixing the branch before re-triggering the issue); a diverged branch is left alone."""
+        remote_ref = f"refs/remotes/origin/{name}"
+        if await self._ref_exists(remote_ref) and await self.git.succeeds(
+            ["merge-base", "--is-ancestor", f"refs/heads/{name}", remote_ref], self.clone_dir
+        ):
+            await self.git.run(["branch", "-f", name, remote_ref], self.clone_dir)
 
     async def _refs(self, pattern: str) -> list[str]:
         listing = await self.git.output(
@@ -194,6 +212,10 @@ class Workspace:
         workdir = Path(branch.workdir)
         if (workdir / ".git").exists():
             return workdir
+        async with self._clone_lock:
+            return await self._readd_worktree(branch, workdir)
+
+    async def _readd_worktree(self, branch: Branch, workdir: Path) -> Path:
         if not await self._ref_exists(f"refs/heads/{branch.name}"):
             raise EngineError(
                 f"the work on {branch.name} is gone (worktree and local branch missing)",
@@ -209,90 +231,13 @@ class Workspace:
         directory = self.worktree_dir(issue_number)
         if not (self.clone_dir / ".git").is_dir():
             return
-        await self.git.run(
-            ["worktree", "remove", "--force", str(directory)], self.clone_dir, check=False
-        )
-        if directory.exists():
-            await trio.to_thread.run_sync(shutil.rmtree, directory)
-        await self.git.run(["worktree", "prune"], self.clone_dir)
-
-    # --- inspecting and recording the agent's work ----------------------------------------
-    async def head(self, workdir: Path) -> str:
-        return await self.git.output(["rev-parse", "HEAD"], workdir)
-
-    async def is_dirty(self, workdir: Path) -> bool:
-        status = await self.git.output(["status", "--porcelain", "--untracked-files=all"], workdir)
-        return bool(status)
-
-    async def discard_changes(self, workdir: Path) -> None:
-        """Throw away a half-done edit (an interrupted agent run) before running it again."""
-        await self.git.run(["reset", "--hard", "-q"], workdir)
-        await self.git.run(["clean", "-fdq"], workdir)
-
-    async def head_is_our_implementation(self, branch: Branch, issue_number: int) -> bool:
-        """True when HEAD is a commit the engine made for this issue on top of the base."""
-        workdir = Path(branch.workdir)
-        if await self.head(workdir) == branch.base_sha:
-            return False
-        body = await self.git.output(["log", "-1", "--format=%ae%n%B"], workdir)
-        email, _, message = body.partition("\n")
-        return email == self.identity.email and f"{COMMIT_TRAILER}: #{issue_number}" in message
-
-    async def verify_branch(self, branch: Branch) -> None:
-        """Refuse work where the agent switched branch or rewrote the history below it."""
-        workdir = Path(branch.workdir)
-        current = await self.git.run(
-            ["symbolic-ref", "--short", "-q", "HEAD"], workdir, check=False
-        )
-        head = current.stdout.strip() or "detached"
-        if head != branch.name:
-            raise EngineError(
-                f"the agent left branch {branch.name} (HEAD is {head})",
-                code="agent_switched_branch",
-                retryable=False,
+        async with self._clone_lock:
+            await self.git.run(
+                ["worktree", "remove", "--force", str(directory)], self.clone_dir, check=False
             )
-        if not await self.git.succeeds(
-            ["merge-base", "--is-ancestor", branch.base_sha, "HEAD"], workdir
-        ):
-            raise EngineError(
-                f"the agent rewrote history below {branch.name}",
-                code="agent_rewrote_base",
-                retryable=False,
-            )
-
-    async def commit_all(self, workdir: Path, subject: str, issue_number: int) -> bool:
-        """Commit everything the agent left (as the bot); False when there was nothing."""
-        await self.git.run(["add", "-A"], workdir)
-        if await self.git.succeeds(["diff", "--cached", "--quiet"], workdir):
-            return False
-        message = f"{subject}\n\n{COMMIT_TRAILER}: #{issue_number}\n"
-        await self.git.run(["commit", "--no-verify", "-q", "-m", message], workdir)
-        return True
-
-    async def diff_stats(self, workdir: Path, base_sha: str) -> tuple[ChangedFile, ...]:
-        """Files changed between the base and HEAD, with git's status letter and line counts."""
-        statuses = await self.git.output(
-            ["diff", "--no-renames", "--name-status", "-z", base_sha, "HEAD"], workdir
-        )
-        numstat = await self.git.output(
-            ["diff", "--no-renames", "--numstat", "-z", base_sha, "HEAD"], workdir
-        )
-        counts = _parse_numstat(numstat)
-        fields = [field for field in statuses.split("\0") if field]
-        return tuple(
-            ChangedFile(
-                path=path,
-                status=letter,
-                added=counts.get(path, (0, 0))[0],
-                removed=counts.get(path, (0, 0))[1],
-            )
-            for letter, path in zip(fields[0::2], fields[1::2], strict=True)
-        )
-
-    async def squash_to(self, workdir: Path, start: str) -> None:
-        """Fold commits the agent made itself back into the worktree, for the engine to commit."""
-        if await self.head(workdir) != start:
-            await self.git.run(["reset", "--soft", "-q", start], workdir)
+            if directory.exists():
+                await trio.to_thread.run_sync(shutil.rmtree, directory)
+            await self.git.run(["worktree", "prune"], self.clone_dir)
 
     async def push(self, branch: Branch, sha: str) -> None:
         """Fast-forward origin's branch to ``sha`` (a no-op when it is there already).
@@ -300,57 +245,42 @@ class Workspace:
         Never forced: if origin's branch holds commits we do not have, someone else pushed to
         it, and that is for a human to sort out.
         """
-        tracking = f"refs/remotes/origin/{branch.name}"
-        await self.git.run(
-            ["fetch", "-q", "origin", f"+refs/heads/{branch.name}:{tracking}"],
-            self.clone_dir,
-            check=False,
-            remote=True,
-        )
-        seen = await self.git.run(
-            ["rev-parse", "--verify", "--quiet", tracking], self.clone_dir, check=False
-        )
-        if seen.stdout.strip() == sha:
-            return
-        result = await self.git.run(
-            ["push", "--porcelain", "origin", f"{sha}:refs/heads/{branch.name}"],
-            self.clone_dir,
-            check=False,
-            remote=True,
-        )
-        if result.code != 0:
-            raise git_failure(["push"], result, retryable="rejected" not in result.stdout)
-        await self.git.run(["update-ref", tracking, sha], self.clone_dir)
+        ref = f"refs/heads/{branch.name}"
+        async with self._clone_lock:
+            listed = await self.git.run(["ls-remote", "origin", ref], self.clone_dir, remote=True)
+            if listed.stdout.split()[:1] == [sha]:
+                return
+            result = await self.git.run(
+                ["push", "--porcelain", "origin", f"{sha}:{ref}"],
+                self.clone_dir,
+                check=False,
+                remote=True,
+            )
+            if result.code != 0:
+                raise git_failure(["push"], result, retryable="rejected" not in result.stdout)
+            await self.git.run(
+                ["update-ref", f"refs/remotes/origin/{branch.name}", sha], self.clone_dir
+            )
 
     @asynccontextmanager
     async def scratch_worktree(self, issue_number: int) -> AsyncIterator[Path]:
         """A detached, throw-away checkout of the default branch (for read-only agent runs)."""
-        await self.prepare()
         directory = self.root / "worktrees" / f"{issue_number}-scratch"
-        if directory.exists():
-            await trio.to_thread.run_sync(shutil.rmtree, directory)
         origin_main = f"refs/remotes/origin/{self.default_branch}"
-        await self.git.run(
-            ["worktree", "add", "-q", "--detach", str(directory), origin_main], self.clone_dir
-        )
+        async with self._clone_lock:
+            await self._prepare()
+            if directory.exists():
+                await trio.to_thread.run_sync(shutil.rmtree, directory)
+            await self.git.run(
+                ["worktree", "add", "-q", "--detach", str(directory), origin_main], self.clone_dir
+            )
         try:
             yield directory
         finally:
             with trio.CancelScope(shield=True):
-                await self.git.run(
-                    ["worktree", "remove", "--force", str(directory)], self.clone_dir, check=False
-                )
-
-
-def _parse_numstat(text: str) -> dict[str, tuple[int, int]]:
-    """``git diff --numstat -z``: "added\\tremoved\\tpath\\0"; binary files count as 0 lines."""
-    counts: dict[str, tuple[int, int]] = {}
-    for record in text.split("\0"):
-        parts = record.split("\t", 2)
-        if len(parts) == 3:
-            added, removed, path = parts
-            counts[path] = (
-                int(added) if added.isdigit() else 0,
-                int(removed) if removed.isdigit() else 0,
-            )
-    return counts
+                async with self._clone_lock:
+                    await self.git.run(
+                        ["worktree", "remove", "--force", str(directory)],
+                        self.clone_dir,
+                        check=False,
+                    )
