@@ -259,3 +259,20 @@ async def test_repositories_other_than_the_configured_one_are_refused(tmp_path: 
     finally:
         await engine.aclose()
     assert caught.value.code == "unknown_repository" and not caught.value.retryable
+
+
+async def test_escalation_comment_masks_secret_looking_output(tmp_path: Path) -> None:
+    engine, database = make_engine(tmp_path, APPEND)
+    number = add_issue(database, "Leaky")
+    await engine.initialize()
+    try:
+        target = Target(repository=REPO, number=number)
+        output = "Traceback...\nAuthorization: Bearer ghp_abcdefghijklmnopqrstuvwxyz0123456789\n"
+        await engine.escalate(target, "tests failed", {"output_tail": output})
+    finally:
+        await engine.aclose()
+    db = forge_db(database)
+    (comment,) = db.comments(REPO, number)
+    db.close()
+    assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in comment.body
+    assert "Traceback" in comment.body

@@ -18,6 +18,7 @@ from tamma_trio.engine import analysis as analysis_rules
 from tamma_trio.engine import prompts
 from tamma_trio.engine.agent import AgentRequest, AgentRunner, Mode, extract_json_object
 from tamma_trio.engine.base import (
+    AgentRun,
     Analysis,
     Branch,
     Changes,
@@ -37,6 +38,7 @@ from tamma_trio.engine.workflow_options import TestsOptions, parse_options
 from tamma_trio.engine.workflow_ports import build_ports
 from tamma_trio.engine.workspace import Workspace
 from tamma_trio.errors import EngineError
+from tamma_trio.log import REDACTOR
 
 IN_PROGRESS = "tamma:in-progress"
 NEEDS_HUMAN = "needs-human-review"
@@ -180,7 +182,7 @@ class WorkflowEngine:
             )
         return await self._changes(branch, report.run)
 
-    async def _changes(self, branch: Branch, run: Any) -> Changes:
+    async def _changes(self, branch: Branch, run: AgentRun | None) -> Changes:
         workdir = Path(branch.workdir)
         files = await self.workspace.diff_stats(workdir, branch.base_sha)
         return Changes(
@@ -298,8 +300,11 @@ class WorkflowEngine:
         await self.forge.remove_label(target, label)
 
     async def escalate(self, target: Target, reason: str, details: Mapping[str, Any]) -> None:
-        """Tell a human why, label needs-human-review, drop in-progress; repeat-safe."""
-        body = prompts.escalation_comment(reason, details)
+        """Tell a human why, label needs-human-review, drop in-progress; repeat-safe.
+
+        The comment is public and may quote agent or test output, so it is redacted like a log.
+        """
+        body = REDACTOR.redact(prompts.escalation_comment(reason, details))
         comments = await self.forge.list_comments(target)
         if not any(c.author == self.bot and c.body == body for c in comments):
             await self.forge.comment(target, body, self.bot)
