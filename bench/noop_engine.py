@@ -1,0 +1,100 @@
+"""An engine that does nothing, for benchmarks: ``[engine] name = "bench.noop_engine:create"``.
+
+Its monitor_pr reports an open pull request whose CI is still pending, so a pr_review_requested
+task completes with action "monitoring" after one call and no I/O: the benchmark then measures
+the daemon (claim, run, record), not a forge. Every other step refuses, non-retryably, so a
+benchmark that sends the wrong task type fails loudly instead of measuring retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tamma_trio.engine.base import (
+    Analysis,
+    Branch,
+    Changes,
+    EngineContext,
+    Issue,
+    MergeResult,
+    Plan,
+    PRStatus,
+    PullRequest,
+    Target,
+    TestResult,
+)
+from tamma_trio.errors import EngineError
+
+PENDING = PRStatus(
+    state="open",
+    mergeable=True,
+    ci_state="pending",
+    ci_passed=False,
+    approvals=0,
+    required_approvals=1,
+    changes_requested=False,
+    head_sha="0" * 40,
+    reasons=("benchmark: CI never finishes",),
+)
+
+
+def _refuse(step: str) -> EngineError:
+    return EngineError(f"the no-op engine has no {step} step", code="noop", retryable=False)
+
+
+class NoopEngine:
+    async def initialize(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def monitor_pr(self, repository: str, number: int) -> PRStatus:
+        return PENDING
+
+    async def finish(self, target: Target) -> None:
+        return None
+
+    async def comment(self, target: Target, body: str) -> None:
+        return None
+
+    async def add_labels(self, target: Target, labels: tuple[str, ...]) -> None:
+        return None
+
+    async def remove_label(self, target: Target, label: str) -> None:
+        return None
+
+    async def escalate(self, target: Target, reason: str, details: Mapping[str, Any]) -> None:
+        return None
+
+    async def select_issue(self, repository: str, number: int) -> Issue:
+        raise _refuse("select_issue")
+
+    async def analyze_issue(self, issue: Issue) -> Analysis:
+        raise _refuse("analyze_issue")
+
+    async def generate_plan(self, analysis: Analysis) -> Plan:
+        raise _refuse("generate_plan")
+
+    async def create_branch(self, plan: Plan) -> Branch:
+        raise _refuse("create_branch")
+
+    async def implement_code(self, plan: Plan, branch: Branch) -> Changes:
+        raise _refuse("implement_code")
+
+    async def run_tests(self, changes: Changes) -> TestResult:
+        raise _refuse("run_tests")
+
+    async def create_pull_request(
+        self, changes: Changes, plan: Plan, tests: TestResult
+    ) -> PullRequest:
+        raise _refuse("create_pull_request")
+
+    async def merge_pr(self, repository: str, number: int, expected_sha: str) -> MergeResult:
+        raise _refuse("merge_pr")
+
+
+def create(options: Mapping[str, Any], context: EngineContext) -> NoopEngine:
+    """The EngineFactory; takes no options."""
+    return NoopEngine()
