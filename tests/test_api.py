@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 import pytest
-from web_fixtures import LOOPBACK, BrokenStore, make_deps, memory_store, remote
 
 from tamma_trio.config import ApiConfig, ServiceConfig
 from tamma_trio.models import NewTask, TaskStatus
 from tamma_trio.web import create_app
+from tests.web_fixtures import LOOPBACK, BrokenStore, make_deps, memory_store, remote
 
 PR_REVIEW: dict[str, Any] = {
     "type": "pr_review_requested",

@@ -6,12 +6,12 @@ import httpx
 import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
-from web_fixtures import LOOPBACK, HangingStore, make_deps, memory_store
 
 from tamma_trio.config import ApiConfig, HealthCheckConfig, MetricsConfig, ServiceConfig
 from tamma_trio.models import QueueStats, TaskStatus
 from tamma_trio.status import ServiceState
 from tamma_trio.web import create_app, serve_app
+from tests.web_fixtures import LOOPBACK, HangingStore, make_deps, memory_store
 
 PR_REVIEW = {
     "type": "pr_review_requested",
