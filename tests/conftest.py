@@ -1,74 +1,21 @@
-"""Shared fixtures: task stores over every backend, a hand-driven wall clock, task builders."""
+"""Shared fixtures. Task stores: every backend, a hand-driven wall clock, a task builder."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tamma_trio.models import NewTask
-from tamma_trio.store.base import DEFAULT_QUARANTINE_AFTER, TaskStore, WallClock
-from tamma_trio.store.memory import MemoryState, MemoryStore
-from tamma_trio.store.sqlite import SqliteStore
-
-# 2026-01-01T00:00:00Z: a round start for the hand-driven wall clock.
-START_WALL = 1_767_225_600.0
-
-
-class FakeWall:
-    """A wall clock the test moves by hand: deterministic times on every backend, any thread."""
-
-    def __init__(self, start: float = START_WALL) -> None:
-        self.start = start
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tamma_trio.store.base import TaskStore
+from tests.store_helpers import STORE_BACKENDS, FakeWall, StoreFactory, TaskBuilder
 
 
 @pytest.fixture
 def wall() -> FakeWall:
     return FakeWall()
-
-
-# One entry per backend of the contract suite; Redis and SQS join as further entries.
-STORE_BACKENDS = ("memory", "sqlite-inline", "sqlite-thread")
-
-
-@dataclass
-class StoreFactory:
-    """Builds stores of one backend that share one body of data (one file, one MemoryState).
-
-    A second store from the same factory is what a restarted daemon, or the CLI beside a running
-    daemon, sees: the same tasks under a different boot id.
-    """
-
-    backend: str
-    path: Path
-    memory: MemoryState = field(default_factory=MemoryState)
-
-    def __call__(
-        self,
-        *,
-        clock: WallClock,
-        boot_id: str | None = None,
-        quarantine_after: int = DEFAULT_QUARANTINE_AFTER,
-    ) -> TaskStore:
-        options: dict[str, Any] = {
-            "clock": clock,
-            "boot_id": boot_id,
-            "quarantine_after": quarantine_after,
-        }
-        if self.backend == "memory":
-            return MemoryStore(state=self.memory, **options)
-        inline = self.backend == "sqlite-inline"
-        return SqliteStore(self.path, inline=inline, **options)
 
 
 @pytest.fixture(params=STORE_BACKENDS)
@@ -85,9 +32,6 @@ async def store(store_factory: StoreFactory, wall: FakeWall) -> AsyncIterator[Ta
         yield opened
     finally:
         await opened.aclose()
-
-
-TaskBuilder = Callable[..., NewTask]
 
 
 @pytest.fixture

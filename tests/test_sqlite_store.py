@@ -3,12 +3,9 @@ sharing the file with the CLI, and group commit with its cancellation behaviour.
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 import subprocess
 import sys
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,13 +16,11 @@ import trio.testing
 from tamma_trio.config import QueueConfig, SqliteQueueConfig
 from tamma_trio.errors import LeaseLostError, StoreError, StoreLockedError
 from tamma_trio.models import TaskStatus
-from tamma_trio.store import MemoryStore, SqliteStore, open_store, sqlite_ops
-from tamma_trio.store.sqlite_rows import new_task_row, task_from_row, task_id_of
-from tamma_trio.store.sqlite_runner import WriterThread
+from tamma_trio.store import MemoryStore, SqliteStore, open_store
 from tamma_trio.store.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, open_database
 
 if TYPE_CHECKING:
-    from tests.conftest import FakeWall, TaskBuilder
+    from tests.conftest import TaskBuilder
 
 
 async def opened(path: Path, **options: object) -> SqliteStore:
@@ -307,134 +302,6 @@ def test_a_daemon_in_another_process_holds_the_lock(tmp_path: Path) -> None:
 
     SqliteStore(path).lock_for_daemon()  # the process is gone, so is its lock
     assert "pid" in Path(f"{path}.lock").read_text()
-
-
-# --- group commit ---------------------------------------------------------------------------
-
-
-class GatedWriter:
-    """A WriterThread on a real store file whose thread the test can hold inside an operation."""
-
-    def __init__(self, path: Path) -> None:
-        self.runner = WriterThread(str(path))
-        self.path = path
-        self.gate = threading.Event()
-        self.holding = trio.Event()
-
-    async def start(self) -> None:
-        await self.runner.start(functools.partial(open_database, self.path, "FULL"))
-
-    async def hold(self, nursery: trio.Nursery) -> None:
-        """Occupy the writer thread until ``gate`` is set; return once it is inside."""
-        token = trio.lowlevel.current_trio_token()
-
-        def wait_at_gate(_conn: sqlite3.Connection) -> None:
-            trio.from_thread.run_sync(self.holding.set, trio_token=token)
-            self.gate.wait()
-
-        nursery.start_soon(functools.partial(self.runner.run, wait_at_gate))
-        await self.holding.wait()
-
-
-async def test_waiting_writes_share_one_transaction_and_fail_alone(
-    tmp_path: Path, make_task: TaskBuilder, wall: FakeWall
-) -> None:
-    writer = GatedWriter(tmp_path / "tasks.db")
-    await writer.start()
-    outcomes: dict[str, object] = {}
-
-    async def call(name: str, operation: Callable[[sqlite3.Connection], object]) -> None:
-        try:
-            outcomes[name] = await writer.runner.run(operation)
-        except LeaseLostError as exc:
-            outcomes[name] = exc
-
-    async with trio.open_nursery() as nursery:
-        await writer.hold(nursery)
-        for n in range(1, 6):
-            add = functools.partial(sqlite_ops.add_tasks, news=[new_task_row(make_task(n), wall())])
-            nursery.start_soon(call, f"add{n}", add)
-
-        def half_done(conn: sqlite3.Connection) -> None:
-            [(row, _)] = sqlite_ops.add_tasks(conn, [new_task_row(make_task(99), wall())])
-            sqlite_ops.complete(conn, task_id_of(row), "not-the-token", "{}", wall())
-
-        nursery.start_soon(call, "bad", half_done)
-        await trio.testing.wait_all_tasks_blocked()
-        writer.gate.set()
-
-    await writer.runner.aclose()
-    assert (writer.runner.batches, writer.runner.operations) == (2, 7)
-    assert isinstance(outcomes["bad"], LeaseLostError)
-    store = await opened(writer.path)
-    try:  # the failed operation's own insert was rolled back with it
-        numbers = sorted(t.payload["issue"]["number"] for t in await store.list_tasks())
-        assert numbers == [1, 2, 3, 4, 5]
-    finally:
-        await store.aclose()
-
-
-async def test_a_cancelled_caller_still_receives_its_committed_claim(
-    tmp_path: Path, make_task: TaskBuilder, wall: FakeWall
-) -> None:
-    writer = GatedWriter(tmp_path / "tasks.db")
-    await writer.start()
-    await writer.runner.run(
-        functools.partial(sqlite_ops.add_tasks, news=[new_task_row(make_task(), wall())])
-    )
-    received: list[object] = []
-    after_checkpoint: list[bool] = []
-    scope = trio.CancelScope()
-
-    async def poller() -> None:
-        with scope:
-            claim = functools.partial(
-                sqlite_ops.claim, now=wall(), limit=1, lease_expires=wall() + 60, boot_id="b"
-            )
-            received.append(await writer.runner.run(claim))
-            await trio.lowlevel.checkpoint()
-            after_checkpoint.append(True)
-
-    async with trio.open_nursery() as nursery:
-        await writer.hold(nursery)
-        nursery.start_soon(poller)
-        await trio.testing.wait_all_tasks_blocked()
-        scope.cancel()
-        writer.gate.set()
-
-    assert scope.cancelled_caught and after_checkpoint == []
-    [[row]] = received
-    assert task_from_row(row).status == "in_progress"  # handed over, not lost till a restart
-
-    with trio.CancelScope() as already:
-        already.cancel()
-        add = functools.partial(sqlite_ops.add_tasks, news=[new_task_row(make_task(2), wall())])
-        await writer.runner.run(add)
-    assert already.cancelled_caught
-    await writer.runner.aclose()
-    store = await opened(writer.path)
-    try:
-        assert (await store.stats()).by_status[
-            TaskStatus.QUEUED
-        ] == 0  # the cancelled add never ran
-    finally:
-        await store.aclose()
-
-
-async def test_close_runs_every_queued_write_first(tmp_path: Path, make_task: TaskBuilder) -> None:
-    path = tmp_path / "tasks.db"
-    store = await opened(path)
-    async with trio.open_nursery() as nursery:
-        for n in range(1, 21):
-            nursery.start_soon(store.add, make_task(n))
-        await trio.testing.wait_all_tasks_blocked()
-        await store.aclose()
-
-    reopened = await opened(path)
-    try:
-        assert (await reopened.stats()).queue_depth == 20
-    finally:
-        await reopened.aclose()
 
 
 # --- MockClock: inline SQL on the trio thread -----------------------------------------------

@@ -42,6 +42,8 @@ MAX_BATCH = 256
 
 
 class Runner(Protocol):
+    """Runs operations on the store's one connection, each inside a transaction."""
+
     # Transactions run and operations in them: operations / batches is the group-commit factor.
     batches: int
     operations: int
@@ -158,21 +160,26 @@ class WriterThread:
     def __init__(self, where: str) -> None:
         self._where = where
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        # Only the trio thread touches these two: no thread means closed.
         self._thread: threading.Thread | None = None
         self._closing = False
         self.batches = 0
         self.operations = 0
 
     async def start(self, opener: Opener) -> None:
-        if self._thread is not None and not self._closing:
+        """Open the connection on a new writer thread; the opener's error is raised here."""
+        if self._thread is not None:
             raise StoreError(f"the task store {self._where} is already open")
-        self._closing = False
         started = _Job(_nothing, write=False)
         self._thread = threading.Thread(
             target=self._main, args=(opener, started), name="tamma-sqlite-writer", daemon=True
         )
         self._thread.start()
-        await trio.lowlevel.wait_task_rescheduled(_keep_waiting)
+        try:
+            await trio.lowlevel.wait_task_rescheduled(_keep_waiting)
+        except BaseException:
+            self._thread = None  # it reported why it could not open and has ended
+            raise
 
     async def run(self, operation: Operation[T], *, write: bool = True) -> T:
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -187,15 +194,18 @@ class WriterThread:
             return
         self._closing = True
         self._jobs.put(_Job(_nothing, write=False, closes=True))
-        await trio.lowlevel.wait_task_rescheduled(_keep_waiting)
-        self._thread.join()  # it has delivered its last outcome and is returning
+        try:
+            await trio.lowlevel.wait_task_rescheduled(_keep_waiting)
+        finally:
+            self._thread.join()  # it has delivered its last outcome and is returning
+            self._thread = None
+            self._closing = False
 
     def _main(self, opener: Opener, started: _Job) -> None:
         try:
             conn = opener()
         except BaseException as exc:
             started.outcome = outcome.Error(exc)
-            self._closing = True
             _deliver([started])
             return
         started.outcome = outcome.Value(None)
@@ -203,20 +213,18 @@ class WriterThread:
         self._serve(conn)
 
     def _serve(self, conn: sqlite3.Connection) -> None:
-        broken: str | None = None
         while True:
             batch = self._take_batch()
             work = [job for job in batch if not job.closes]
             try:
-                if broken is not None:
-                    _fail_all(work, broken)
-                elif work:
+                if work:
                     run_batch(conn, work, self._where)
                     self.batches += 1
                     self.operations += len(work)
-            except BaseException as exc:  # a bug here must never leave a caller hanging
-                broken = f"task store {self._where}: writer failed: {exc!r}"
-                _fail_all(work, broken)
+            except Exception as exc:  # outside any operation: fail this batch, keep serving
+                with contextlib.suppress(sqlite3.Error):
+                    _rollback(conn)
+                _fail_all(work, f"task store {self._where}: {exc!r}", exc)
             closers = [job for job in batch if job.closes]
             if closers:
                 conn.close()

@@ -1,0 +1,80 @@
+"""Plain helpers of the task-store tests: the hand-driven clock, backend factory, shortcuts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tamma_trio.models import NewTask, Task
+from tamma_trio.store.base import DEFAULT_QUARANTINE_AFTER, TaskStore, WallClock
+from tamma_trio.store.memory import MemoryState, MemoryStore
+from tamma_trio.store.sqlite import SqliteStore
+
+# 2026-01-01T00:00:00Z: a round start for the hand-driven wall clock.
+START_WALL = 1_767_225_600.0
+
+# One entry per backend of the contract suite; Redis and SQS join as further entries.
+STORE_BACKENDS = ("memory", "sqlite-inline", "sqlite-thread")
+
+TaskBuilder = Callable[..., NewTask]
+
+
+class FakeWall:
+    """A wall clock the test moves by hand: deterministic times on every backend, any thread."""
+
+    def __init__(self, start: float = START_WALL) -> None:
+        self.start = start
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class StoreFactory:
+    """Builds stores of one backend that share one body of data (one file, one MemoryState).
+
+    A second store from the same factory is what a restarted daemon, or the CLI beside a running
+    daemon, sees: the same tasks under a different boot id.
+    """
+
+    backend: str
+    path: Path
+    memory: MemoryState = field(default_factory=MemoryState)
+
+    def __call__(
+        self,
+        *,
+        clock: WallClock,
+        boot_id: str | None = None,
+        quarantine_after: int = DEFAULT_QUARANTINE_AFTER,
+    ) -> TaskStore:
+        options: dict[str, Any] = {
+            "clock": clock,
+            "boot_id": boot_id,
+            "quarantine_after": quarantine_after,
+        }
+        if self.backend == "memory":
+            return MemoryStore(state=self.memory, **options)
+        inline = self.backend == "sqlite-inline"
+        return SqliteStore(self.path, inline=inline, **options)
+
+
+def at(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+async def claim_one(store: TaskStore) -> Task:
+    tasks = await store.claim(1)
+    assert len(tasks) == 1
+    return tasks[0]
+
+
+async def kinds(store: TaskStore, task_id: int) -> list[str]:
+    return [event.kind for event in await store.events(task_id)]
