@@ -29,6 +29,20 @@ def make_task(task_id: int = 7) -> Task:
     )
 
 
+@pytest.fixture(autouse=True)
+def restore_logging_globals() -> Iterator[None]:
+    """setup_logging turns off record fields our formats never print; other tests' log
+    output (pytest shows file:line) must not lose them."""
+    saved = (logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
+    yield
+    (
+        logging._srcfile,
+        logging.logThreads,
+        logging.logProcesses,
+        logging.logMultiprocessing,
+    ) = saved
+
+
 @pytest.fixture
 def capture() -> Iterator[io.StringIO]:
     """Route the root logger to a buffer in JSON, restoring the previous setup afterwards."""
