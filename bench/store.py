@@ -7,9 +7,16 @@ production runner (writer thread, group commit):
 
 - enqueue_<sync>_<n>_tasks_per_s: n concurrent producers calling add() (webhooks, the API);
 - claim_complete_<sync>_<n>_tasks_per_s: n workers looping claim(1) then complete();
-- ..._ops_per_commit: operations per transaction, the group-commit factor.
+- ..._ops_per_commit: operations per transaction, the group-commit factor;
+- ..._cpu_us_per_task: process CPU time per task (both threads), which, unlike the rates,
+  hardly moves when other processes load the machine.
 
 One ``name: value`` line per figure. Every run checks that no task was handed out twice.
+
+Reading the figures: n workers keep at most n operations waiting, so one transaction holds at
+most n of them, and under FULL one claim+complete costs at least 2/n of an fsync. With 20
+workers that is 10 tasks per fsync: where other processes are also syncing the disk, FULL
+follows the fsync latency, while NORMAL and cpu_us_per_task show the store's own cost.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ class Run:
         self.done = 0
         self.claimed: set[int] = set()
         self.commits_before = (0, 0)
+        self.cpu_us_per_task = 0.0
 
     async def loop_until(self, deadline: float, step: Callable[[], Awaitable[int]]) -> None:
         while trio.current_time() < deadline:
@@ -54,10 +62,12 @@ class Run:
         self, concurrency: int, seconds: float, step: Callable[[], Awaitable[int]]
     ) -> float:
         self.commits_before = self.store.commit_counts
+        cpu_before = time.process_time()
         start = trio.current_time()
         async with trio.open_nursery() as nursery:
             for _ in range(concurrency):
                 nursery.start_soon(self.loop_until, start + seconds, step)
+        self.cpu_us_per_task = (time.process_time() - cpu_before) / max(self.done, 1) * 1e6
         return self.done / (trio.current_time() - start)
 
     def ops_per_commit(self) -> float:
@@ -67,9 +77,23 @@ class Run:
         return (operations - before_operations) / max(transactions - before_transactions, 1)
 
 
+class Figures:
+    """What one run measured, printed as ``name: value`` lines."""
+
+    def __init__(self, rate: float, run: Run) -> None:
+        self.rate = rate
+        self.ops_per_commit = run.ops_per_commit()
+        self.cpu_us_per_task = run.cpu_us_per_task
+
+    def report(self, name: str) -> None:
+        print(f"{name}_tasks_per_s: {self.rate:.0f}", flush=True)
+        print(f"{name}_ops_per_commit: {self.ops_per_commit:.1f}", flush=True)
+        print(f"{name}_cpu_us_per_task: {self.cpu_us_per_task:.0f}", flush=True)
+
+
 async def bench_enqueue(
     directory: Path, synchronous: Synchronous, concurrency: int, seconds: float
-) -> tuple[float, float]:
+) -> Figures:
     run = Run(directory, synchronous, f"enqueue-{synchronous}-{concurrency}")
     await run.store.open()
     numbers = iter(range(1, 10**9))
@@ -78,17 +102,16 @@ async def bench_enqueue(
         await run.store.add(new_task(next(numbers)))
         return 1
 
-    rate = await run.measure(concurrency, seconds, add_one)
-    factor = run.ops_per_commit()
+    figures = Figures(await run.measure(concurrency, seconds, add_one), run)
     stats = await run.store.stats()
     assert stats.queue_depth == run.done, (stats.queue_depth, run.done)
     await run.store.aclose()
-    return rate, factor
+    return figures
 
 
 async def bench_claim_complete(
     directory: Path, synchronous: Synchronous, concurrency: int, seconds: float, seed: int
-) -> tuple[float, float]:
+) -> Figures:
     run = Run(directory, synchronous, f"claim-{synchronous}-{concurrency}")
     await run.store.open()
     for first in range(1, seed + 1, SEED_BATCH):
@@ -101,12 +124,11 @@ async def bench_claim_complete(
         await run.store.complete(task.id, task.lease_token or "", {"action": "noop"})
         return 1
 
-    rate = await run.measure(concurrency, seconds, claim_and_complete)
-    factor = run.ops_per_commit()
+    figures = Figures(await run.measure(concurrency, seconds, claim_and_complete), run)
     stats = await run.store.stats()
     assert stats.by_status[TaskStatus.COMPLETED] == run.done, (stats.by_status, run.done)
     await run.store.aclose()
-    return rate, factor
+    return figures
 
 
 async def main(seconds: float) -> None:
@@ -115,17 +137,12 @@ async def main(seconds: float) -> None:
         for synchronous in ("FULL", "NORMAL"):
             label = synchronous.lower()
             for n in CONCURRENCY:
-                rate, factor = await bench_enqueue(directory, synchronous, n, seconds)
-                report(f"enqueue_{label}_{n}", rate, factor)
+                figures = await bench_enqueue(directory, synchronous, n, seconds)
+                figures.report(f"enqueue_{label}_{n}")
             for n in CONCURRENCY:
                 seed = int(seconds * 12_000)
-                rate, factor = await bench_claim_complete(directory, synchronous, n, seconds, seed)
-                report(f"claim_complete_{label}_{n}", rate, factor)
-
-
-def report(name: str, rate: float, factor: float) -> None:
-    print(f"{name}_tasks_per_s: {rate:.0f}", flush=True)
-    print(f"{name}_ops_per_commit: {factor:.1f}", flush=True)
+                figures = await bench_claim_complete(directory, synchronous, n, seconds, seed)
+                figures.report(f"claim_complete_{label}_{n}")
 
 
 if __name__ == "__main__":

@@ -162,8 +162,6 @@ class SqliteStore:
     async def claim(self, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Task]:
         now = self._clock()
         expires = lifecycle.lease_expiry(now, lease_seconds)
-        if limit <= 0:
-            return []
         rows = await self._write(sqlite_ops.claim, now, limit, expires, self.boot_id)
         return [task_from_row(row) for row in rows]
 

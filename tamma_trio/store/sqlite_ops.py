@@ -170,6 +170,8 @@ def _pick_due(conn: sqlite3.Connection, now: float, limit: int) -> list[int]:
     """Ids to claim, in claim order, at most one per subject (also within this batch)."""
     picked: list[int] = []
     subjects: set[str] = set()
+    if limit <= 0:
+        return picked
     cursor = conn.execute(DUE_CANDIDATES, (now,))
     try:
         for task_id, subject in cursor:
