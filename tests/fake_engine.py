@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import trio
 from pydantic import BaseModel, ConfigDict, Field
+from trio_util import AsyncValue
 
 from tamma_trio.engine.base import (
     Analysis,
@@ -88,12 +89,20 @@ class FakeOptions(BaseModel):
 
 
 class FakeEngine:
-    """Records every call in ``calls`` as (step, subject) and answers from its options."""
+    """Records every call in ``calls`` as (step, subject) and answers from its options.
+
+    For tests: ``times`` holds the trio time of each call, ``entered`` counts calls (wait on it
+    with ``wait_value``), ``active``/``peak`` count steps in progress now and at most.
+    """
 
     def __init__(self, options: FakeOptions, bot_name: str = "tamma") -> None:
         self.options = options
         self.bot_name = bot_name
         self.calls: list[tuple[str, str]] = []
+        self.times: list[float] = []
+        self.entered = AsyncValue(0)
+        self.active = 0
+        self.peak = 0
         self.escalations: list[tuple[Target, str, dict[str, Any]]] = []
         self.initialized = False
         self.closed = False
@@ -102,12 +111,19 @@ class FakeEngine:
     async def _step(self, step: str, subject: str) -> None:
         """Count the call, take the step's time, then fail if told to."""
         self.calls.append((step, subject))
+        self.times.append(trio.current_time())
         if self.options.journal is not None:
             with self.options.journal.open("a", encoding="utf-8") as journal:
                 journal.write(f"{step} {subject}\n")
+        self.entered.value += 1
         delay = self.options.delays.get(step, self.options.delay)
         if delay:
-            await trio.sleep(delay)
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            try:
+                await trio.sleep(delay)
+            finally:
+                self.active -= 1
         failure = self.options.failures.get(step)
         if failure is None:
             return

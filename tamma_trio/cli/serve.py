@@ -1,0 +1,67 @@
+"""`tamma-trio serve`: run the daemon in the foreground until SIGTERM or SIGINT.
+
+Exit codes: 0 after a clean drain, 1 when it cannot start (another daemon holds the store, a port
+is taken) or after a second signal cut the drain short, 2 for a bad config. Once the servers are
+up it prints one line to stdout, ``listening health=URL metrics=URL``, which scripts can parse to
+learn the ports (port 0 in the config picks a free one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tamma_trio.cli.common import EXIT_FAILURE, config_option, load_or_exit
+from tamma_trio.config import Config
+from tamma_trio.errors import StoreError
+
+
+@click.command("serve")
+@config_option
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default=None,
+    help="Log line format (default: [log] format in the config, else console).",
+)
+def command(config_path: Path | None, log_format: str | None) -> int:
+    """Run the daemon: claim and run tasks, serve health, metrics and the tasks API."""
+    config = load_or_exit(config_path)
+    _setup_logging(config, log_format or config.log.format)
+    # Imported here: the other commands should not pay for loading the whole daemon.
+    import trio
+
+    try:
+        return trio.run(_serve, config)
+    except (StoreError, OSError, BaseExceptionGroup) as exc:
+        cause = sole_cause(exc)
+        if not isinstance(cause, StoreError | OSError):
+            raise
+        click.echo(f"error: {cause}", err=True)
+        return EXIT_FAILURE
+
+
+async def _serve(config: Config) -> int:
+    from tamma_trio.service import serve
+
+    return await serve(config, announce=_announce)
+
+
+def sole_cause(exc: BaseException) -> BaseException:
+    """The one error inside nested single-member groups (how a failed nursery child arrives)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _announce(line: str) -> None:
+    click.echo(line)  # click.echo flushes, so a pipe sees the line at once
+
+
+def _setup_logging(config: Config, log_format: str) -> None:
+    from tamma_trio.log import setup_logging
+
+    token = config.service.api.token
+    secrets = [token.get_secret_value() if token else None]
+    setup_logging(config.log.level, log_format, secrets=secrets)

@@ -1,0 +1,244 @@
+"""Task types onto engine steps: the story's four flows, each ending in one of its result actions.
+
+Step records are stored with the task (``store.save_progress``) right after each step that
+changes the world or costs an agent run, so a task interrupted after any step resumes with the
+next one instead of repeating it. Pure reads (``monitor_pr``) are never stored: a resumed task
+must look at the pull request again, not at an old answer. A comment that is not a command ends
+as ``ignored`` without touching the engine or writing anything but the result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import ValidationError as PydanticValidationError
+
+from tamma_trio.commands import Command, parse_command
+from tamma_trio.config import ServiceConfig
+from tamma_trio.engine.base import (
+    Analysis,
+    Branch,
+    Changes,
+    Engine,
+    Issue,
+    Plan,
+    PRStatus,
+    PullRequest,
+    Record,
+    Target,
+    TestResult,
+)
+from tamma_trio.errors import EngineError
+from tamma_trio.models import Outcome, Task, TaskType
+from tamma_trio.policy import Failure, Verdict, diff_verdict, plan_verdict
+from tamma_trio.store.base import TaskStore
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Record)
+
+AUTO_APPROVED = "auto_approved"
+ESCALATED_FOR_APPROVAL = "escalated_for_approval"
+MERGED = "merged"
+MONITORING = "monitoring"
+IGNORED = "ignored"
+
+
+@dataclass
+class TaskRun:
+    """One attempt at one task: its lease token and the step records gathered so far."""
+
+    task: Task
+    token: str
+    store: TaskStore
+    progress: dict[str, Any] = field(default_factory=dict)
+
+    async def step(self, name: str, model: type[R], call: Callable[[], Awaitable[R]]) -> R:
+        """The stored record of step ``name`` if an earlier attempt finished it, else run it."""
+        stored = self.progress.get(name)
+        if stored is not None:
+            try:
+                return model.model_validate(stored)
+            except PydanticValidationError:
+                log.warning(
+                    "stored %s record of task %s is unreadable; redoing", name, self.task.id
+                )
+        record = await call()
+        self.progress[name] = record.model_dump(mode="json")
+        await self.store.save_progress(self.task.id, self.token, dict(self.progress))
+        return record
+
+    def done(self, name: str) -> bool:
+        return name in self.progress
+
+    async def record(self, kind: str, detail: dict[str, Any]) -> None:
+        await self.store.record_event(self.task.id, kind, detail)
+
+
+class Handlers:
+    """Runs a task's flow on the engine; the worker owns retries, timeouts and leases."""
+
+    def __init__(self, engine: Engine, store: TaskStore, config: ServiceConfig) -> None:
+        self.engine = engine
+        self.store = store
+        self.config = config
+
+    async def run(self, task: Task, token: str) -> Outcome:
+        run = TaskRun(task, token, self.store, dict(task.progress))
+        payload = task.payload
+        repository = str(payload["repository"])
+        if task.type is TaskType.ISSUE_ASSIGNED:
+            return await self._implement_issue(run, repository, int(payload["issue"]["number"]))
+        if task.type is TaskType.ISSUE_COMMENT:
+            return await self._on_issue_comment(run, repository)
+        if task.type is TaskType.PR_REVIEW_REQUESTED:
+            return await self._review_pr(repository, int(payload["pull_request"]["number"]))
+        return await self._on_pr_comment(run, repository)
+
+    async def escalate(self, task: Task, failure: Failure) -> None:
+        """Tell a human on the forge that the task failed for good."""
+        reason = f"task {task.id} ({task.type.value}) failed after {task.attempts} attempt(s)"
+        details = {"task_id": task.id, "code": failure.code, "error": failure.message}
+        await self.engine.escalate(target_of(task), f"{reason}: {failure.message}", details)
+
+    async def finish(self, task: Task, outcome: Outcome | None) -> None:
+        """Let the engine drop the task's workspace; ignored comments never reached it."""
+        if outcome is not None and outcome.action == IGNORED:
+            return
+        await self.engine.finish(target_of(task))
+
+    # --- issues -----------------------------------------------------------------------------
+
+    async def _on_issue_comment(self, run: TaskRun, repository: str) -> Outcome:
+        comment = run.task.payload["comment"]
+        verdict = parse_command(
+            str(comment["body"]),
+            str(comment["author"]),
+            expected=Command.START,
+            bot_name=self.config.bot_name,
+            allowed_authors=self.config.command_authors,
+        )
+        if verdict.command is None:
+            return Outcome(action=IGNORED, detail={"reason": verdict.reason})
+        number = int(run.task.payload["issue"]["number"])
+        return await self._implement_issue(run, repository, number)
+
+    async def _implement_issue(self, run: TaskRun, repository: str, number: int) -> Outcome:
+        engine = self.engine
+        issue = await run.step(
+            "select_issue", Issue, lambda: engine.select_issue(repository, number)
+        )
+        analysis = await run.step("analyze_issue", Analysis, lambda: engine.analyze_issue(issue))
+        plan = await run.step("generate_plan", Plan, lambda: engine.generate_plan(analysis))
+        if not run.done("create_branch"):
+            verdict = plan_verdict(plan, self.config.auto_approve)
+            if not await self._approved(run, verdict, issue.target):
+                return _escalated(verdict, issue)
+        branch = await run.step("create_branch", Branch, lambda: engine.create_branch(plan))
+        changes = await run.step(
+            "implement_code", Changes, lambda: engine.implement_code(plan, branch)
+        )
+        if not run.done("run_tests"):
+            verdict = diff_verdict(changes, self.config.auto_approve)
+            if not await self._approved(run, verdict, issue.target):
+                return _escalated(verdict, issue, branch=branch.name)
+        tests = await run.step("run_tests", TestResult, lambda: self._passing_tests(changes))
+        pull = await run.step(
+            "create_pull_request",
+            PullRequest,
+            lambda: engine.create_pull_request(changes, plan, tests),
+        )
+        return Outcome(action=AUTO_APPROVED, detail={"issue": number, **_pr_detail(pull)})
+
+    async def _approved(self, run: TaskRun, verdict: Verdict, target: Target) -> bool:
+        """Record the decision with every rule; escalate to a human when it is a no."""
+        await run.record("approval", verdict.as_event())
+        if verdict.approved:
+            return True
+        reason = f"the {verdict.stage} needs a human's approval: " + "; ".join(verdict.reasons)
+        await self.engine.escalate(target, reason, verdict.as_event())
+        return False
+
+    async def _passing_tests(self, changes: Changes) -> TestResult:
+        """Failing tests end the task for a human: a retry would run the same code again."""
+        result = await self.engine.run_tests(changes)
+        if not result.passed:
+            raise EngineError(
+                f"tests failed (exit code {result.exit_code})",
+                code="tests_failed",
+                retryable=False,
+                context={"output_tail": result.output_tail, "command": list(result.command)},
+            )
+        return result
+
+    # --- pull requests ----------------------------------------------------------------------
+
+    async def _on_pr_comment(self, run: TaskRun, repository: str) -> Outcome:
+        comment = run.task.payload["comment"]
+        verdict = parse_command(
+            str(comment["body"]),
+            str(comment["author"]),
+            expected=Command.MERGE,
+            bot_name=self.config.bot_name,
+            allowed_authors=self.config.command_authors,
+        )
+        if verdict.command is None:
+            return Outcome(action=IGNORED, detail={"reason": verdict.reason})
+        return await self._review_pr(repository, int(run.task.payload["pull_request"]["number"]))
+
+    async def _review_pr(self, repository: str, number: int) -> Outcome:
+        """One look at the pull request: merge it when it may be merged, else say why not.
+
+        Nothing is stored between the steps: after a crash the pull request is looked at again,
+        and a merge that already happened shows up as ``merged``.
+        """
+        status = await self.engine.monitor_pr(repository, number)
+        detail: dict[str, Any] = {"pull_request": number}
+        if status.state == "merged":
+            return Outcome(action=MERGED, detail={**detail, "already_merged": True})
+        if status.state == "closed":
+            return Outcome(action=IGNORED, detail={**detail, "reason": "pull request is closed"})
+        if not status.ready_to_merge:
+            return Outcome(action=MONITORING, detail={**detail, **_status_detail(status)})
+        merge = await self.engine.merge_pr(repository, number, status.head_sha)
+        if not merge.merged:
+            reasons = [merge.message or "the forge refused the merge"]
+            return Outcome(action=MONITORING, detail={**detail, "reasons": reasons})
+        return Outcome(action=MERGED, detail={**detail, "sha": merge.sha})
+
+
+def target_of(task: Task) -> Target:
+    """The issue or pull request a task is about: where escalations and comments go."""
+    payload = task.payload
+    on_issue = task.type in (TaskType.ISSUE_ASSIGNED, TaskType.ISSUE_COMMENT)
+    ref = payload["issue"] if on_issue else payload["pull_request"]
+    return Target(repository=str(payload["repository"]), number=int(ref["number"]))
+
+
+def _escalated(verdict: Verdict, issue: Issue, **extra: Any) -> Outcome:
+    detail = {"issue": issue.number, "stage": verdict.stage, "reasons": list(verdict.reasons)}
+    return Outcome(action=ESCALATED_FOR_APPROVAL, detail={**detail, **extra})
+
+
+def _pr_detail(pull: PullRequest) -> dict[str, Any]:
+    return {"pull_request": {"number": pull.number, "url": pull.url, "head_sha": pull.head_sha}}
+
+
+def _status_detail(status: PRStatus) -> dict[str, Any]:
+    """Why the pull request cannot be merged yet: the engine's reasons plus what the fields say."""
+    reasons = list(status.reasons)
+    if status.mergeable is None:
+        reasons.append("mergeability is still being computed")
+    elif not status.mergeable:
+        reasons.append("not mergeable (conflicts)")
+    if not status.ci_passed:
+        reasons.append(f"CI {status.ci_state}")
+    if status.approvals < status.required_approvals:
+        reasons.append(f"{status.approvals}/{status.required_approvals} approvals")
+    if status.changes_requested:
+        reasons.append("changes requested")
+    unique = list(dict.fromkeys(reasons))
+    return {"reasons": unique, "status": status.model_dump(mode="json")}

@@ -1,0 +1,146 @@
+"""Feeds the workers: claims due tasks up to free capacity, when woken or every poll_interval.
+
+The wake-up is an AsyncValue generation counter (trio-util): a wake that happens while the poller
+is busy claiming is not lost, because the poller compares against the value it saw *before* it
+claimed. An in-process enqueue (API, webhook, engine) wakes it at once; poll_interval only bounds
+how late a task written by another process (the CLI) is seen. The retry timer wakes it when the
+earliest backoff expires, so a retry is a row with a not_before, never an in-memory timer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import operator
+from collections.abc import Callable
+from functools import partial
+
+import trio
+from trio_util import AsyncValue
+
+from tamma_trio.models import Task
+from tamma_trio.store.base import TaskStore, WallClock
+
+log = logging.getLogger(__name__)
+
+StartTask = Callable[[Task, object], None]
+
+# A deadline computed from a wall time can land a hair before it after float rounding; firing
+# this much later makes sure the store, reading the same clock, sees the task as due.
+DUE_MARGIN = 0.001
+# While the earliest queued task is already due but not claimable (capacity or its subject is
+# busy), later backoffs are hidden behind it; look again this often.
+STALE_RECHECK = 1.0
+
+
+class Poller:
+    """Claims in one batch as many due tasks as there are free worker slots."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        limiter: trio.CapacityLimiter,
+        *,
+        poll_interval: float,
+        lease_seconds: float,
+    ) -> None:
+        self.store = store
+        self.limiter = limiter
+        self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds
+        self.generation = AsyncValue(0)
+
+    def wake(self) -> None:
+        """Claim now: something was enqueued in-process, a slot freed, or a backoff expired."""
+        self.generation.value += 1
+
+    async def run(
+        self, start: StartTask, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Loop forever; ``start(task, slot)`` must hand the task to a worker without blocking."""
+        task_status.started()
+        while True:
+            seen = self.generation.value
+            await self.claim_due(start)
+            with trio.move_on_at(trio.current_time() + self.poll_interval):
+                await self.generation.wait_value(partial(operator.ne, seen))
+
+    async def claim_due(self, start: StartTask) -> None:
+        """Claim and start tasks until a claim comes back short (nothing more is due)."""
+        while True:
+            slots = await self._take_slots()
+            try:
+                # Shielded: a claimed task whose result a cancel threw away would stay
+                # in_progress until its lease expired (STACK.md pitfall 11).
+                with trio.CancelScope(shield=True):
+                    tasks = await self.store.claim(len(slots), self.lease_seconds)
+            except Exception as exc:
+                self._give_back(slots)
+                log.warning("claiming tasks failed: %s", exc)
+                return
+            self._give_back(slots[len(tasks) :])
+            # No checkpoint from the claim to here: every claimed task reaches a worker.
+            for task, slot in zip(tasks, slots, strict=False):
+                start(task, slot)
+            if len(tasks) < len(slots):
+                return
+
+    async def _take_slots(self) -> list[object]:
+        """One capacity token per task to claim: wait for the first, take every free one."""
+        first = object()
+        await self.limiter.acquire_on_behalf_of(first)
+        slots = [first]
+        while self.limiter.available_tokens > 0:
+            slot = object()
+            self.limiter.acquire_on_behalf_of_nowait(slot)
+            slots.append(slot)
+        return slots
+
+    def _give_back(self, slots: list[object]) -> None:
+        for slot in slots:
+            self.limiter.release_on_behalf_of(slot)
+
+
+class RetryTimer:
+    """Sleeps until the earliest not_before among queued tasks, then wakes the poller."""
+
+    def __init__(self, store: TaskStore, wall: WallClock, wake: Callable[[], None]) -> None:
+        self.store = store
+        self.wall = wall
+        self.wake = wake
+        self.changed = AsyncValue(0)
+        self._target: float | None = None
+
+    def schedule(self, not_before: float) -> None:
+        """A task was requeued for ``not_before``: look again if that is earlier than planned."""
+        if self._target is None or not_before < self._target:
+            self.changed.value += 1
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            seen = self.changed.value
+            deadline = await self._next_deadline()
+            with trio.move_on_at(deadline) as timer:
+                await self.changed.wait_value(partial(operator.ne, seen))
+            if timer.cancelled_caught and self._target is not None:
+                self._target = None
+                self.wake()
+
+    async def _next_deadline(self) -> float:
+        """The trio time to wake at (absolute, so a past due time never makes a negative sleep)."""
+        try:
+            due = await self.store.next_due()
+        except Exception as exc:
+            log.warning("reading the next due time failed: %s", exc)
+            self._target = None
+            return trio.current_time() + STALE_RECHECK
+        now = self.wall()
+        if due is None:
+            self._target = None
+            return math.inf
+        if due <= now:
+            self._target = None
+            return trio.current_time() + STALE_RECHECK
+        self._target = due
+        return trio.current_time() + (due - now) + DUE_MARGIN

@@ -1,0 +1,338 @@
+"""The only wiring: the store, the engine, and one root nursery holding every part of the daemon.
+
+    root nursery
+    ├── HTTP server(s): /health, /ready, /metrics, /api (stopped last, through its trigger)
+    └── background: status snapshots, lease keeper (kept through the drain)
+        └── workers: one task per claimed task, bounded by CapacityLimiter(max_concurrent_tasks)
+            └── control: poller, retry timer (cancelled first: "stop claiming")
+
+Each part is started with ``nursery.start``, so "started" means ready. Shutdown: stop claiming,
+wait up to shutdown_timeout for the tasks in flight, interrupt the rest (released without
+spending a retry), stop the servers. Every wait reads trio's clock, so MockClock drives it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from pathlib import Path
+
+import trio
+from trio_util import AsyncValue
+
+from tamma_trio.config import Config
+from tamma_trio.engine.base import Engine, EngineContext
+from tamma_trio.engine.loader import load_engine
+from tamma_trio.handlers import Handlers
+from tamma_trio.metrics import Metrics
+from tamma_trio.models import NewTask, Task, TaskStatus
+from tamma_trio.policy import Failure
+from tamma_trio.poller import Poller, RetryTimer
+from tamma_trio.status import ServiceState, ServiceStatus
+from tamma_trio.store import SqliteStore, open_store
+from tamma_trio.store.base import TaskStore, WallClock
+from tamma_trio.worker import LeaseKeeper, Worker
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_INTERVAL = 1.0
+SNAPSHOT_TIMEOUT = 2.0
+ENGINE_CLOSE_TIMEOUT = 10.0
+STORE_CLOSE_TIMEOUT = 10.0
+
+EXIT_OK = 0
+EXIT_HARD_STOP = 1
+
+EngineBuilder = Callable[[EngineContext], Engine]
+
+
+def trio_wall_clock() -> WallClock:
+    """Wall time that follows trio's clock, so MockClock also moves persisted timestamps.
+
+    Call inside ``trio.run``: the offset between the two clocks is taken once, at the call.
+    Values are whole microseconds, the precision stores keep: a task added at ``t`` and stored
+    as ``t`` rounded to the microsecond must be due to a claim at the same ``t``.
+    """
+    offset = time.time() - trio.current_time()
+    return lambda: round(offset + trio.current_time(), 6)
+
+
+class Service:
+    """The daemon's parts, wired; ``run`` serves until ``request_shutdown`` has drained it."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: TaskStore,
+        build_engine: EngineBuilder,
+        *,
+        wall: WallClock,
+        database_path: Path | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        svc = config.service
+        self.config = config
+        self.store = store
+        self.status = ServiceStatus(started_at=trio.current_time())
+        self.state = AsyncValue(ServiceState.STARTING)
+        self.metrics = Metrics(self.status)
+        self.limiter = trio.CapacityLimiter(svc.max_concurrent_tasks)
+        self.poller = Poller(
+            store, self.limiter, poll_interval=svc.poll_interval, lease_seconds=svc.lease_duration
+        )
+        self.retry_timer = RetryTimer(store, wall, self.poller.wake)
+        context = EngineContext(
+            bot_name=svc.bot_name, database_path=database_path, enqueue=self.enqueue
+        )
+        self.engine = build_engine(context)
+        self.handlers = Handlers(self.engine, store, svc)
+        self.worker = Worker(
+            store,
+            self.handlers,
+            svc,
+            status=self.status,
+            metrics=self.metrics,
+            wall=wall,
+            rng=rng,
+            on_done=self.poller.wake,
+            on_retry_scheduled=self.retry_timer.schedule,
+        )
+        self.lease_keeper = LeaseKeeper(store, self.worker, svc.lease_duration)
+        self.urls: dict[str, str] = {}
+        self._stop_requested = trio.Event()
+        self._stop_at = math.inf
+        self._http_stop = trio.Event()
+
+    # --- called from outside ----------------------------------------------------------------
+
+    async def enqueue(self, new: NewTask) -> Task:
+        """Add a task and claim it at once (the engine's and the embedders' intake)."""
+        task, _created = await self.store.add(new)
+        self.poller.wake()
+        return task
+
+    def request_shutdown(self) -> None:
+        """Stop claiming and start the drain; the deadline counts from the first request."""
+        if self._stop_requested.is_set():
+            return
+        self._stop_at = trio.current_time() + self.config.service.shutdown_timeout
+        self._set_state(ServiceState.DRAINING)
+        self._stop_requested.set()
+
+    # --- the daemon -------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[dict[str, str]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Recover orphans, start every part, serve, drain; started() gets the bound URLs."""
+        quarantined = await self._recover_orphans()
+        await self.engine.initialize()
+        self.status.engine = type(self.engine).__name__
+        try:
+            for task in quarantined:
+                await self.worker.escalate_failed(task, _crash_loop(task))
+            async with trio.open_nursery() as root:
+                self.urls = await self._start_http(root)
+                async with trio.open_nursery() as background:
+                    await background.start(self._snapshots)
+                    await background.start(self.lease_keeper.run)
+                    await self._work(task_status)
+                    background.cancel_scope.cancel()
+                self._http_stop.set()
+        finally:
+            with trio.move_on_after(ENGINE_CLOSE_TIMEOUT, shield=True):
+                await self.engine.aclose()
+            self._set_state(ServiceState.STOPPED)
+
+    async def _work(self, task_status: trio.TaskStatus[dict[str, str]]) -> None:
+        async with trio.open_nursery() as workers:
+            start = partial(self._start_task, workers)
+            async with trio.open_nursery() as control:
+                await control.start(self.retry_timer.run)
+                await control.start(self.poller.run, start)
+                if not self._stop_requested.is_set():
+                    self._set_state(ServiceState.RUNNING)
+                log.info("started: %d worker slot(s)", self.limiter.total_tokens)
+                task_status.started(self.urls)
+                await self._stop_requested.wait()
+                control.cancel_scope.cancel()
+            await self._drain()
+
+    def _start_task(self, workers: trio.Nursery, task: Task, slot: object) -> None:
+        workers.start_soon(self.worker.run, task, slot, self.limiter)
+
+    async def _drain(self) -> None:
+        """Let tasks in flight finish until the deadline, then interrupt (release) the rest."""
+        in_flight = len(self.worker.running)
+        log.info("draining: %d task(s) in flight", in_flight)
+        with trio.move_on_at(self._stop_at):
+            while self.worker.running:
+                await self.worker.idle.wait()
+        if self.worker.running:
+            log.warning("drain deadline reached: interrupting %d task(s)", len(self.worker.running))
+            self.worker.interrupt_all()
+
+    def _set_state(self, state: ServiceState) -> None:
+        self.status.state = state
+        self.state.value = state
+
+    async def _recover_orphans(self) -> list[Task]:
+        """Requeue what a crashed daemon left in progress; return the quarantined ones."""
+        recovered = await self.store.recover_orphans()
+        quarantined = [task for task in recovered if task.status is TaskStatus.FAILED]
+        if recovered:
+            log.warning(
+                "recovered %d task(s) left in progress by an earlier run (%d quarantined)",
+                len(recovered),
+                len(quarantined),
+            )
+        self.status.failed += len(quarantined)
+        return quarantined
+
+    # --- status and HTTP --------------------------------------------------------------------
+
+    async def _snapshots(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Refresh what /health, /ready and /metrics read, so they never wait on the store."""
+        await self._snapshot()
+        task_status.started()
+        deadline = trio.current_time()
+        while True:
+            deadline += SNAPSHOT_INTERVAL
+            await trio.sleep_until(deadline)
+            await self._snapshot()
+
+    async def _snapshot(self) -> None:
+        status = self.status
+        with trio.move_on_after(SNAPSHOT_TIMEOUT) as bounded:
+            try:
+                await self.store.ping()
+                status.queue = await self.store.stats()
+            except Exception as exc:
+                status.store_ok, status.store_error = False, str(exc)
+            else:
+                status.store_ok, status.store_error = True, None
+        if bounded.cancelled_caught:
+            status.store_ok = False
+            status.store_error = f"the store did not answer within {SNAPSHOT_TIMEOUT:g} s"
+
+    async def _start_http(self, root: trio.Nursery) -> dict[str, str]:
+        """Health and metrics share one server when their ports are equal, else two servers.
+
+        The tasks API rides on the health server (or on the metrics one if health is off).
+        """
+        svc = self.config.service
+        health, metrics = svc.health_check.enabled, svc.metrics.enabled
+        if not (health or metrics):
+            return {}
+        # Imported here: a daemon with both servers off (tests, embedding) never loads quart.
+        from tamma_trio.web import WebDeps, create_app, serve_app
+
+        deps = WebDeps(
+            self.store, self.status, self.metrics, self.poller.wake, svc, trio.current_time
+        )
+        host = svc.health_check.host
+        shared = health and metrics and svc.health_check.port == svc.metrics.port
+        plan: list[tuple[tuple[str, ...], int, dict[str, bool]]] = []
+        if shared:
+            plan.append((("health", "metrics"), svc.health_check.port, {}))
+        else:
+            if health:
+                flags = {"health": True, "metrics": False, "api": True}
+                plan.append((("health",), svc.health_check.port, flags))
+            if metrics:
+                flags = {"health": False, "metrics": True, "api": not health}
+                plan.append((("metrics",), svc.metrics.port, flags))
+        urls: dict[str, str] = {}
+        for names, port, flags in plan:
+            app = create_app(deps, **flags)
+            serve = partial(serve_app, app, host, port, shutdown_trigger=self._http_stop.wait)
+            bound: list[str] = await root.start(serve)
+            urls.update(dict.fromkeys(names, bound[0]))
+        return urls
+
+
+def _crash_loop(task: Task) -> Failure:
+    """The store failed a task that kept dying with the daemon; a human hears of it as usual."""
+    return Failure("crash_loop", task.error or "the daemon kept stopping during this task", False)
+
+
+# --- `tamma-trio serve` ---------------------------------------------------------------------
+
+
+async def serve(config: Config, *, announce: Callable[[str], None]) -> int:
+    """Run the daemon until SIGTERM/SIGINT: 0 after a clean drain, 1 after a second signal.
+
+    Raises StoreLockedError when another daemon holds the SQLite file, before touching it.
+    ``announce`` receives the one stable line with the bound URLs (see ``listening_line``).
+    """
+    wall = trio_wall_clock()
+    # Opened first, so a signal that arrives during start-up is queued, not fatal.
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        store = open_store(config.service.queue, clock=wall)
+        if isinstance(store, SqliteStore):
+            store.lock_for_daemon()
+        try:
+            await store.open()
+            service = Service(
+                config,
+                store,
+                lambda context: load_engine(config.engine, context),
+                wall=wall,
+                database_path=database_path(config),
+            )
+            return await _serve_until_signalled(service, signals, announce)
+        finally:
+            with trio.move_on_after(STORE_CLOSE_TIMEOUT, shield=True):
+                await store.aclose()
+
+
+async def _serve_until_signalled(
+    service: Service, signals: AsyncIterator[int], announce: Callable[[str], None]
+) -> int:
+    hard_stop = False
+    async with trio.open_nursery() as nursery:
+
+        async def watch_signals() -> None:
+            nonlocal hard_stop
+            seen = 0
+            async for signum in signals:
+                seen += 1
+                name = signal.Signals(signum).name
+                if seen == 1:
+                    log.info("%s received: draining (a second signal stops at once)", name)
+                    service.request_shutdown()
+                else:
+                    log.warning("%s received again: stopping now", name)
+                    hard_stop = True
+                    nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch_signals)
+        urls = await nursery.start(service.run)
+        announce(listening_line(urls))
+        await service.state.wait_value(ServiceState.STOPPED)
+        nursery.cancel_scope.cancel()
+    log.info(
+        "stopped: %d completed, %d interrupted",
+        service.status.completed,
+        service.status.interrupted,
+    )
+    return EXIT_HARD_STOP if hard_stop else EXIT_OK
+
+
+def listening_line(urls: dict[str, str]) -> str:
+    """``listening health=http://127.0.0.1:8080 metrics=http://127.0.0.1:9090``: a stable
+    line that scripts and tests parse to find the ports (0 in config means "any free port")."""
+    if not urls:
+        return "listening (no HTTP server enabled)"
+    return "listening " + " ".join(f"{name}={url}" for name, url in sorted(urls.items()))
+
+
+def database_path(config: Config) -> Path | None:
+    """The SQLite file the engine may share (the local forge keeps its rows there too)."""
+    queue = config.service.queue
+    return queue.sqlite.path if queue.type == "sqlite" else None

@@ -1,0 +1,320 @@
+"""Runs one claimed task under its timeout and records how the attempt ended.
+
+Every attempt ends in exactly one of: completed; queued again at its backoff (retried); failed
+and escalated (retries spent, or the error cannot be helped by a retry); released without
+spending a retry (shutdown); dropped (the lease was lost: an operator cancelled the task or a
+newer attempt owns it). Cleanup after a cancellation is shielded and bounded, and catches
+``BaseException`` because a handler's own nursery turns Cancelled into an exception group.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from tamma_trio.config import ServiceConfig
+from tamma_trio.errors import LeaseLostError
+from tamma_trio.log import task_logger
+from tamma_trio.models import Outcome, Task, TaskStatus
+from tamma_trio.policy import Failure, classify, retries_left, retry_delay
+from tamma_trio.status import ServiceStatus
+from tamma_trio.store.base import TaskStore, WallClock
+
+log = logging.getLogger(__name__)
+
+# Store writes after a cancellation: long enough for a busy SQLite, short enough for a drain.
+CLEANUP_TIMEOUT = 5.0
+# Engine calls after the attempt (escalation comment, workspace removal) must not hang a drain.
+ENGINE_CLEANUP_TIMEOUT = 30.0
+
+SHUTDOWN = "shutdown"
+LEASE_LOST = "lease_lost"
+
+
+class TaskMetrics(Protocol):
+    def task_started(self, task_type: str) -> None: ...
+
+    def task_finished(self, task_type: str, outcome: str, seconds: float) -> None: ...
+
+    def escalated(self, task_type: str) -> None: ...
+
+
+class TaskHandlers(Protocol):
+    async def run(self, task: Task, token: str) -> Outcome: ...
+
+    async def escalate(self, task: Task, failure: Failure) -> None: ...
+
+    async def finish(self, task: Task, outcome: Outcome | None) -> None: ...
+
+
+@dataclass
+class Running:
+    """A task in flight: the scope that stops it and why it was stopped, if it was."""
+
+    task: Task
+    token: str
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    stop_reason: str | None = None
+
+
+class Worker:
+    """Runs tasks handed over by the poller; the service's worker nursery bounds how many."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        handlers: TaskHandlers,
+        config: ServiceConfig,
+        *,
+        status: ServiceStatus,
+        metrics: TaskMetrics,
+        wall: WallClock,
+        rng: Callable[[], float],
+        on_done: Callable[[], None],
+        on_retry_scheduled: Callable[[float], None],
+    ) -> None:
+        self.store = store
+        self.handlers = handlers
+        self.config = config
+        self.status = status
+        self.metrics = metrics
+        self.wall = wall
+        self.rng = rng
+        self.on_done = on_done
+        self.on_retry_scheduled = on_retry_scheduled
+        self.running: dict[str, Running] = {}
+        self.idle = trio.Event()
+        self.idle.set()
+
+    # --- control, called by the service and the lease keeper --------------------------------
+
+    def tokens(self) -> list[str]:
+        return list(self.running)
+
+    def stop(self, token: str, reason: str) -> None:
+        """Cancel the attempt holding ``token``; it ends as ``reason`` says (no-op if gone)."""
+        entry = self.running.get(token)
+        if entry is not None and entry.stop_reason is None:
+            entry.stop_reason = reason
+            entry.scope.cancel()
+
+    def interrupt_all(self) -> None:
+        """The drain deadline passed: stop every attempt; each is released, not retried."""
+        for token in list(self.running):
+            self.stop(token, SHUTDOWN)
+
+    async def escalate_failed(self, task: Task, failure: Failure) -> None:
+        """Escalate a task that failed outside an attempt (quarantined after crashes)."""
+        tlog = task_logger(task)
+        await self._escalate(task, failure, tlog)
+        await self._finish(task, None, tlog)
+
+    # --- one attempt ------------------------------------------------------------------------
+
+    async def run(self, task: Task, slot: object, limiter: trio.CapacityLimiter) -> None:
+        """Run ``task`` holding the capacity token the poller took for it on behalf of ``slot``."""
+        try:
+            await self._run(task)
+        finally:
+            limiter.release_on_behalf_of(slot)
+            self.on_done()
+
+    async def _run(self, task: Task) -> None:
+        if task.lease_token is None:
+            raise ValueError(f"task {task.id} was handed over without a lease")
+        entry = Running(task, task.lease_token)
+        self._enter(entry)
+        started = trio.current_time()
+        tlog = task_logger(task)
+        tlog.info("attempt %d started", task.attempts)
+        outcome = "failed"
+        try:
+            outcome = await self._attempt(entry, tlog)
+        except LeaseLostError:
+            outcome = await self._dropped(entry, tlog)
+        except Exception:
+            tlog.exception("recording the end of the attempt failed; its lease will expire")
+        except BaseException:
+            outcome = "interrupted"
+            await self._release(entry, "interrupted by a hard stop", tlog)
+            raise
+        finally:
+            self._leave(entry)
+            self.metrics.task_finished(task.type.value, outcome, trio.current_time() - started)
+
+    def _enter(self, entry: Running) -> None:
+        self.running[entry.token] = entry
+        self.status.active_tasks += 1
+        self.metrics.task_started(entry.task.type.value)
+        if self.idle.is_set():
+            self.idle = trio.Event()
+
+    def _leave(self, entry: Running) -> None:
+        del self.running[entry.token]
+        self.status.active_tasks -= 1
+        if not self.running:
+            self.idle.set()
+
+    async def _attempt(self, entry: Running, tlog: logging.LoggerAdapter[logging.Logger]) -> str:
+        """Run the handler, then record the ending; returns the metrics outcome."""
+        try:
+            with entry.scope, trio.fail_after(self.config.task_timeout):
+                result = await self.handlers.run(entry.task, entry.token)
+        except LeaseLostError:
+            return await self._dropped(entry, tlog)
+        except Exception as exc:
+            if entry.stop_reason is not None:
+                return await self._stopped(entry, tlog)
+            return await self._failed(entry, exc, tlog)
+        if entry.stop_reason is not None and entry.scope.cancelled_caught:
+            return await self._stopped(entry, tlog)
+        return await self._completed(entry, result, tlog)
+
+    async def _completed(
+        self, entry: Running, result: Outcome, tlog: logging.LoggerAdapter[logging.Logger]
+    ) -> str:
+        await self.store.complete(entry.task.id, entry.token, result.as_result())
+        self.status.completed += 1
+        tlog.info("completed: %s", result.action)
+        await self._finish(entry.task, result, tlog)
+        return "completed"
+
+    async def _failed(
+        self, entry: Running, exc: Exception, tlog: logging.LoggerAdapter[logging.Logger]
+    ) -> str:
+        failure = classify(exc)
+        task = entry.task
+        trace = exc if failure.code == "internal_error" else None
+        if failure.retryable and retries_left(task.attempts, task.max_retries):
+            delay = retry_delay(
+                task.attempts - 1,
+                self.config.retry_delay,
+                self.config.max_retry_delay,
+                rng=self.rng,
+            )
+            not_before = self.wall() + delay
+            await self.store.retry_later(task.id, entry.token, failure.message, not_before)
+            self.status.retried += 1
+            self.on_retry_scheduled(not_before)
+            tlog.warning(
+                "attempt %d failed, retry in %.1f s: %s",
+                task.attempts,
+                delay,
+                failure.message,
+                exc_info=trace,
+            )
+            return "retried"
+        await self.store.fail(task.id, entry.token, failure.message)
+        self.status.failed += 1
+        tlog.error("failed after %d attempt(s): %s", task.attempts, failure.message, exc_info=trace)
+        await self._escalate(task, failure, tlog)
+        await self._finish(task, None, tlog)
+        return "failed"
+
+    async def _escalate(
+        self, task: Task, failure: Failure, tlog: logging.LoggerAdapter[logging.Logger]
+    ) -> None:
+        """Tell a human through the engine, and leave an event saying whether that worked."""
+        self.status.escalated += 1
+        self.metrics.escalated(task.type.value)
+        detail: dict[str, object] = {
+            "code": failure.code,
+            "error": failure.message,
+            "attempts": task.attempts,
+            "notified": True,
+        }
+        try:
+            with trio.fail_after(ENGINE_CLEANUP_TIMEOUT):
+                await self.handlers.escalate(task, failure)
+        except Exception as exc:
+            detail.update(notified=False, notify_error=classify(exc).message)
+            tlog.error("escalation could not be delivered: %s", detail["notify_error"])
+        tlog.warning("escalated to a human: %s", failure.message)
+        await self.store.record_event(task.id, "escalated", detail)
+
+    async def _finish(
+        self, task: Task, result: Outcome | None, tlog: logging.LoggerAdapter[logging.Logger]
+    ) -> None:
+        """The task ended for good: let the engine free its workspace (errors only logged)."""
+        try:
+            with trio.fail_after(ENGINE_CLEANUP_TIMEOUT):
+                await self.handlers.finish(task, result)
+        except Exception as exc:
+            tlog.warning("engine cleanup failed: %s", classify(exc).message)
+
+    async def _stopped(self, entry: Running, tlog: logging.LoggerAdapter[logging.Logger]) -> str:
+        if entry.stop_reason == SHUTDOWN:
+            await self._release(entry, "interrupted by shutdown", tlog)
+            return "interrupted"
+        return await self._dropped(entry, tlog)
+
+    async def _release(
+        self, entry: Running, reason: str, tlog: logging.LoggerAdapter[logging.Logger]
+    ) -> None:
+        """Hand the task back without spending a retry; shielded, so a cancel cannot skip it."""
+        with trio.move_on_after(CLEANUP_TIMEOUT, shield=True) as bounded:
+            try:
+                await self.store.release(entry.task.id, entry.token, reason)
+            except Exception as exc:
+                tlog.warning("could not release the task (%s); its lease will expire", exc)
+                return
+            self.status.interrupted += 1
+            tlog.info("released: %s", reason)
+        if bounded.cancelled_caught:
+            tlog.warning("releasing the task timed out; its lease will expire")
+
+    async def _dropped(self, entry: Running, tlog: logging.LoggerAdapter[logging.Logger]) -> str:
+        """The lease is gone: say whether an operator cancelled the task or a newer attempt won."""
+        task = entry.task
+        current: Task | None = None
+        with trio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+            try:
+                current = await self.store.get(task.id)
+            except Exception as exc:
+                tlog.warning("could not read the task after losing its lease: %s", exc)
+        if current is not None and current.status is TaskStatus.CANCELLED:
+            tlog.info("cancelled by an operator; the attempt's result is dropped")
+            await self._finish(task, None, tlog)
+            return "cancelled"
+        tlog.warning("lease lost to a newer attempt; this attempt's result is dropped")
+        return "lease_lost"
+
+
+class LeaseKeeper:
+    """Extends the leases of running tasks; a lease that is gone stops its task at once.
+
+    A running task whose lease was not renewed would be handed to another worker after its
+    expiry; the keeper also carries `tasks cancel` to a running task, because cancelling in the
+    store takes the lease away.
+    """
+
+    def __init__(self, store: TaskStore, worker: Worker, lease_seconds: float) -> None:
+        self.store = store
+        self.worker = worker
+        self.lease_seconds = lease_seconds
+        self.interval = lease_seconds / 3
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        deadline = trio.current_time()
+        while True:
+            deadline += self.interval
+            await trio.sleep_until(deadline)
+            await self.renew()
+
+    async def renew(self) -> None:
+        tokens = self.worker.tokens()
+        if not tokens:
+            return
+        try:
+            held = await self.store.extend_leases(tokens, self.lease_seconds)
+        except Exception as exc:
+            log.warning("could not extend leases: %s", classify(exc).message)
+            return
+        for token in tokens:
+            if token not in held:
+                self.worker.stop(token, LEASE_LOST)
