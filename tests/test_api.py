@@ -197,6 +197,14 @@ BAD_BODIES = [
     ("empty key", with_field(key=""), JSON_HEADERS, 400, "invalid_field", "key"),
     ("long key", with_field(key="k" * 201), JSON_HEADERS, 400, "invalid_field", "key"),
     ("int key", with_field(key=5), JSON_HEADERS, 400, "invalid_field", "key"),
+    (
+        "long unknown field",
+        with_field(**{"x" * 5000: 1}),
+        JSON_HEADERS,
+        400,
+        "invalid_field",
+        "x" * 57 + "...",
+    ),
 ]
 
 

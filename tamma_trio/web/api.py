@@ -15,7 +15,14 @@ from quart.typing import ResponseReturnValue
 
 from tamma_trio.errors import ValidationError
 from tamma_trio.log import task_logger
-from tamma_trio.models import NewTask, TaskStatus, TaskType, parse_task_type, validate_payload
+from tamma_trio.models import (
+    NewTask,
+    TaskPriority,
+    TaskStatus,
+    TaskType,
+    parse_task_type,
+    validate_payload,
+)
 from tamma_trio.web.auth import require_mutation_allowed
 from tamma_trio.web.body import ascii_int, read_json_object, read_optional_json_object
 from tamma_trio.web.deps import WebDeps
@@ -39,6 +46,13 @@ def _invalid(field: str, detail: str) -> ApiError:
     return ApiError(400, "invalid_field", detail, field=field)
 
 
+def _unknown(kind: str, names: set[str]) -> ApiError:
+    """Name the first unknown key, cut short: a client's key may be a megabyte long."""
+    name = min(names)
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    return _invalid(shown, f"unknown {kind} {shown!r}")
+
+
 def _int_field(body: Mapping[str, Any], name: str, default: int) -> int:
     value = body.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -48,16 +62,16 @@ def _int_field(body: Mapping[str, Any], name: str, default: int) -> int:
 
 def new_task_from(body: Mapping[str, Any], default_retries: int) -> NewTask:
     """Validate a POST body into a NewTask, naming the first bad field."""
-    unknown = sorted(set(body) - set(_NEW_TASK_FIELDS))
+    unknown = set(body) - set(_NEW_TASK_FIELDS)
     if unknown:
-        raise _invalid(unknown[0], f"unknown field {unknown[0]!r}")
+        raise _unknown("field", unknown)
     type_name = body.get("type")
     if not isinstance(type_name, str):
         raise _invalid("type", "type must be a string naming a task type")
     key = body.get("key")
     if key is not None and not isinstance(key, str):
         raise _invalid("key", "key must be a string or null")
-    priority = _int_field(body, "priority", 1)
+    priority = _int_field(body, "priority", TaskPriority.NORMAL)
     max_retries = _int_field(body, "max_retries", default_retries)
     try:
         task_type = parse_task_type(type_name)
@@ -88,9 +102,9 @@ def _query_int(args: Mapping[str, str], name: str, default: int, low: int, high:
 
 def list_filters(args: Mapping[str, str]) -> dict[str, Any]:
     """Query string -> keyword arguments of TaskStore.list_tasks."""
-    unknown = sorted(set(args) - set(_LIST_FILTERS))
+    unknown = set(args) - set(_LIST_FILTERS)
     if unknown:
-        raise _invalid(unknown[0], f"unknown query parameter {unknown[0]!r}")
+        raise _unknown("query parameter", unknown)
     status: TaskStatus | None = None
     if "status" in args:
         if args["status"] not in set(TaskStatus):
