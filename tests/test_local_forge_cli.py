@@ -35,6 +35,7 @@ def tasks_json(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
 def test_forge_init_writes_config_and_a_bare_origin_with_a_tested_project(project: Path) -> None:
     config = (project / "tamma.toml").read_text()
     assert 'name = "workflow"' in config and '"{prompt_file}"' in config
+    assert str(Path(__file__).parent.parent / "examples" / "agent.py") in config  # absolute
     origin = project / "origin.git"
     assert git_out(origin, "rev-parse", "--is-bare-repository") == "true"
     files = git_out(origin, "ls-tree", "--name-only", "main").split()

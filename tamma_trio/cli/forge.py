@@ -54,7 +54,7 @@ repository = "local/demo"
 trigger_label = "tamma"
 
 [engine.agent]
-command = [{python}, "examples/agent.py", "{{prompt_file}}"]
+command = [{python}, {agent}, "{{prompt_file}}"]
 timeout = 120
 
 [engine.tests]
@@ -107,8 +107,9 @@ forge = click.Group("forge", help="Set up the local forge (offline mode).")
 def init(config_path: Path | None) -> int:
     """Create the bare origin repository with a starter project (and ./tamma.toml if none)."""
     if resolve_config_path(config_path, os.environ) is None:
+        python, agent = json.dumps(sys.executable), json.dumps(str(example_agent()))
         Path("tamma.toml").write_text(
-            QUICKSTART_CONFIG.format(python=json.dumps(sys.executable)), encoding="utf-8"
+            QUICKSTART_CONFIG.format(python=python, agent=agent), encoding="utf-8"
         )
         click.echo("wrote tamma.toml (the offline quickstart config)")
     config = load_or_exit(config_path)
@@ -123,6 +124,17 @@ def init(config_path: Path | None) -> int:
         f'next: tamma-trio serve, then tamma-trio issues add "..." --label {_trigger(setup)}'
     )
     return 0
+
+
+def example_agent() -> Path:
+    """examples/agent.py of this checkout (here, or beside the installed package), so the
+    quickstart config works from any directory; the relative path when neither exists."""
+    relative = Path("examples", "agent.py")
+    package_root = Path(__file__).resolve().parents[2]
+    for candidate in (Path.cwd() / relative, package_root / relative):
+        if candidate.is_file():
+            return candidate.resolve()
+    return relative
 
 
 def _trigger(setup: LocalForgeSetup) -> str:

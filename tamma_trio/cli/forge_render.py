@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,7 +13,13 @@ from tamma_trio.cli.render import console
 from tamma_trio.engine.forge.base import Comment
 from tamma_trio.engine.forge.local_schema import CheckRow, ItemRow, PullRow
 
+HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 STATE_STYLE = {"open": "green", "closed": "dim", "merged": "magenta"}
+
+
+def visible(body: str) -> str:
+    """A comment as a forge would render it: HTML comments (our idempotency markers) hidden."""
+    return HTML_COMMENT.sub("", body).strip()
 
 
 def item_json(row: ItemRow) -> dict[str, Any]:
@@ -78,4 +85,4 @@ def print_item(
         out.print("", row.body.strip(), "", sep="\n", highlight=False, markup=False)
     for comment in comments:
         out.print(f"[bold]--- {escape(comment.author)}[/] at {comment.created_at}", highlight=False)
-        out.print(comment.body, highlight=False, markup=False)
+        out.print(visible(comment.body), highlight=False, markup=False)
