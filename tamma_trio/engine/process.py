@@ -83,15 +83,7 @@ async def run_in_group(
     stdout = bytearray()
     async with await trio.open_file(log_path, "ab") as handle:
         log = CappedLog(handle.write, log_max_bytes)
-        process = await trio.lowlevel.open_process(
-            list(argv),
-            cwd=str(cwd),
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        process = await _spawn(argv, cwd, env)
         try:
             timed_out = await _supervise(process, log, stdout, timeout, kill_grace, keep_stdout)
         except BaseException:
@@ -109,6 +101,19 @@ async def run_in_group(
         stdout=bytes(stdout),
         tail=bytes(log.tail).decode("utf-8", "replace"),
         pgid=process.pid,
+    )
+
+
+async def _spawn(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> trio.Process:
+    """The child as leader of a new session (so of its own process group), stdin closed."""
+    return await trio.lowlevel.open_process(
+        list(argv),
+        cwd=str(cwd),
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
 
 
