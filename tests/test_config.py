@@ -113,3 +113,15 @@ def test_config_check_lists_problems_and_exits_2(
     assert "service.max_retries = 11: Input should be less than or equal to 10" in err
     assert "service.api.bogus = 'x': unknown key" in err
     assert "service.api.token = ***" in err
+
+
+def test_config_check_validates_the_workflow_engine_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path, '[engine]\nname = "workflow"\n[engine.agent]\ntimeout = -1\ncolour = "red"\n'
+    )
+    assert main(["config", "check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "engine.agent.timeout = -1: Input should be greater than 0" in err
+    assert "engine.agent.colour = 'red': unknown key" in err

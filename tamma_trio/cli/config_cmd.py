@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from tamma_trio.cli.common import EXIT_OK, EXIT_USAGE, config_option, report_config_error
-from tamma_trio.config import load_config, resolve_config_path
+from tamma_trio.config import Config, load_config, resolve_config_path
 from tamma_trio.errors import ConfigError
 
 command = click.Group("config", help="Inspect the configuration.")
@@ -26,6 +26,7 @@ def check(config_path: Path | None) -> int:
     """Print the effective config (secrets masked), or every invalid key; exit 2 if invalid."""
     try:
         config = load_config(config_path)
+        check_engine_options(config)
     except ConfigError as exc:
         report_config_error(exc)
         return EXIT_USAGE
@@ -33,6 +34,14 @@ def check(config_path: Path | None) -> int:
     click.echo(f"# effective configuration (from {source or 'built-in defaults'})")
     click.echo(to_toml(config.model_dump(mode="json")), nl=False)
     return EXIT_OK
+
+
+def check_engine_options(config: Config) -> None:
+    """Validate the workflow engine's table too, so `config check` catches its typos."""
+    if config.engine.name == "workflow":
+        from tamma_trio.engine.workflow_options import parse_options
+
+        parse_options(config.engine.options())
 
 
 def to_toml(data: dict[str, Any], prefix: str = "") -> str:
