@@ -6,6 +6,7 @@ import pytest
 
 from tamma_trio.cli import main
 from tamma_trio.config import Config, load_config
+from tamma_trio.engine.workflow_options import WorkflowOptions, parse_options
 from tamma_trio.errors import ConfigError
 
 EXAMPLE = Path(__file__).parent.parent / "tamma.toml.example"
@@ -30,7 +31,10 @@ def test_defaults_are_the_storys() -> None:
 
 
 def test_the_example_file_shows_the_defaults() -> None:
-    assert load_config(EXAMPLE, {}) == Config()
+    example = load_config(EXAMPLE, {})
+    assert (example.service, example.log) == (Config().service, Config().log)
+    assert example.engine.name == "workflow"
+    assert parse_options(example.engine.options()) == WorkflowOptions()
 
 
 def test_file_values_and_env_overrides(tmp_path: Path) -> None:
