@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import trio
 from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio.commands import Command, parse_command
@@ -45,6 +46,11 @@ ESCALATED_FOR_APPROVAL = "escalated_for_approval"
 MERGED = "merged"
 MONITORING = "monitoring"
 IGNORED = "ignored"
+
+# Removing a worktree is quick; a hung cleanup must not hold a worker (or a drain) for long.
+FINISH_TIMEOUT = 30.0
+
+ISSUE_TYPES = frozenset({TaskType.ISSUE_ASSIGNED, TaskType.ISSUE_COMMENT})
 
 
 @dataclass
@@ -105,10 +111,15 @@ class Handlers:
         await self.engine.escalate(target_of(task), f"{reason}: {failure.message}", details)
 
     async def finish(self, task: Task, outcome: Outcome | None) -> None:
-        """Let the engine drop the task's workspace; ignored comments never reached it."""
-        if outcome is not None and outcome.action == IGNORED:
+        """Let the engine drop the task's workspace once the task has ended for good.
+
+        Only the issue flow creates one (a branch in a worktree); pull request tasks and
+        ignored comments never did, so they cost the engine nothing here.
+        """
+        if task.type not in ISSUE_TYPES or (outcome is not None and outcome.action == IGNORED):
             return
-        await self.engine.finish(target_of(task))
+        with trio.fail_after(FINISH_TIMEOUT):
+            await self.engine.finish(target_of(task))
 
     # --- issues -----------------------------------------------------------------------------
 
@@ -213,8 +224,7 @@ class Handlers:
 def target_of(task: Task) -> Target:
     """The issue or pull request a task is about: where escalations and comments go."""
     payload = task.payload
-    on_issue = task.type in (TaskType.ISSUE_ASSIGNED, TaskType.ISSUE_COMMENT)
-    ref = payload["issue"] if on_issue else payload["pull_request"]
+    ref = payload["issue"] if task.type in ISSUE_TYPES else payload["pull_request"]
     return Target(repository=str(payload["repository"]), number=int(ref["number"]))
 
 

@@ -89,6 +89,9 @@ class Poller:
         """One capacity token per task to claim: wait for the first, take every free one."""
         first = object()
         await self.limiter.acquire_on_behalf_of(first)
+        # Workers finish in bursts (a group commit wakes them together): let the rest of the
+        # burst free its slots, so one claim fetches many tasks instead of one each.
+        await trio.lowlevel.checkpoint()
         slots = [first]
         while self.limiter.available_tokens > 0:
             slot = object()

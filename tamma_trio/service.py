@@ -104,8 +104,9 @@ class Service:
         )
         self.lease_keeper = LeaseKeeper(store, self.worker, svc.lease_duration)
         self.urls: dict[str, str] = {}
-        self._stop_requested = trio.Event()
+        self._stopping = False
         self._stop_at = math.inf
+        self._claiming = trio.CancelScope()  # around the poller and the retry timer
         self._http_stop = trio.Event()
 
     # --- called from outside ----------------------------------------------------------------
@@ -118,11 +119,12 @@ class Service:
 
     def request_shutdown(self) -> None:
         """Stop claiming and start the drain; the deadline counts from the first request."""
-        if self._stop_requested.is_set():
+        if self._stopping:
             return
+        self._stopping = True
         self._stop_at = trio.current_time() + self.config.service.shutdown_timeout
         self._set_state(ServiceState.DRAINING)
-        self._stop_requested.set()
+        self._claiming.cancel()  # at once: a task added after this call is never claimed
 
     # --- the daemon -------------------------------------------------------------------------
 
@@ -152,19 +154,23 @@ class Service:
     async def _work(self, task_status: trio.TaskStatus[dict[str, str]]) -> None:
         async with trio.open_nursery() as workers:
             start = partial(self._start_task, workers)
-            async with trio.open_nursery() as control:
-                await control.start(self.retry_timer.run)
-                await control.start(self.poller.run, start)
-                if not self._stop_requested.is_set():
-                    self._set_state(ServiceState.RUNNING)
-                log.info("started: %d worker slot(s)", self.limiter.total_tokens)
+            reported = False
+            with self._claiming:
+                async with trio.open_nursery() as control:
+                    await control.start(self.retry_timer.run)
+                    await control.start(self.poller.run, start)
+                    if not self._stopping:
+                        self._set_state(ServiceState.RUNNING)
+                    log.info("started: %d worker slot(s)", self.limiter.total_tokens)
+                    task_status.started(self.urls)
+                    reported = True
+                    await trio.sleep_forever()  # until request_shutdown cancels _claiming
+            if not reported:  # asked to stop while starting
                 task_status.started(self.urls)
-                await self._stop_requested.wait()
-                control.cancel_scope.cancel()
             await self._drain()
 
     def _start_task(self, workers: trio.Nursery, task: Task, slot: object) -> None:
-        workers.start_soon(self.worker.run, task, slot, self.limiter)
+        self.worker.start(workers, task, slot, self.limiter)
 
     async def _drain(self) -> None:
         """Let tasks in flight finish until the deadline, then interrupt (release) the rest."""
@@ -251,9 +257,22 @@ class Service:
         for names, port, flags in plan:
             app = create_app(deps, **flags)
             serve = partial(serve_app, app, host, port, shutdown_trigger=self._http_stop.wait)
-            bound: list[str] = await root.start(serve)
+            try:
+                bound: list[str] = await root.start(serve)
+            except* OSError as group:
+                first = _first_leaf(group)
+                reason = first.strerror if isinstance(first, OSError) else str(first)
+                where = f"{host}:{port}"
+                raise OSError(f"cannot serve {' and '.join(names)} on {where}: {reason}") from None
             urls.update(dict.fromkeys(names, bound[0]))
         return urls
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first plain exception inside (nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _crash_loop(task: Task) -> Failure:
@@ -313,7 +332,9 @@ async def _serve_until_signalled(
 
         nursery.start_soon(watch_signals)
         urls = await nursery.start(service.run)
-        announce(listening_line(urls))
+        line = listening_line(urls)
+        log.info("%s", line)
+        announce(line)
         await service.state.wait_value(ServiceState.STOPPED)
         nursery.cancel_scope.cancel()
     log.info(

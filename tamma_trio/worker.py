@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 # Store writes after a cancellation: long enough for a busy SQLite, short enough for a drain.
 CLEANUP_TIMEOUT = 5.0
-# Engine calls after the attempt (escalation comment, workspace removal) must not hang a drain.
-ENGINE_CLEANUP_TIMEOUT = 30.0
+# An escalation comment after the attempt must not hang a worker or a drain.
+ESCALATE_TIMEOUT = 30.0
 
 SHUTDOWN = "shutdown"
 LEASE_LOST = "lease_lost"
@@ -44,11 +44,14 @@ class TaskMetrics(Protocol):
 
 
 class TaskHandlers(Protocol):
+    """What the worker needs from handlers.Handlers (injected by the service)."""
+
     async def run(self, task: Task, token: str) -> Outcome: ...
 
     async def escalate(self, task: Task, failure: Failure) -> None: ...
 
-    async def finish(self, task: Task, outcome: Outcome | None) -> None: ...
+    async def finish(self, task: Task, outcome: Outcome | None) -> None:
+        """Free the task's engine resources; bounds its own engine call."""
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Running:
 
     task: Task
     token: str
+    free_slot: Callable[[], None]
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     stop_reason: str | None = None
 
@@ -115,22 +119,37 @@ class Worker:
 
     # --- one attempt ------------------------------------------------------------------------
 
-    async def run(self, task: Task, slot: object, limiter: trio.CapacityLimiter) -> None:
-        """Run ``task`` holding the capacity token the poller took for it on behalf of ``slot``."""
-        try:
-            await self._run(task)
-        finally:
-            limiter.release_on_behalf_of(slot)
-            self.on_done()
+    def start(
+        self, nursery: trio.Nursery, task: Task, slot: object, limiter: trio.CapacityLimiter
+    ) -> None:
+        """Run ``task`` in ``nursery``, holding the capacity token taken on behalf of ``slot``.
 
-    async def _run(self, task: Task) -> None:
+        Synchronous, so the task is in ``running`` (seen by the drain and the lease keeper)
+        from the moment the poller hands it over. The token is given back as soon as the
+        handler is done, before the ending is written: the poller's next claim then joins
+        those writes in one group commit, while no more than max_concurrent_tasks handlers
+        ever run at once.
+        """
         if task.lease_token is None:
             raise ValueError(f"task {task.id} was handed over without a lease")
-        entry = Running(task, task.lease_token)
+        freed = False
+
+        def free_slot() -> None:
+            nonlocal freed
+            if not freed:
+                freed = True
+                limiter.release_on_behalf_of(slot)
+                self.on_done()
+
+        entry = Running(task, task.lease_token, free_slot)
         self._enter(entry)
+        nursery.start_soon(self._run, entry)
+
+    async def _run(self, entry: Running) -> None:
+        task = entry.task
         started = trio.current_time()
         tlog = task_logger(task)
-        tlog.info("attempt %d started", task.attempts)
+        tlog.debug("attempt %d started", task.attempts)
         outcome = "failed"
         try:
             outcome = await self._attempt(entry, tlog)
@@ -143,6 +162,7 @@ class Worker:
             await self._release(entry, "interrupted by a hard stop", tlog)
             raise
         finally:
+            entry.free_slot()
             self._leave(entry)
             self.metrics.task_finished(task.type.value, outcome, trio.current_time() - started)
 
@@ -161,25 +181,33 @@ class Worker:
 
     async def _attempt(self, entry: Running, tlog: logging.LoggerAdapter[logging.Logger]) -> str:
         """Run the handler, then record the ending; returns the metrics outcome."""
+        # One scope for the timeout and for stop(): stop_reason tells them apart.
+        entry.scope.deadline = trio.current_time() + self.config.task_timeout
+        result: Outcome | None = None
         try:
-            with entry.scope, trio.fail_after(self.config.task_timeout):
+            with entry.scope:
                 result = await self.handlers.run(entry.task, entry.token)
         except LeaseLostError:
+            entry.free_slot()
             return await self._dropped(entry, tlog)
         except Exception as exc:
+            entry.free_slot()
             if entry.stop_reason is not None:
                 return await self._stopped(entry, tlog)
             return await self._failed(entry, exc, tlog)
-        if entry.stop_reason is not None and entry.scope.cancelled_caught:
+        entry.free_slot()
+        if result is not None:  # finished, even if a stop came too late to interrupt it
+            return await self._completed(entry, result, tlog)
+        if entry.stop_reason is not None:
             return await self._stopped(entry, tlog)
-        return await self._completed(entry, result, tlog)
+        return await self._failed(entry, trio.TooSlowError(), tlog)  # the deadline passed
 
     async def _completed(
         self, entry: Running, result: Outcome, tlog: logging.LoggerAdapter[logging.Logger]
     ) -> str:
         await self.store.complete(entry.task.id, entry.token, result.as_result())
         self.status.completed += 1
-        tlog.info("completed: %s", result.action)
+        tlog.info("attempt %d completed: %s", entry.task.attempts, result.action)
         await self._finish(entry.task, result, tlog)
         return "completed"
 
@@ -228,7 +256,7 @@ class Worker:
             "notified": True,
         }
         try:
-            with trio.fail_after(ENGINE_CLEANUP_TIMEOUT):
+            with trio.fail_after(ESCALATE_TIMEOUT):
                 await self.handlers.escalate(task, failure)
         except Exception as exc:
             detail.update(notified=False, notify_error=classify(exc).message)
@@ -239,10 +267,13 @@ class Worker:
     async def _finish(
         self, task: Task, result: Outcome | None, tlog: logging.LoggerAdapter[logging.Logger]
     ) -> None:
-        """The task ended for good: let the engine free its workspace (errors only logged)."""
+        """The task ended for good: let the engine free its workspace (errors only logged).
+
+        The handlers bound the engine call themselves: most tasks need none, and a timeout
+        scope per task is measurable at thousands of tasks a second.
+        """
         try:
-            with trio.fail_after(ENGINE_CLEANUP_TIMEOUT):
-                await self.handlers.finish(task, result)
+            await self.handlers.finish(task, result)
         except Exception as exc:
             tlog.warning("engine cleanup failed: %s", classify(exc).message)
 
