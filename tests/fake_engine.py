@@ -138,6 +138,10 @@ class FakeEngine:
         return [step for step, _ in self.calls]
 
     async def initialize(self) -> None:
+        """Fails like a step when ``failures`` names "initialize" (an engine that cannot start)."""
+        failure = self.options.failures.get("initialize")
+        if failure is not None:
+            raise EngineError("initialize failed (injected)", code=failure.code, retryable=False)
         self.initialized = True
 
     async def aclose(self) -> None:

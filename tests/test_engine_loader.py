@@ -51,7 +51,14 @@ def test_bad_names_are_config_errors(name: str, message: str) -> None:
     assert message in str(caught.value)
 
 
-def test_options_the_engine_does_not_know_are_refused_by_its_factory() -> None:
-    config = EngineConfig.model_validate({"name": "tests.fake_engine:create", "bogus": 1})
-    with pytest.raises(ValueError, match="bogus"):
+def test_options_the_engine_refuses_are_config_errors_with_every_key() -> None:
+    config = EngineConfig.model_validate(
+        {"name": "tests.fake_engine:create", "bogus": 1, "delay": -1, "token": "s3cret-value"}
+    )
+    with pytest.raises(ConfigError) as caught:
         load_engine(config, CONTEXT)
+    assert str(caught.value) == "invalid [engine] options for 'tests.fake_engine:create'"
+    problems = sorted(caught.value.problems)
+    assert problems[0] == ("engine.bogus", "1", "unknown key")
+    assert problems[1][0:2] == ("engine.delay", "-1")
+    assert problems[2] == ("engine.token", "***", "unknown key")

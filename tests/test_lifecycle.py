@@ -343,3 +343,25 @@ def test_a_bad_engine_is_refused_at_start_with_exit_2(
     assert code == 2
     assert message in err
     assert out == ""
+
+
+def test_an_engine_that_cannot_start_is_one_clear_error_and_exit_1(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"failures": {"initialize": {}}})
+    code, out, err = run_cli("serve", "--config", str(config))
+    assert code == 1
+    assert err.endswith("error: initialize failed (injected)\n")
+    assert "Traceback" not in err and out == ""
+    # The store was closed and its lock released: a daemon starts on the same file.
+    code, _out, err = run_cli("tasks", "stats", "--config", str(config))
+    assert code == 0, err
+
+
+def test_engine_options_it_does_not_know_are_a_config_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"colour": "blue"})
+    code, out, err = run_cli("serve", "--config", str(config))
+    assert code == 2
+    assert err == (
+        "error: invalid [engine] options for 'tests.fake_engine:create'\n"
+        "  engine.colour = 'blue': unknown key\n"
+    )
+    assert out == ""

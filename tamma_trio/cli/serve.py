@@ -1,7 +1,8 @@
 """`tamma-trio serve`: run the daemon in the foreground until SIGTERM or SIGINT.
 
-Exit codes: 0 after a clean drain, 1 when it cannot start (another daemon holds the store, a port
-is taken) or after a second signal cut the drain short, 2 for a bad config. Once the servers are
+Exit codes: 0 after a clean drain; 1 when it cannot start (another daemon holds the store, a port
+is taken, the engine fails to initialise) or after a second signal cut the drain short; 2 for a
+bad config, including an engine name or engine options that do not fit. Once the servers are
 up it prints one line to stdout, ``listening health=URL metrics=URL``, which scripts can parse to
 learn the ports (port 0 in the config picks a free one).
 """
@@ -12,9 +13,15 @@ from pathlib import Path
 
 import click
 
-from tamma_trio.cli.common import EXIT_FAILURE, config_option, load_or_exit
+from tamma_trio.cli.common import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    config_option,
+    load_or_exit,
+    report_config_error,
+)
 from tamma_trio.config import Config
-from tamma_trio.errors import StoreError
+from tamma_trio.errors import ConfigError, TammaError
 
 
 @click.command("serve")
@@ -34,10 +41,13 @@ def command(config_path: Path | None, log_format: str | None) -> int:
 
     try:
         return trio.run(_serve, config)
-    except (StoreError, OSError, BaseExceptionGroup) as exc:
+    except (TammaError, OSError, BaseExceptionGroup) as exc:
         cause = sole_cause(exc)
-        if not isinstance(cause, StoreError | OSError):
-            raise
+        if not isinstance(cause, TammaError | OSError):
+            raise  # a bug: let the traceback show
+        if isinstance(cause, ConfigError):
+            report_config_error(cause)
+            return EXIT_USAGE
         click.echo(f"error: {cause}", err=True)
         return EXIT_FAILURE
 

@@ -11,7 +11,9 @@ import importlib
 from collections.abc import Mapping
 from typing import Any, cast
 
-from tamma_trio.config import EngineConfig
+from pydantic import ValidationError as PydanticValidationError
+
+from tamma_trio.config import SECRET_KEYS, EngineConfig
 from tamma_trio.engine.base import Engine, EngineContext, EngineFactory
 from tamma_trio.errors import ConfigError
 
@@ -41,10 +43,26 @@ def resolve_factory(name: str) -> EngineFactory:
 
 
 def load_engine(config: EngineConfig, context: EngineContext) -> Engine:
-    """Build the configured engine with its options table (everything but ``name``)."""
+    """Build the configured engine with its options table (everything but ``name``).
+
+    A factory that validates its table with pydantic gets its errors reported like the rest
+    of the config: every bad key with its dotted path, secrets masked.
+    """
     factory = resolve_factory(config.name)
     options: dict[str, Any] = config.options()
-    return factory(options, context)
+    try:
+        return factory(options, context)
+    except PydanticValidationError as exc:
+        problems = [_problem(error) for error in exc.errors()]
+        raise ConfigError(f"invalid [engine] options for {config.name!r}", problems) from None
+
+
+def _problem(error: Mapping[str, Any]) -> tuple[str, str, str]:
+    where = ".".join(["engine", *(str(part) for part in error["loc"])])
+    secret = bool(error["loc"]) and str(error["loc"][-1]) in SECRET_KEYS
+    shown = "***" if secret else repr(error.get("input"))[:80]
+    message = "unknown key" if error["type"] == "extra_forbidden" else str(error["msg"])
+    return where, shown, message
 
 
 def _import(module_name: str, name: str) -> Any:
