@@ -93,16 +93,16 @@ class Handlers:
         self.config = config
 
     async def run(self, task: Task, token: str) -> Outcome:
-        run = TaskRun(task, token, self.store, dict(task.progress))
         payload = task.payload
         repository = str(payload["repository"])
-        if task.type is TaskType.ISSUE_ASSIGNED:
-            return await self._implement_issue(run, repository, int(payload["issue"]["number"]))
-        if task.type is TaskType.ISSUE_COMMENT:
-            return await self._on_issue_comment(run, repository)
         if task.type is TaskType.PR_REVIEW_REQUESTED:
             return await self._review_pr(repository, int(payload["pull_request"]["number"]))
-        return await self._on_pr_comment(run, repository)
+        if task.type is TaskType.PR_COMMENT:
+            return await self._on_pr_comment(task, repository)
+        run = TaskRun(task, token, self.store, dict(task.progress))
+        if task.type is TaskType.ISSUE_COMMENT:
+            return await self._on_issue_comment(run, repository)
+        return await self._implement_issue(run, repository, int(payload["issue"]["number"]))
 
     async def escalate(self, task: Task, failure: Failure) -> None:
         """Tell a human on the forge that the task failed for good."""
@@ -187,8 +187,8 @@ class Handlers:
 
     # --- pull requests ----------------------------------------------------------------------
 
-    async def _on_pr_comment(self, run: TaskRun, repository: str) -> Outcome:
-        comment = run.task.payload["comment"]
+    async def _on_pr_comment(self, task: Task, repository: str) -> Outcome:
+        comment = task.payload["comment"]
         verdict = parse_command(
             str(comment["body"]),
             str(comment["author"]),
@@ -198,7 +198,7 @@ class Handlers:
         )
         if verdict.command is None:
             return Outcome(action=IGNORED, detail={"reason": verdict.reason})
-        return await self._review_pr(repository, int(run.task.payload["pull_request"]["number"]))
+        return await self._review_pr(repository, int(task.payload["pull_request"]["number"]))
 
     async def _review_pr(self, repository: str, number: int) -> Outcome:
         """One look at the pull request: merge it when it may be merged, else say why not.

@@ -62,6 +62,22 @@ async def test_a_retry_fires_exactly_at_its_backoff(
     assert daemon.status.retried == 2
 
 
+async def test_a_retry_survives_a_restart_and_fires_at_its_backoff(
+    autojump_clock: MockClock, stores: Stores, store: TaskStore
+) -> None:
+    first = fake(failures={"monitor_pr": {"times": 1}})
+    async with running(stores, store, first) as daemon:
+        task = await daemon.enqueue(pr_task())
+        await wait_for(lambda: has_event(store, task.id, "retry_scheduled"))
+    failed_at = first.times[0]
+    assert (await store.get(task.id)).status is TaskStatus.QUEUED
+
+    second = fake()
+    async with running(stores, await stores.open(), second, poll_interval=60):
+        await status_is(store, task.id, TaskStatus.COMPLETED)
+    assert second.times[0] - failed_at == pytest.approx(10, abs=0.01)
+
+
 async def test_retries_are_spent_then_the_task_fails_and_is_escalated(
     autojump_clock: MockClock, stores: Stores, store: TaskStore
 ) -> None:
