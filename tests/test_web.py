@@ -11,6 +11,7 @@ from tamma_trio.config import ApiConfig, HealthCheckConfig, MetricsConfig, Servi
 from tamma_trio.models import QueueStats, TaskStatus
 from tamma_trio.status import ServiceState
 from tamma_trio.web import create_app, serve_app
+from tamma_trio.web.health import health_answer
 from tests.web_fixtures import LOOPBACK, HangingStore, make_deps, memory_store
 
 PR_REVIEW = {
@@ -81,6 +82,20 @@ async def test_health_answers_while_the_store_hangs(autojump_clock) -> None:
             metrics = await client.get("/metrics")
         nursery.cancel_scope.cancel()
     assert response.status_code == 200 and metrics.status_code == 200
+
+
+async def test_probe_fast_path_and_quart_routes_agree(autojump_clock) -> None:
+    deps, _ = make_deps(await memory_store())
+    deps.status.state = ServiceState.DRAINING
+    client = create_app(deps).test_client()
+    fast = await client.get("/health")  # answered by ProbeFastPath
+    assert fast.headers["Cache-Control"] == "no-store"
+    assert await fast.get_json() == health_answer(deps)[0]
+    head = await client.head("/ready")  # not a GET: Quart's route answers
+    assert head.status_code == 503
+    wrong = await client.post("/health", scope_base=LOOPBACK)
+    assert wrong.status_code == 405
+    assert (await wrong.get_json())["error"] == "method_not_allowed"
 
 
 async def test_metrics_exposes_the_instruments(autojump_clock) -> None:

@@ -7,6 +7,7 @@ worker and the snapshot task keep current.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from quart import Quart
@@ -17,6 +18,7 @@ from tamma_trio.models import TaskStatus
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.web.deps import WebDeps
 from tamma_trio.web.errors import NO_STORE
+from tamma_trio.web.probes import Answer, ProbeFastPath
 
 READY_PATH = "/ready"
 
@@ -74,21 +76,42 @@ def not_ready_reason(status: ServiceStatus) -> str | None:
     return None
 
 
+def health_answer(deps: WebDeps) -> tuple[dict[str, Any], int]:
+    """Liveness: 200 until the daemon has stopped, draining included."""
+    code = 503 if deps.status.state is ServiceState.STOPPED else 200
+    return health_body(deps), code
+
+
+def ready_answer(deps: WebDeps) -> tuple[dict[str, Any], int]:
+    """Readiness: 200 only while running with a store that answered its last ping."""
+    reason = not_ready_reason(deps.status)
+    if reason is None:
+        return {"ready": True}, 200
+    return {"ready": False, "reason": reason}, 503
+
+
+def probe_answers(deps: WebDeps) -> dict[str, Answer]:
+    """Path -> answer for ProbeFastPath; the Quart routes call the same functions."""
+    return {
+        deps.config.health_check.path: partial(health_answer, deps),
+        READY_PATH: partial(ready_answer, deps),
+    }
+
+
 def register_health_routes(app: Quart, deps: WebDeps) -> None:
-    """/health (liveness: 200 until stopped, draining included) and /ready (readiness)."""
+    """/health and /ready as Quart routes (HEAD, 405...); ProbeFastPath answers their GETs."""
 
     async def health() -> ResponseReturnValue:
-        code = 503 if deps.status.state is ServiceState.STOPPED else 200
-        return health_body(deps), code, NO_STORE
+        body, code = health_answer(deps)
+        return body, code, NO_STORE
 
     async def ready() -> ResponseReturnValue:
-        reason = not_ready_reason(deps.status)
-        if reason is None:
-            return {"ready": True}, 200, NO_STORE
-        return {"ready": False, "reason": reason}, 503, NO_STORE
+        body, code = ready_answer(deps)
+        return body, code, NO_STORE
 
     app.add_url_rule(deps.config.health_check.path, "health", health, methods=["GET"])
     app.add_url_rule(READY_PATH, "ready", ready, methods=["GET"])
+    app.asgi_app = ProbeFastPath(app.asgi_app, probe_answers(deps))  # type: ignore[method-assign]
 
 
 def register_metrics_route(app: Quart, deps: WebDeps) -> None:
