@@ -11,6 +11,7 @@ global registry would refuse the second set of instruments.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -114,35 +115,45 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        # labels() takes a lock and builds a key on every call; the worker calls these per task,
+        # so each labelled child is looked up once and kept.
+        self._children: dict[tuple[object, ...], Any] = {}
         self._create_series()
         self.registry.register(SnapshotCollector(status, self._running_by_type))
 
     def _create_series(self) -> None:
         """Expose every known series at 0, so rate() and alerts work before the first event."""
         for task_type in TaskType:
-            self._attempts.labels(task_type.value)
-            self._escalations.labels(task_type.value)
-            self._durations.labels(task_type.value)
+            self._child(self._attempts, task_type.value)
+            self._child(self._escalations, task_type.value)
+            self._child(self._durations, task_type.value)
             for outcome in OUTCOMES:
-                self._outcomes.labels(task_type.value, outcome)
+                self._child(self._outcomes, task_type.value, outcome)
+
+    def _child(self, family: Counter | Histogram, *labels: str) -> Any:
+        key = (family, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = family.labels(*labels)
+        return child
 
     def task_started(self, task_type: str) -> None:
-        self._attempts.labels(task_type).inc()
+        self._child(self._attempts, task_type).inc()
         self._running_by_type[task_type] = self._running_by_type.get(task_type, 0) + 1
 
     def task_finished(self, task_type: str, outcome: str, seconds: float) -> None:
         """Record an attempt's end; ``outcome`` is one of OUTCOMES."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r} (expected one of {OUTCOMES})")
-        self._outcomes.labels(task_type, outcome).inc()
-        self._durations.labels(task_type).observe(max(seconds, 0.0))
+        self._child(self._outcomes, task_type, outcome).inc()
+        self._child(self._durations, task_type).observe(max(seconds, 0.0))
         running = self._running_by_type.get(task_type, 0)
         self._running_by_type[task_type] = max(running - 1, 0)
         self._finished += 1
         self._seconds_total += max(seconds, 0.0)
 
     def escalated(self, task_type: str) -> None:
-        self._escalations.labels(task_type).inc()
+        self._child(self._escalations, task_type).inc()
 
     @property
     def average_task_seconds(self) -> float | None:
