@@ -23,6 +23,8 @@ LOG_FORMATS = ("console", "json")
 # Shorter registered secrets would redact ordinary words; such values are not secrets anyway.
 MIN_SECRET_LENGTH = 6
 MASK = "***"
+MEMO_MAX_LENGTH = 64
+MEMO_ENTRIES = 1024
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD_ATTRS = frozenset(
@@ -74,6 +76,8 @@ class Redactor:
     def __init__(self) -> None:
         self._lock = threading.Lock()  # log calls may come from worker threads
         self._secrets: tuple[str, ...] = ()  # replaced whole, so readers need no lock
+        # Short values (task types, step names, actions) repeat on every line of a task.
+        self._memo: dict[str, str] = {}
 
     def register(self, value: str) -> None:
         """Mask ``value`` verbatim from now on (a configured token, a webhook secret)."""
@@ -82,12 +86,25 @@ class Redactor:
         with self._lock:
             # Longest first, so a secret that contains another is masked whole.
             self._secrets = tuple(sorted({*self._secrets, value}, key=len, reverse=True))
+            self._memo = {}
 
     def clear(self) -> None:
         with self._lock:
             self._secrets = ()
+            self._memo = {}
 
     def redact(self, text: str) -> str:
+        if len(text) > MEMO_MAX_LENGTH:
+            return self._redact(text)
+        memo = self._memo
+        found = memo.get(text)
+        if found is None:
+            if len(memo) >= MEMO_ENTRIES:
+                memo.clear()
+            found = memo[text] = self._redact(text)
+        return found
+
+    def _redact(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)

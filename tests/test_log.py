@@ -160,3 +160,12 @@ def test_unformattable_arguments_do_not_break_the_caller(capture: io.StringIO) -
     logging.getLogger("tamma_trio.x").info("%d items", "not a number")
     (line,) = lines(capture)
     assert "unformattable" in str(line["message"])
+
+
+def test_a_secret_registered_later_is_masked_in_text_seen_before() -> None:
+    redactor = Redactor()
+    assert redactor.redact("value late-secret-1") == "value late-secret-1"  # now memoized
+    redactor.register("late-secret-1")
+    assert redactor.redact("value late-secret-1") == "value ***"
+    long_text = "x" * 100 + " late-secret-1"
+    assert redactor.redact(long_text) == "x" * 100 + " ***"
