@@ -7,10 +7,11 @@ rules live in one place.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_serializer
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_serializer
 from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio.errors import TransitionError, ValidationError
@@ -81,11 +82,22 @@ class CommentRef(_Payload):
     author: str = Field(min_length=1)
 
 
-_REPOSITORY = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_REPOSITORY_SHAPE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+def check_repository(value: str) -> str:
+    """``owner/name`` as the forges spell it; "." and ".." never pass, since the name ends up in
+    workspace paths."""
+    if not _REPOSITORY_SHAPE.match(value) or {".", ".."} & set(value.split("/")):
+        raise ValueError("must be owner/name (letters, digits, '_', '.', '-')")
+    return value
+
+
+Repository = Annotated[str, AfterValidator(check_repository)]
 
 
 class IssueAssignedPayload(_Payload):
-    repository: str = _REPOSITORY
+    repository: Repository
     issue: IssueRef
 
 
@@ -94,7 +106,7 @@ class IssueCommentPayload(IssueAssignedPayload):
 
 
 class PrReviewRequestedPayload(_Payload):
-    repository: str = _REPOSITORY
+    repository: Repository
     pull_request: PullRequestRef = Field(
         validation_alias=AliasChoices("pull_request", "pullRequest")
     )

@@ -44,6 +44,8 @@ def test_camel_case_is_accepted_and_extra_fields_are_kept() -> None:
     [
         (TaskType.ISSUE_ASSIGNED, {"repository": "acme/widgets"}, "issue"),
         (TaskType.ISSUE_ASSIGNED, {**ISSUE, "repository": "no-slash"}, "repository"),
+        (TaskType.ISSUE_ASSIGNED, {**ISSUE, "repository": "../etc"}, "repository"),
+        (TaskType.ISSUE_ASSIGNED, {**ISSUE, "repository": "acme/.."}, "repository"),
         (TaskType.ISSUE_ASSIGNED, {**ISSUE, "issue": {"number": 0}}, "issue.number"),
         (TaskType.ISSUE_COMMENT, ISSUE, "comment"),
         (TaskType.PR_COMMENT, {**PR, "comment": {"body": "x"}}, "comment.author"),

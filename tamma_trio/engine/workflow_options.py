@@ -17,6 +17,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio.engine.agent import expand_command
 from tamma_trio.errors import ConfigError
+from tamma_trio.models import Repository
 
 FORBIDDEN_AGENT_ENV = frozenset({"GITHUB_TOKEN", "GH_TOKEN", "GITLAB_TOKEN", "TAMMA_FORGE_TOKEN"})
 
@@ -28,7 +29,7 @@ class Options(BaseModel):
 class ForgeOptions(Options):
     kind: Literal["local"] = "local"
     origin: Path = Path("./origin.git")  # the bare repository that acts as origin
-    repository: str = Field(default="local/project", pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    repository: Repository = "local/project"
     default_branch: str = Field(default="main", min_length=1)
     required_approvals: int = Field(default=0, ge=0, le=10)
     trigger_label: str = Field(default="tamma", min_length=1)
