@@ -401,3 +401,78 @@ async def test_log_line_of_an_added_task_carries_its_id(api: Any, caplog: Any) -
         task = await (await post(client, "/api/tasks", PR_REVIEW)).get_json()
     (record,) = [r for r in caplog.records if r.name == "tamma_trio.web.api"]
     assert record.task_id == task["id"] and record.task_type == "pr_review_requested"
+
+
+# --- batches ----------------------------------------------------------------------------------
+
+
+def batch(count: int, first: int = 1) -> dict[str, Any]:
+    return {
+        "tasks": [
+            {"type": "issue_assigned", "payload": {"repository": "o/r", "issue": {"number": n}}}
+            for n in range(first, first + count)
+        ]
+    }
+
+
+async def test_a_batch_is_stored_in_order_and_wakes_the_poller_once(api: Any) -> None:
+    client, deps, wakes = api
+    response = await post(client, "/api/tasks/batch", batch(3))
+    assert response.status_code == 201
+    body = await response.get_json()
+    assert body["created"] == 3
+    assert [t["payload"]["issue"]["number"] for t in body["tasks"]] == [1, 2, 3]
+    assert wakes.count == 1
+    assert sorted(t.id for t in await stored(deps)) == [t["id"] for t in body["tasks"]]
+
+
+async def test_a_batch_of_known_keys_adds_nothing_and_answers_200(api: Any) -> None:
+    client, deps, wakes = api
+    first = await (await post(client, "/api/tasks/batch", {"tasks": [ISSUE]})).get_json()
+    again = await post(client, "/api/tasks/batch", {"tasks": [ISSUE]})
+    assert again.status_code == 200
+    body = await again.get_json()
+    assert body["created"] == 0 and body["tasks"][0]["id"] == first["tasks"][0]["id"]
+    assert wakes.count == 1 and len(await stored(deps)) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "detail"),
+    [
+        ({"tasks": []}, "tasks", "tasks must be a list of 1 to 500 task objects"),
+        ({"tasks": {"type": "x"}}, "tasks", "tasks must be a list"),
+        ({"tasks": batch(501)["tasks"]}, "tasks", "tasks must be a list of 1 to 500"),
+        ({"tasks": [*batch(1)["tasks"], 7]}, "tasks[1]", "tasks[1] must be a JSON object"),
+        (
+            {"tasks": [*batch(1)["tasks"], {"type": "issue_assigned", "payload": {}}]},
+            "tasks[1].payload",
+            "tasks[1]: invalid payload for issue_assigned: repository: Field required",
+        ),
+        ({"tasks": batch(1)["tasks"], "extra": 1}, "extra", "unknown field 'extra'"),
+    ],
+)
+async def test_a_bad_batch_is_refused_whole_and_stores_nothing(
+    api: Any, body: dict[str, Any], field: str, detail: str
+) -> None:
+    client, deps, wakes = api
+    response = await post(client, "/api/tasks/batch", body)
+    assert response.status_code == 400
+    error = await response.get_json()
+    assert error["field"] == field and error["detail"].startswith(detail)
+    assert await stored(deps) == [] and wakes.count == 0
+
+
+async def test_a_batch_from_a_remote_client_needs_the_token(autojump_clock: Any) -> None:
+    deps, _ = make_deps(await memory_store(), config=ServiceConfig(api=ApiConfig(token=TOKEN)))
+    client = create_app(deps).test_client()
+    refused = await post(client, "/api/tasks/batch", batch(2), scope_base=remote("203.0.113.7"))
+    assert refused.status_code == 401
+    allowed = await post(
+        client,
+        "/api/tasks/batch",
+        batch(2),
+        scope_base=remote("203.0.113.7"),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert allowed.status_code == 201
+    assert len(await stored(deps)) == 2

@@ -35,6 +35,8 @@ TASKS_PATH = "/api/tasks"
 _TASK_PATH = TASKS_PATH + "/<int(min=1, max=9223372036854775807):task_id>"
 
 MAX_PAGE = 500
+# A batch is validated whole before anything is stored, and written in one transaction.
+MAX_BATCH = 500
 DEFAULT_PAGE = 50
 _NEW_TASK_FIELDS = ("type", "priority", "payload", "max_retries", "key")
 _LIST_FILTERS = ("status", "type", "limit", "offset")
@@ -88,6 +90,25 @@ def new_task_from(body: Mapping[str, Any], default_retries: int) -> NewTask:
     except ValidationError as exc:
         field = next((f for f in _BUILD_FIELDS if str(exc).startswith(f)), "body")
         raise _invalid(field, str(exc)) from None
+
+
+def new_tasks_from(body: Mapping[str, Any], default_retries: int) -> list[NewTask]:
+    """Validate a batch body ``{"tasks": [...]}``; the first bad task is named by its index."""
+    unknown = set(body) - {"tasks"}
+    if unknown:
+        raise _unknown("field", unknown)
+    items = body.get("tasks")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+        raise _invalid("tasks", f"tasks must be a list of 1 to {MAX_BATCH} task objects")
+    news: list[NewTask] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise _invalid(f"tasks[{index}]", f"tasks[{index}] must be a JSON object")
+        try:
+            news.append(new_task_from(item, default_retries))
+        except ApiError as exc:
+            raise _invalid(f"tasks[{index}].{exc.field}", f"tasks[{index}]: {exc.detail}") from None
+    return news
 
 
 def _query_int(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -156,6 +177,17 @@ def register_api_routes(app: Quart, deps: WebDeps) -> None:
         task_logger(task, log.name).info("added through the API (priority %d)", task.priority)
         return task.public(), 201, {**NO_STORE, "Location": f"{TASKS_PATH}/{task.id}"}
 
+    async def add_tasks() -> ResponseReturnValue:
+        require_mutation_allowed(api.token)
+        body = await read_json_object(api.max_body_bytes)
+        added = await store.add_many(new_tasks_from(body, deps.config.max_retries))
+        created = sum(1 for _task, is_new in added if is_new)
+        if created:
+            deps.wake()
+            log.info("added %d task(s) through the API in one batch", created)
+        tasks = [task.public() for task, _is_new in added]
+        return {"tasks": tasks, "created": created}, 201 if created else 200, NO_STORE
+
     async def cancel_task(task_id: int) -> ResponseReturnValue:
         require_mutation_allowed(api.token)
         await read_optional_json_object(api.max_body_bytes)
@@ -171,6 +203,7 @@ def register_api_routes(app: Quart, deps: WebDeps) -> None:
 
     app.add_url_rule(TASKS_PATH, "list_tasks", list_tasks, methods=["GET"])
     app.add_url_rule(TASKS_PATH, "add_task", add_task, methods=["POST"])
+    app.add_url_rule(TASKS_PATH + "/batch", "add_tasks", add_tasks, methods=["POST"])
     app.add_url_rule(_TASK_PATH, "show_task", show_task, methods=["GET"])
     app.add_url_rule(_TASK_PATH + "/cancel", "cancel_task", cancel_task, methods=["POST"])
     app.add_url_rule(_TASK_PATH + "/retry", "retry_task", retry_task, methods=["POST"])
