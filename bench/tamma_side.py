@@ -171,6 +171,30 @@ async def _post_many_raw(url: str, numbers: range) -> None:
         await client.aclose()
 
 
+BATCH_SIZE = 100
+
+
+async def _post_batches(url: str, numbers: range) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        for start in range(numbers.start, numbers.stop, BATCH_SIZE):
+            chunk = range(start, min(start + BATCH_SIZE, numbers.stop))
+            tasks = [{"type": "pr_review_requested", "payload": review_payload(n)} for n in chunk]
+            response = await http.post("/api/tasks/batch", json={"tasks": tasks})
+            if response.status_code != 201:
+                raise RuntimeError(f"intake refused: {response.status_code} {response.text}")
+
+
+async def intake_batched(url: str, count: int, clients: int, *, first: int) -> float:
+    """Tasks per second added through POST /api/tasks/batch, BATCH_SIZE tasks a request."""
+    share = count // clients
+    started = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for index in range(clients):
+            start = first + index * share
+            nursery.start_soon(_post_batches, url, range(start, start + share))
+    return share * clients / (time.perf_counter() - started)
+
+
 async def intake(url: str, count: int, clients: int, *, first: int = 1, raw: bool = False) -> float:
     """Tasks per second added through POST /api/tasks by ``clients`` concurrent clients.
 
@@ -218,8 +242,8 @@ async def intake_and_pickup(
     gaps: tuple[float, float],
     log_level: str,
     timeout: float,
-) -> tuple[float, float, list[float]]:
-    """(httpx intake rate, raw-client intake rate, pickup latencies in seconds)."""
+) -> tuple[float, float, float, list[float]]:
+    """(httpx, raw-client and batched intake rates, pickup latencies in seconds)."""
     daemon = Daemon(workdir / "intake", log_level)
     daemon.write_config(20)
     deadline = time.monotonic() + timeout
@@ -233,10 +257,11 @@ async def intake_and_pickup(
         url = await wait_listening(daemon, proc, deadline)
         rate = await intake(url, count, clients)
         raw_rate = await intake(url, count, clients, first=count + 1, raw=True)
+        batched_rate = await intake_batched(url, count, clients, first=2 * count + 1)
         async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-            await wait_completed(http, 2 * (count - count % clients), deadline)
-        found = await pickups(url, samples, gaps, 2 * count + 1, deadline)
-    return rate, raw_rate, found
+            await wait_completed(http, 3 * (count - count % clients), deadline)
+        found = await pickups(url, samples, gaps, 3 * count + 1, deadline)
+    return rate, raw_rate, batched_rate, found
 
 
 async def _probe_health(url: str, done: Callable[[int], bool], deadline: float) -> list[float]:

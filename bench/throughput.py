@@ -15,7 +15,8 @@ What each figure means:
   its default of 1 worker and at tamma-trio's concurrency; the ratio uses the faster Huey.
 - intake: tasks added through POST /api/tasks by concurrent httpx clients (keep-alive), while
   the daemon also runs them; then the same with bench.rawhttp clients, whose CPU cost is
-  negligible, to show how much of the figure is the client's (httpx: ~1 ms CPU a request).
+  negligible, to show how much of the figure is the client's (httpx: ~1 ms CPU a request);
+  then through POST /api/tasks/batch, 100 tasks a request (httpx clients).
 - pickup: single tasks added to an idle daemon/consumer after a random idle gap;
   tamma-trio: created_at -> started_at; Huey: enqueue -> EXECUTING.
 - health: /health latency (one keep-alive client, every 10 ms) during a drain of the RSS run.
@@ -89,7 +90,7 @@ async def run_tamma(args: argparse.Namespace, workdir: Path, budget: Budget) -> 
         workdir, args.drain_tasks, args.concurrency, args.log_level, budget.phase()
     )
     emit("tamma_drain_tasks_per_s", rate)
-    intake, raw_intake, pickups = await tamma_side.intake_and_pickup(
+    intake, raw_intake, batched_intake, pickups = await tamma_side.intake_and_pickup(
         workdir,
         count=args.intake_tasks,
         clients=args.clients,
@@ -100,6 +101,7 @@ async def run_tamma(args: argparse.Namespace, workdir: Path, budget: Budget) -> 
     )
     emit("tamma_intake_tasks_per_s", intake)
     emit("tamma_intake_raw_client_tasks_per_s", raw_intake)
+    emit(f"tamma_intake_batched_{tamma_side.BATCH_SIZE}_tasks_per_s", batched_intake)
     emit_latencies("tamma_pickup", pickups)
     rss, health = await tamma_side.loaded(workdir, args.rss_tasks, args.log_level, budget.phase())
     emit("tamma_health_p50_ms_during_drain", percentile(health, 50))
