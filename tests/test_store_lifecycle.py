@@ -61,9 +61,9 @@ async def test_a_stale_token_cannot_complete_a_reclaimed_task(
 
     with pytest.raises(LeaseLostError):
         await store.complete(task.id, old.lease_token or "", {"by": "old"})
-    done = await store.complete(task.id, new.lease_token or "", {"by": "new"})
+    assert await store.complete(task.id, new.lease_token or "", {"by": "new"}) is None
 
-    assert done.result == {"by": "new"}
+    assert (await store.get(task.id)).result == {"by": "new"}
     assert await kinds(store, task.id) == [
         "enqueued",
         "claimed",
@@ -80,12 +80,12 @@ async def test_complete_records_the_result_and_drops_the_lease(
     claimed = await claim_one(store)
     wall.advance(3)
 
-    done = await store.complete(task.id, claimed.lease_token or "", {"action": "pr_created"})
+    await store.complete(task.id, claimed.lease_token or "", {"action": "pr_created"})
 
+    done = await store.get(task.id)
     assert (done.status, done.result, done.attempts) == ("completed", {"action": "pr_created"}, 1)
     assert done.finished_at == at(wall.start + 3)
     assert (done.lease_owner, done.lease_token, done.lease_expires) == (None, None, None)
-    assert await store.get(task.id) == done
 
 
 async def test_retry_later_spends_the_attempt_and_keeps_the_error(
@@ -94,8 +94,9 @@ async def test_retry_later_spends_the_attempt_and_keeps_the_error(
     task, _ = await store.add(make_task())
     claimed = await claim_one(store)
 
-    again = await store.retry_later(task.id, claimed.lease_token or "", "timeout", wall.start + 9)
+    await store.retry_later(task.id, claimed.lease_token or "", "timeout", wall.start + 9)
 
+    again = await store.get(task.id)
     assert (again.status, again.attempts, again.error) == ("queued", 1, "timeout")
     assert again.not_before == at(wall.start + 9)
     assert again.lease_token is None
@@ -111,8 +112,9 @@ async def test_fail_ends_the_task_with_its_error(store: TaskStore, make_task: Ta
     task, _ = await store.add(make_task())
     claimed = await claim_one(store)
 
-    failed = await store.fail(task.id, claimed.lease_token or "", "not retryable")
+    await store.fail(task.id, claimed.lease_token or "", "not retryable")
 
+    failed = await store.get(task.id)
     assert (failed.status, failed.error, failed.lease_token) == ("failed", "not retryable", None)
     assert failed.finished_at is not None
     assert await store.claim(1) == []
@@ -125,8 +127,9 @@ async def test_release_refunds_the_attempt_and_requeues_now(
     claimed = await claim_one(store)
     wall.advance(20)
 
-    released = await store.release(task.id, claimed.lease_token or "", "shutdown")
+    await store.release(task.id, claimed.lease_token or "", "shutdown")
 
+    released = await store.get(task.id)
     assert (released.status, released.attempts, released.lease_token) == ("queued", 0, None)
     assert released.not_before == at(wall.start + 20)
     event = (await store.events(task.id))[-1]

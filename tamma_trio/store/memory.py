@@ -172,7 +172,7 @@ class MemoryStore:
         self._task(task_id)
         self._append_event(task_id, EventSpec(kind, actor, None, detail), self._clock())
 
-    async def complete(self, task_id: int, token: str, result: dict[str, Any]) -> Task:
+    async def complete(self, task_id: int, token: str, result: dict[str, Any]) -> None:
         await self._enter()
         task = self._leased(task_id, token)
         now = self._clock()
@@ -183,9 +183,9 @@ class MemoryStore:
             "finished_at": lifecycle.utc(now),
             **_NO_LEASE,
         }
-        return _copy(self._change(task, changes, lifecycle.completed(task.attempts), now))
+        self._change(task, changes, lifecycle.completed(task.attempts), now)
 
-    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> Task:
+    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> None:
         await self._enter()
         task = self._leased(task_id, token)
         changes = {
@@ -195,9 +195,9 @@ class MemoryStore:
             **_NO_LEASE,
         }
         spec = lifecycle.retry_scheduled(task.attempts, error, not_before)
-        return _copy(self._change(task, changes, spec, self._clock()))
+        self._change(task, changes, spec, self._clock())
 
-    async def fail(self, task_id: int, token: str, error: str) -> Task:
+    async def fail(self, task_id: int, token: str, error: str) -> None:
         await self._enter()
         task = self._leased(task_id, token)
         now = self._clock()
@@ -207,9 +207,9 @@ class MemoryStore:
             "finished_at": lifecycle.utc(now),
             **_NO_LEASE,
         }
-        return _copy(self._change(task, changes, lifecycle.failed(task.attempts, error), now))
+        self._change(task, changes, lifecycle.failed(task.attempts, error), now)
 
-    async def release(self, task_id: int, token: str, reason: str) -> Task:
+    async def release(self, task_id: int, token: str, reason: str) -> None:
         await self._enter()
         task = self._leased(task_id, token)
         now = self._clock()
@@ -219,7 +219,7 @@ class MemoryStore:
             "not_before": lifecycle.utc(now),
             **_NO_LEASE,
         }
-        return _copy(self._change(task, changes, lifecycle.released(reason), now))
+        self._change(task, changes, lifecycle.released(reason), now)
 
     async def recover_orphans(self) -> list[Task]:
         await self._enter()

@@ -178,25 +178,21 @@ class SqliteStore:
         event = event_row(self._clock(), EventSpec(kind, actor, None, detail))
         await self._write(sqlite_ops.record_event, task_id, event)
 
-    async def complete(self, task_id: int, token: str, result: dict[str, Any]) -> Task:
+    async def complete(self, task_id: int, token: str, result: dict[str, Any]) -> None:
         now = self._clock()
-        return task_from_row(
-            await self._write(sqlite_ops.complete, task_id, token, dumps(result), now)
-        )
+        await self._write(sqlite_ops.complete, task_id, token, dumps(result), now)
 
-    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> Task:
+    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> None:
         now = self._clock()
-        return task_from_row(
-            await self._write(sqlite_ops.retry_later, task_id, token, error, not_before, now)
-        )
+        await self._write(sqlite_ops.retry_later, task_id, token, error, not_before, now)
 
-    async def fail(self, task_id: int, token: str, error: str) -> Task:
+    async def fail(self, task_id: int, token: str, error: str) -> None:
         now = self._clock()
-        return task_from_row(await self._write(sqlite_ops.fail, task_id, token, error, now))
+        await self._write(sqlite_ops.fail, task_id, token, error, now)
 
-    async def release(self, task_id: int, token: str, reason: str) -> Task:
+    async def release(self, task_id: int, token: str, reason: str) -> None:
         now = self._clock()
-        return task_from_row(await self._write(sqlite_ops.release, task_id, token, reason, now))
+        await self._write(sqlite_ops.release, task_id, token, reason, now)
 
     async def recover_orphans(self) -> list[Task]:
         now = self._clock()

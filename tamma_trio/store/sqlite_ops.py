@@ -51,13 +51,13 @@ _CLAIM_ONE = f"""UPDATE tasks SET status = 'in_progress', attempts = attempts + 
 _LEASED = "WHERE id = ? AND lease_token = ? AND status = 'in_progress'"
 _NO_LEASE = "lease_owner = NULL, lease_token = NULL, lease_expires = NULL"
 _COMPLETE = f"""UPDATE tasks SET status = 'completed', result = ?, error = NULL,
-    finished_at = ?, {_NO_LEASE} {_LEASED} RETURNING {TASK_COLUMNS}"""
+    finished_at = ?, {_NO_LEASE} {_LEASED} RETURNING attempts"""
 _RETRY_LATER = f"""UPDATE tasks SET status = 'queued', error = ?, not_before = ?, {_NO_LEASE}
-    {_LEASED} RETURNING {TASK_COLUMNS}"""
+    {_LEASED} RETURNING attempts"""
 _FAIL = f"""UPDATE tasks SET status = 'failed', error = ?, finished_at = ?, {_NO_LEASE}
-    {_LEASED} RETURNING {TASK_COLUMNS}"""
+    {_LEASED} RETURNING attempts"""
 _RELEASE = f"""UPDATE tasks SET status = 'queued', attempts = max(attempts - 1, 0),
-    not_before = ?, {_NO_LEASE} {_LEASED} RETURNING {TASK_COLUMNS}"""
+    not_before = ?, {_NO_LEASE} {_LEASED} RETURNING attempts"""
 _SAVE_PROGRESS = f"UPDATE tasks SET progress = ? {_LEASED} RETURNING id"
 _EXTEND_LEASE = """UPDATE tasks SET lease_expires = ?
     WHERE lease_token = ? AND status = 'in_progress' RETURNING lease_token"""
@@ -199,39 +199,36 @@ def save_progress(conn: sqlite3.Connection, task_id: int, token: str, progress: 
         raise lifecycle.lease_lost(task_id, status_of(conn, task_id))
 
 
-def complete(conn: sqlite3.Connection, task_id: int, token: str, result: str, now: float) -> Row:
-    row = _end_lease(conn, _COMPLETE, (result, now, task_id, token), task_id)
-    append_event(conn, task_id, event_row(now, lifecycle.completed(attempts_of(row))))
-    return row
+def complete(conn: sqlite3.Connection, task_id: int, token: str, result: str, now: float) -> None:
+    attempts = _end_lease(conn, _COMPLETE, (result, now, task_id, token), task_id)
+    append_event(conn, task_id, event_row(now, lifecycle.completed(attempts)))
 
 
 def retry_later(
     conn: sqlite3.Connection, task_id: int, token: str, error: str, not_before: float, now: float
-) -> Row:
-    row = _end_lease(conn, _RETRY_LATER, (error, not_before, task_id, token), task_id)
-    spec = lifecycle.retry_scheduled(attempts_of(row), error, not_before)
+) -> None:
+    attempts = _end_lease(conn, _RETRY_LATER, (error, not_before, task_id, token), task_id)
+    spec = lifecycle.retry_scheduled(attempts, error, not_before)
     append_event(conn, task_id, event_row(now, spec))
-    return row
 
 
-def fail(conn: sqlite3.Connection, task_id: int, token: str, error: str, now: float) -> Row:
-    row = _end_lease(conn, _FAIL, (error, now, task_id, token), task_id)
-    append_event(conn, task_id, event_row(now, lifecycle.failed(attempts_of(row), error)))
-    return row
+def fail(conn: sqlite3.Connection, task_id: int, token: str, error: str, now: float) -> None:
+    attempts = _end_lease(conn, _FAIL, (error, now, task_id, token), task_id)
+    append_event(conn, task_id, event_row(now, lifecycle.failed(attempts, error)))
 
 
-def release(conn: sqlite3.Connection, task_id: int, token: str, reason: str, now: float) -> Row:
-    row = _end_lease(conn, _RELEASE, (now, task_id, token), task_id)
+def release(conn: sqlite3.Connection, task_id: int, token: str, reason: str, now: float) -> None:
+    _end_lease(conn, _RELEASE, (now, task_id, token), task_id)
     append_event(conn, task_id, event_row(now, lifecycle.released(reason)))
-    return row
 
 
-def _end_lease(conn: sqlite3.Connection, sql: str, params: tuple[object, ...], task_id: int) -> Row:
-    """Run a lease-checked update; LeaseLostError or TaskNotFoundError when it matched nothing."""
+def _end_lease(conn: sqlite3.Connection, sql: str, params: tuple[object, ...], task_id: int) -> int:
+    """Run a lease-checked update returning the attempt count; LeaseLostError or
+    TaskNotFoundError when it matched nothing."""
     row: Row | None = conn.execute(sql, params).fetchone()
     if row is None:
         raise lifecycle.lease_lost(task_id, status_of(conn, task_id))
-    return row
+    return int(row[0])
 
 
 def recover_orphans(
