@@ -42,6 +42,28 @@ def sqlite_file(path: Path, *statements: str) -> Path:
 # --- the file -------------------------------------------------------------------------------
 
 
+async def test_json_columns_keep_text_and_numbers_as_given(
+    tmp_path: Path, make_task: TaskBuilder
+) -> None:
+    """Results and events are stored as compact UTF-8 JSON and read back unchanged."""
+    path = tmp_path / "tasks.db"
+    store = await opened(path)
+    result = {"action": "merged", "note": "réussi ✓ 合并", "ratio": 0.1, "big": 2**62, "none": None}
+    try:
+        task, _ = await store.add(make_task(5))
+        [claimed] = await store.claim(1)
+        await store.complete(task.id, claimed.lease_token or "", result)
+        assert (await store.get(task.id)).result == result
+    finally:
+        await store.aclose()
+    conn = sqlite3.connect(path)
+    try:
+        [(raw,)] = conn.execute("SELECT result FROM tasks WHERE id = ?", (task.id,)).fetchall()
+    finally:
+        conn.close()
+    assert "réussi ✓ 合并" in raw and ", " not in raw
+
+
 async def test_tasks_and_their_trail_survive_close_and_reopen(
     tmp_path: Path, make_task: TaskBuilder
 ) -> None:

@@ -7,9 +7,10 @@ model validation done by the caller overlap with the writer's SQL instead of que
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any, NamedTuple
+
+import pydantic_core
 
 from tamma_trio.errors import TaskNotFoundError
 from tamma_trio.models import NewTask, Task, TaskEvent, TaskStatus
@@ -55,7 +56,13 @@ class NewTaskRow(NamedTuple):
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    """Compact JSON, UTF-8 rather than \\u escapes; pydantic-core's encoder (about 5x faster
+    than the json module's) because every task writes a result and two events."""
+    return pydantic_core.to_json(value).decode()
+
+
+def loads(text: str) -> Any:
+    return pydantic_core.from_json(text)
 
 
 def event_row(now: float, spec: EventSpec) -> EventRow:
@@ -97,10 +104,10 @@ def task_from_row(row: Row) -> Task:
     for name in _TIME_FIELDS:
         if fields[name] is not None:
             fields[name] = lifecycle.utc(fields[name])
-    fields["payload"] = json.loads(fields["payload"])
-    fields["progress"] = json.loads(fields["progress"])
+    fields["payload"] = loads(fields["payload"])
+    fields["progress"] = loads(fields["progress"])
     if fields["result"] is not None:
-        fields["result"] = json.loads(fields["result"])
+        fields["result"] = loads(fields["result"])
     return Task.model_validate(fields)
 
 
@@ -113,7 +120,7 @@ def event_from_row(row: Row) -> TaskEvent:
         kind=kind,
         actor=actor,
         status=None if status is None else TaskStatus(status),
-        detail=json.loads(detail),
+        detail=loads(detail),
     )
 
 
