@@ -128,7 +128,7 @@ def test_options_defaults_and_resolution(tmp_path: Path) -> None:
     [
         ({"workspace": "x"}, "engine.workspace", "unknown key"),
         ({"forge": {"kind": "github"}}, "engine.forge.kind", "'local'"),
-        ({"forge": {"repository": "no-slash"}}, "engine.forge.repository", "pattern"),
+        ({"forge": {"repository": "no-slash"}}, "engine.forge.repository", "must be owner/name"),
         ({"agent": {"command": "gpt"}}, "engine.agent.command", "unknown agent preset"),
         ({"agent": {"command": ["x", "{nope}"]}}, "engine.agent.command", "unknown placeholder"),
         ({"agent": {"env": ["GITHUB_TOKEN"]}}, "engine.agent.env", "never get the forge token"),
