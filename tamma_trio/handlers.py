@@ -209,6 +209,7 @@ class Handlers:
         status = await self.engine.monitor_pr(repository, number)
         detail: dict[str, Any] = {"pull_request": number}
         if status.state == "merged":
+            await self._finish_merged(repository, number, status.head_sha)
             return Outcome(action=MERGED, detail={**detail, "already_merged": True})
         if status.state == "closed":
             return Outcome(action=IGNORED, detail={**detail, "reason": "pull request is closed"})
@@ -219,6 +220,20 @@ class Handlers:
             reasons = [merge.message or "the forge refused the merge"]
             return Outcome(action=MONITORING, detail={**detail, "reasons": reasons})
         return Outcome(action=MERGED, detail={**detail, "sha": merge.sha})
+
+    async def _finish_merged(self, repository: str, number: int, head_sha: str) -> None:
+        """Let the engine finish the cleanup of a merge that happened before this attempt.
+
+        The daemon may have died between its merge and the cleanup (branch, labels, closing
+        the issue); merge_pr of a merged pull request does only the cleanup, once. A pull
+        request that is not ours was merged by a human: there is nothing of ours to clean.
+        """
+        try:
+            await self.engine.merge_pr(repository, number, head_sha)
+        except EngineError as exc:
+            if exc.retryable:
+                raise
+            log.info("%s#%d was merged elsewhere: %s", repository, number, exc)
 
 
 def target_of(task: Task) -> Target:

@@ -232,7 +232,18 @@ async def test_an_already_merged_pull_request_is_reported_as_merged(store: Memor
     task = await claimed(store, "pr_review_requested", PR)
     result = await run(handlers, task)
     assert result == {"action": "merged", "pull_request": 12, "already_merged": True}
-    assert engine.steps() == ["monitor_pr"]
+    assert engine.steps() == ["monitor_pr", "merge_pr"]  # merge_pr finishes an earlier cleanup
+
+
+async def test_a_pull_request_merged_by_someone_else_is_still_merged(store: MemoryStore) -> None:
+    handlers, _ = make_handlers(
+        store,
+        pr_state="merged",
+        failures={"merge_pr": {"retryable": False, "code": "not_our_pull_request"}},
+    )
+    task = await claimed(store, "pr_review_requested", PR)
+    result = await run(handlers, task)
+    assert result == {"action": "merged", "pull_request": 12, "already_merged": True}
 
 
 async def test_a_closed_pull_request_is_ignored(store: MemoryStore) -> None:
@@ -290,3 +301,10 @@ def test_target_of_issue_and_pull_request_tasks() -> None:
             {**common, "type": new.type, "payload": new.payload, "subject": new.subject}
         )
         assert target_of(task) == Target(repository=REPO, number=number)
+
+
+async def test_a_transient_error_finishing_a_merge_is_retried(store: MemoryStore) -> None:
+    handlers, _ = make_handlers(store, pr_state="merged", failures={"merge_pr": {"times": 1}})
+    task = await claimed(store, "pr_review_requested", PR)
+    with pytest.raises(EngineError):
+        await run(handlers, task)
