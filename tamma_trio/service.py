@@ -13,6 +13,7 @@ spending a retry), stop the servers. Every wait reads trio's clock, so MockClock
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import random
@@ -34,7 +35,7 @@ from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
 from tamma_trio.status import ServiceState, ServiceStatus
-from tamma_trio.store import SqliteStore, open_store
+from tamma_trio.store import open_store
 from tamma_trio.store.base import TaskStore, WallClock
 from tamma_trio.worker import LeaseKeeper, Worker
 
@@ -293,8 +294,7 @@ async def serve(config: Config, *, announce: Callable[[str], None]) -> int:
     # Opened first, so a signal that arrives during start-up is queued, not fatal.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         store = open_store(config.service.queue, clock=wall)
-        if isinstance(store, SqliteStore):
-            store.lock_for_daemon()
+        store.lock_for_daemon()
         try:
             await store.open()
             service = Service(
@@ -332,6 +332,10 @@ async def _serve_until_signalled(
 
         nursery.start_soon(watch_signals)
         urls = await nursery.start(service.run)
+        # Everything allocated so far (modules, schemas, the app) lives as long as the daemon:
+        # moved out of the collector's reach, full collections stop scanning it, which cut
+        # /health's tail latency under load (30 ms pauses, measured with bench/throughput.py).
+        gc.freeze()
         line = listening_line(urls)
         log.info("%s", line)
         announce(line)

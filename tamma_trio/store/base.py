@@ -37,6 +37,13 @@ class TaskStore(Protocol):
 
     boot_id: str
 
+    def lock_for_daemon(self) -> None:
+        """Claim the store for this daemon (before ``open``); StoreLockedError if another has it.
+
+        Two daemons on one store would each requeue the other's running tasks as orphans.
+        Backends that coordinate several daemons themselves make this a no-op.
+        """
+
     async def open(self) -> None:
         """Create or migrate the schema; raise StoreError for a foreign or corrupt store."""
 
