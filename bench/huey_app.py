@@ -23,7 +23,7 @@ from bench.common import HUEY_DB_ENV, HUEY_EXPECT_ENV, HUEY_REPORT_ENV
 huey = SqliteHuey(filename=os.environ[HUEY_DB_ENV])
 
 
-@huey.task()
+@huey.task()  # type: ignore[untyped-decorator]  # huey ships no type hints
 def noop() -> None:
     return None
 
@@ -67,11 +67,11 @@ RECORDER = Recorder(
 )
 
 
-@huey.signal(SIGNAL_EXECUTING)
+@huey.signal(SIGNAL_EXECUTING)  # type: ignore[untyped-decorator]
 def _executing(signal: str, task: Any, *args: Any) -> None:
     RECORDER.on_executing(task.id)
 
 
-@huey.signal(SIGNAL_COMPLETE)
+@huey.signal(SIGNAL_COMPLETE)  # type: ignore[untyped-decorator]
 def _complete(signal: str, task: Any, *args: Any) -> None:
     RECORDER.on_complete()

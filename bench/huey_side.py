@@ -104,7 +104,7 @@ def drain(workdir: Path, count: int, workers: int, timeout: float) -> float:
         grace=CONSUMER_GRACE,
     ):
         report = _wait_for_report(run, time.monotonic() + timeout, log)
-    return count / (report["last_complete"] - report["first_executing"])
+    return float(count / (report["last_complete"] - report["first_executing"]))
 
 
 def pickup(workdir: Path, samples: int, gaps: tuple[float, float], timeout: float) -> list[float]:

@@ -233,6 +233,27 @@ async def pickups(
     return found
 
 
+@dataclass(frozen=True)
+class IntakeRates:
+    """Tasks per second through POST /api/tasks (httpx, then raw clients) and the batch route."""
+
+    httpx_clients: float
+    raw_clients: float
+    batched: float
+
+
+async def _intake_rates(url: str, count: int, clients: int, deadline: float) -> IntakeRates:
+    """The three intake figures, then wait until the daemon has run what they added."""
+    rates = IntakeRates(
+        httpx_clients=await intake(url, count, clients),
+        raw_clients=await intake(url, count, clients, first=count + 1, raw=True),
+        batched=await intake_batched(url, count, clients, first=2 * count + 1),
+    )
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        await wait_completed(http, 3 * (count - count % clients), deadline)
+    return rates
+
+
 async def intake_and_pickup(
     workdir: Path,
     *,
@@ -242,8 +263,12 @@ async def intake_and_pickup(
     gaps: tuple[float, float],
     log_level: str,
     timeout: float,
-) -> tuple[float, float, float, list[float]]:
-    """(httpx, raw-client and batched intake rates, pickup latencies in seconds)."""
+) -> tuple[IntakeRates | None, list[float]]:
+    """(intake rates, pickup latencies in seconds), from one daemon run.
+
+    ``count`` 0 skips the intake figures (None) and ``samples`` 0 the pickups ([]), so either
+    can be measured alone; pickups come last, once the intake's tasks have all run.
+    """
     daemon = Daemon(workdir / "intake", log_level)
     daemon.write_config(20)
     deadline = time.monotonic() + timeout
@@ -255,13 +280,9 @@ async def intake_and_pickup(
         grace=DAEMON_GRACE,
     ) as proc:
         url = await wait_listening(daemon, proc, deadline)
-        rate = await intake(url, count, clients)
-        raw_rate = await intake(url, count, clients, first=count + 1, raw=True)
-        batched_rate = await intake_batched(url, count, clients, first=2 * count + 1)
-        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-            await wait_completed(http, 3 * (count - count % clients), deadline)
+        rates = await _intake_rates(url, count, clients, deadline) if count else None
         found = await pickups(url, samples, gaps, 3 * count + 1, deadline)
-    return rate, raw_rate, batched_rate, found
+    return rates, found
 
 
 async def _probe_health(url: str, done: Callable[[int], bool], deadline: float) -> list[float]:

@@ -2,6 +2,7 @@
 
     python bench/throughput.py            # the full run, about three minutes on 2 cores
     python bench/throughput.py --quick    # smaller counts, to check the bench itself
+    python bench/throughput.py --only drain         # some phases only (comma list)
 
 Prints ``name: value`` lines (rates in tasks/s, latencies in ms, memory in MiB). Everything runs
 on loopback in a temporary directory that is removed afterwards; each phase has a deadline and
@@ -21,6 +22,10 @@ What each figure means:
   tamma-trio: created_at -> started_at; Huey: enqueue -> EXECUTING.
 - health: /health latency (one keep-alive client, every 10 ms) during a drain of the RSS run.
 - rss: the daemon's VmHWM after draining the RSS run's queue.
+
+Phases (``--only``, default all): drain, intake, pickup, health (the RSS run: /health latency
+and RSS), huey (Huey's drains and pickups). Intake and pickup share one daemon run when both
+are chosen. drain_ratio_vs_huey needs both drain and huey.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from bench import huey_side, tamma_side
 from bench.common import emit, percentile
 
 PHASE_TIMEOUT = 300.0
+PHASES = ("drain", "intake", "pickup", "health", "huey")
 
 
 class Budget:
@@ -55,6 +61,18 @@ class Budget:
         return min(left, PHASE_TIMEOUT)
 
 
+def parse_phases(text: str) -> frozenset[str]:
+    """A comma list of PHASES; unknown names are an error, not silently nothing measured."""
+    chosen = frozenset(name.strip() for name in text.split(",") if name.strip())
+    unknown = sorted(chosen - set(PHASES))
+    if unknown or not chosen:
+        given = ", ".join(unknown) or "(none given)"
+        raise argparse.ArgumentTypeError(
+            f"unknown phase(s) {given}; choose from {', '.join(PHASES)}"
+        )
+    return chosen
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drain-tasks", type=int, default=20_000)
@@ -68,10 +86,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--idle-gap", type=float, nargs=2, default=(0.2, 1.0), metavar=("MIN", "MAX")
     )
     parser.add_argument("--log-level", default="info", help="the daemon's [log] level")
-    parser.add_argument("--skip-huey", action="store_true")
+    parser.add_argument(
+        "--only",
+        type=parse_phases,
+        default=frozenset(PHASES),
+        metavar="PHASES",
+        help=f"comma list of phases to run (default all: {','.join(PHASES)})",
+    )
+    parser.add_argument("--skip-huey", action="store_true", help="the same as leaving out huey")
     parser.add_argument("--timeout", type=float, default=1200, help="bound on the whole run (s)")
     parser.add_argument("--quick", action="store_true", help="small counts for a smoke run")
     args = parser.parse_args(argv)
+    if args.skip_huey:
+        args.only -= {"huey"}
     if args.quick:
         args.drain_tasks, args.rss_tasks, args.intake_tasks = 2_000, 5_000, 800
         args.pickup_samples, args.huey_pickup_samples = 10, 5
@@ -85,30 +112,43 @@ def emit_latencies(prefix: str, seconds: list[float]) -> None:
     emit(f"{prefix}_samples", len(millis))
 
 
-async def run_tamma(args: argparse.Namespace, workdir: Path, budget: Budget) -> float:
-    rate = await tamma_side.drain(
-        workdir, args.drain_tasks, args.concurrency, args.log_level, budget.phase()
-    )
-    emit("tamma_drain_tasks_per_s", rate)
-    intake, raw_intake, batched_intake, pickups = await tamma_side.intake_and_pickup(
+async def run_tamma(args: argparse.Namespace, workdir: Path, budget: Budget) -> float | None:
+    """The chosen tamma-trio phases; the drain rate when the drain ran."""
+    rate = None
+    if "drain" in args.only:
+        rate = await tamma_side.drain(
+            workdir, args.drain_tasks, args.concurrency, args.log_level, budget.phase()
+        )
+        emit("tamma_drain_tasks_per_s", rate)
+    if args.only & {"intake", "pickup"}:
+        await run_intake_and_pickup(args, workdir, budget)
+    if "health" in args.only:
+        rss, health = await tamma_side.loaded(
+            workdir, args.rss_tasks, args.log_level, budget.phase()
+        )
+        emit("tamma_health_p50_ms_during_drain", percentile(health, 50))
+        emit("tamma_health_p99_ms_during_drain", percentile(health, 99))
+        emit("tamma_health_samples", len(health))
+        emit(f"tamma_peak_rss_mb_{args.rss_tasks}_queued", rss)
+    return rate
+
+
+async def run_intake_and_pickup(args: argparse.Namespace, workdir: Path, budget: Budget) -> None:
+    rates, pickups = await tamma_side.intake_and_pickup(
         workdir,
-        count=args.intake_tasks,
+        count=args.intake_tasks if "intake" in args.only else 0,
         clients=args.clients,
-        samples=args.pickup_samples,
+        samples=args.pickup_samples if "pickup" in args.only else 0,
         gaps=tuple(args.idle_gap),
         log_level=args.log_level,
         timeout=budget.phase(),
     )
-    emit("tamma_intake_tasks_per_s", intake)
-    emit("tamma_intake_raw_client_tasks_per_s", raw_intake)
-    emit(f"tamma_intake_batched_{tamma_side.BATCH_SIZE}_tasks_per_s", batched_intake)
-    emit_latencies("tamma_pickup", pickups)
-    rss, health = await tamma_side.loaded(workdir, args.rss_tasks, args.log_level, budget.phase())
-    emit("tamma_health_p50_ms_during_drain", percentile(health, 50))
-    emit("tamma_health_p99_ms_during_drain", percentile(health, 99))
-    emit("tamma_health_samples", len(health))
-    emit(f"tamma_peak_rss_mb_{args.rss_tasks}_queued", rss)
-    return rate
+    if rates is not None:
+        emit("tamma_intake_tasks_per_s", rates.httpx_clients)
+        emit("tamma_intake_raw_client_tasks_per_s", rates.raw_clients)
+        emit(f"tamma_intake_batched_{tamma_side.BATCH_SIZE}_tasks_per_s", rates.batched)
+    if pickups:
+        emit_latencies("tamma_pickup", pickups)
 
 
 def run_huey(args: argparse.Namespace, workdir: Path, budget: Budget) -> float:
@@ -127,15 +167,15 @@ async def main(args: argparse.Namespace) -> None:
     budget = Budget(args.timeout)
     emit("cpus", os.cpu_count() or 0)
     emit("load_average_1m", os.getloadavg()[0])
+    emit("phases", ",".join(name for name in PHASES if name in args.only))
     emit("drain_tasks", args.drain_tasks)
     emit("tamma_log_level", args.log_level)
     with tempfile.TemporaryDirectory(prefix="tamma-bench-") as tmp:
         workdir = Path(tmp)
         tamma_rate = await run_tamma(args, workdir, budget)
-        if args.skip_huey:
-            return
-        huey_rate = run_huey(args, workdir, budget)
-    emit("drain_ratio_vs_huey", tamma_rate / huey_rate)
+        huey_rate = run_huey(args, workdir, budget) if "huey" in args.only else None
+    if tamma_rate is not None and huey_rate is not None:
+        emit("drain_ratio_vs_huey", tamma_rate / huey_rate)
 
 
 if __name__ == "__main__":
