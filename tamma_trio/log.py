@@ -7,14 +7,16 @@ filters; a handler filter sees every line that is about to be written.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
+
+import pydantic_core
 
 from tamma_trio.models import Task
 
@@ -157,9 +159,34 @@ def extras_of(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS}
 
 
-def _timestamp(record: logging.LogRecord) -> str:
-    moment = dt.datetime.fromtimestamp(record.created, tz=dt.UTC)
-    return moment.isoformat(timespec="milliseconds")
+class _Clock:
+    """ISO 8601 UTC times of records. The date and second change once a second, so they are
+    formatted once a second: datetime formatting was a tenth of the cost of a log line."""
+
+    def __init__(self) -> None:
+        self._second: tuple[int, str] = (-1, "")  # one tuple, so threads never see a mix
+
+    def iso(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (
+                second,
+                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
+            )
+        return f"{cached[1]}.{int(record.msecs):03d}+00:00"
+
+
+_timestamp = _Clock().iso
+
+
+def _json_line(line: dict[str, Any]) -> str:
+    """pydantic-core's encoder is about 5x faster than the json module's; the json module
+    stays for what it refuses (lone surrogates from undecodable output, non-UTF-8 bytes)."""
+    try:
+        return pydantic_core.to_json(line, fallback=str).decode()
+    except pydantic_core.PydanticSerializationError:
+        return json.dumps(line, default=str, ensure_ascii=False)
 
 
 class JsonFormatter(logging.Formatter):
@@ -179,7 +206,7 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = record.exc_text
         if record.stack_info:
             line["stack"] = record.stack_info
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return _json_line(line)
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -190,7 +217,7 @@ class ConsoleFormatter(logging.Formatter):
         context = ""
         if "task_id" in extras:
             context = f"[task {extras.pop('task_id')} {extras.pop('task_type', '?')}] "
-        tail = "".join(f" {key}={value}" for key, value in extras.items())
+        tail = "".join([f" {key}={value}" for key, value in extras.items()]) if extras else ""
         clock = _timestamp(record)[11:23]
         text = f"{clock} {record.levelname:<7} {record.name}: {context}{record.getMessage()}{tail}"
         if record.exc_info and not record.exc_text:

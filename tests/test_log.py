@@ -10,7 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tamma_trio.log import REDACTOR, Redactor, setup_logging, task_logger
+from tamma_trio.log import (
+    REDACTOR,
+    ConsoleFormatter,
+    JsonFormatter,
+    Redactor,
+    setup_logging,
+    task_logger,
+)
 from tamma_trio.models import Task, TaskPriority, TaskStatus, TaskType
 
 NOW = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
@@ -81,6 +88,37 @@ def test_json_line_includes_the_traceback(capture: io.StringIO) -> None:
         logging.getLogger("tamma_trio.test").exception("it failed")
     (line,) = lines(capture)
     assert "RuntimeError: boom" in str(line["exception"])
+
+
+def record_at(created: float) -> logging.LogRecord:
+    return logging.makeLogRecord(
+        {"msg": "tick", "created": created, "msecs": (created - int(created)) * 1000}
+    )
+
+
+def test_timestamps_are_exact_across_a_second_boundary() -> None:
+    """The date and second part is cached per second: each line must still show its own."""
+    second = NOW.timestamp()
+    json_times = [
+        json.loads(JsonFormatter().format(record_at(second + offset)))["ts"]
+        for offset in (0.25, 0.999, 1.0, 0.5, 3600 * 24)
+    ]
+    assert json_times == [
+        "2025-01-02T03:04:05.250+00:00",
+        "2025-01-02T03:04:05.999+00:00",
+        "2025-01-02T03:04:06.000+00:00",
+        "2025-01-02T03:04:05.500+00:00",
+        "2025-01-03T03:04:05.000+00:00",
+    ]
+    assert ConsoleFormatter().format(record_at(second + 1.042)).startswith("03:04:06.042 ")
+
+
+def test_json_line_of_text_the_fast_encoder_refuses_still_parses(capture: io.StringIO) -> None:
+    """Output decoded with surrogateescape carries lone surrogates; the line is still written."""
+    log = task_logger(make_task(3))
+    log.info("agent printed %s", b"caf\xff".decode(errors="surrogateescape"))
+    (line,) = lines(capture)
+    assert str(line["message"]).startswith("agent printed caf") and line["task_id"] == 3
 
 
 def test_console_lines_show_task_context_first() -> None:
