@@ -127,6 +127,10 @@ def register_secrets(values: Iterable[str | None]) -> None:
             REDACTOR.register(value)
 
 
+# Extras of these types cannot carry a secret and keep their JSON type in log lines.
+_PLAIN_SCALARS = (int, float, bool, type(None))
+
+
 class RedactionFilter(logging.Filter):
     """Renders each record's message, traceback and extras once, with secrets masked."""
 
@@ -151,6 +155,9 @@ class RedactionFilter(logging.Filter):
         for name, value in extras_of(record).items():
             if isinstance(value, str):
                 setattr(record, name, redact(value))
+            elif not isinstance(value, _PLAIN_SCALARS):
+                # A dict or an object prints its contents; a secret could hide anywhere in it.
+                setattr(record, name, redact(str(value)))
         return True
 
 

@@ -187,6 +187,16 @@ def test_redaction_covers_arguments_extras_and_tracebacks(capture: io.StringIO) 
     assert len(lines(capture)) == 2
 
 
+def test_redaction_covers_extras_that_are_not_strings(capture: io.StringIO) -> None:
+    setup_logging("info", "json", secrets=[SECRET], stream=capture)
+    logging.getLogger("tamma_trio.x").info(
+        "request", extra={"headers": {"Authorization": f"Bearer {SECRET}"}, "attempt": 2}
+    )
+    assert SECRET not in capture.getvalue()
+    [line] = lines(capture)
+    assert line["attempt"] == 2  # plain numbers keep their type
+
+
 def test_redaction_keeps_ordinary_text() -> None:
     redactor = Redactor()
     redactor.register("abc")  # too short to be a secret: would mask ordinary words
