@@ -30,6 +30,7 @@ from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
 from tamma_trio.engine.loader import load_engine
 from tamma_trio.handlers import Handlers
+from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.policy import Failure
@@ -87,6 +88,7 @@ class Service:
             store, self.limiter, poll_interval=svc.poll_interval, lease_seconds=svc.lease_duration
         )
         self.retry_timer = RetryTimer(store, wall, self.poller.wake)
+        self.intake = Intake(store, self.poller.wake)
         context = EngineContext(
             bot_name=svc.bot_name, database_path=database_path, enqueue=self.enqueue
         )
@@ -114,8 +116,7 @@ class Service:
 
     async def enqueue(self, new: NewTask) -> Task:
         """Add a task and claim it at once (the engine's and the embedders' intake)."""
-        task, _created = await self.store.add(new)
-        self.poller.wake()
+        task, _created = await self.intake.submit_one(new, source="forge")
         return task
 
     def request_shutdown(self) -> None:
