@@ -17,7 +17,7 @@ from quart.typing import ResponseReturnValue
 from tamma_trio.errors import FieldError, ValidationError
 from tamma_trio.intake.requests import new_task_from, new_tasks_from, shorten
 from tamma_trio.log import task_logger
-from tamma_trio.models import TaskStatus, TaskType, parse_task_type
+from tamma_trio.models import TaskStatus, TaskType, check_repository, parse_task_type
 from tamma_trio.web.auth import require_mutation_allowed
 from tamma_trio.web.body import ascii_int, read_json_object, read_optional_json_object
 from tamma_trio.web.deps import WebDeps
@@ -31,7 +31,8 @@ _TASK_PATH = TASKS_PATH + "/<int(min=1, max=9223372036854775807):task_id>"
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
-_LIST_FILTERS = ("status", "type", "limit", "offset")
+_LIST_FILTERS = ("status", "type", "repository", "text", "before", "limit", "offset")
+MAX_TEXT = 200
 
 
 def _invalid(field: str, detail: str) -> ApiError:
@@ -58,6 +59,25 @@ def _query_int(args: Mapping[str, str], name: str, default: int, low: int, high:
     return value
 
 
+def _query_repository(args: Mapping[str, str]) -> str | None:
+    raw = args.get("repository")
+    if raw is None:
+        return None
+    try:
+        return check_repository(raw)
+    except ValueError as exc:
+        raise _invalid("repository", f"repository {exc}") from None
+
+
+def _query_text(args: Mapping[str, str]) -> str | None:
+    raw = args.get("text")
+    if raw is None:
+        return None
+    if not 1 <= len(raw) <= MAX_TEXT:
+        raise _invalid("text", f"text must be 1 to {MAX_TEXT} characters")
+    return raw
+
+
 def list_filters(args: Mapping[str, str]) -> dict[str, Any]:
     """Query string -> keyword arguments of TaskStore.list_tasks."""
     unknown = set(args) - set(_LIST_FILTERS)
@@ -75,9 +95,13 @@ def list_filters(args: Mapping[str, str]) -> dict[str, Any]:
             task_type = parse_task_type(args["type"])
         except ValidationError as exc:
             raise _invalid("type", str(exc)) from None
+    before = args.get("before")
     return {
         "status": status,
         "type": task_type,
+        "repository": _query_repository(args),
+        "text": _query_text(args),
+        "before": None if before is None else _query_int(args, "before", 0, 1, 2**63 - 1),
         "limit": _query_int(args, "limit", DEFAULT_PAGE, 1, MAX_PAGE),
         "offset": _query_int(args, "offset", 0, 0, 2**62),
     }
