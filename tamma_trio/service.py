@@ -35,6 +35,7 @@ from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
+from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store import open_store
 from tamma_trio.store.base import TaskStore, WallClock
@@ -106,6 +107,9 @@ class Service:
             on_retry_scheduled=self.retry_timer.schedule,
         )
         self.lease_keeper = LeaseKeeper(store, self.worker, svc.lease_duration)
+        self.reclaimer = LeaseReclaimer(
+            store, reclaim_interval(svc.lease_duration), self._on_reclaimed
+        )
         self.urls: dict[str, str] = {}
         self._stopping = False
         self._stop_at = math.inf
@@ -145,6 +149,7 @@ class Service:
                 async with trio.open_nursery() as background:
                     await background.start(self._snapshots)
                     await background.start(self.lease_keeper.run)
+                    await background.start(self.reclaimer.run)
                     await self._work(task_status)
                     background.cancel_scope.cancel()
                 self._http_stop.set()
@@ -201,6 +206,18 @@ class Service:
             )
         self.status.failed += len(quarantined)
         return quarantined
+
+    async def _on_reclaimed(self, tasks: list[Task]) -> None:
+        """Stop any attempt of ours still running a reclaimed task, let the poller claim the
+        requeued ones, and escalate the ones quarantined for expiring too often."""
+        for task in tasks:
+            self.worker.lose(task.id)
+        self.poller.wake()
+        self.status.reclaimed += len(tasks)
+        for task in tasks:
+            if task.status is TaskStatus.FAILED:
+                self.status.failed += 1
+                await self.worker.escalate_failed(task, _crash_loop(task))
 
     # --- status and HTTP --------------------------------------------------------------------
 
