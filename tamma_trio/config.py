@@ -24,7 +24,7 @@ CONFIG_ENV = "TAMMA_CONFIG"
 DEFAULT_CONFIG_FILE = Path("tamma.toml")
 
 # Keys whose values never appear in an error message, even when invalid.
-SECRET_KEYS = frozenset({"token", "secret", "password", "url"})
+SECRET_KEYS = frozenset({"token", "secret", "password", "url", "secrets", "tokens"})
 
 DEFAULT_BLOCK_FILE_PATTERNS = (
     "package.json",
@@ -137,6 +137,39 @@ class EngineConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+# GitHub's author_association values; a payload claiming anything else is treated as untrusted.
+Association = Literal[
+    "OWNER",
+    "MEMBER",
+    "COLLABORATOR",
+    "CONTRIBUTOR",
+    "FIRST_TIME_CONTRIBUTOR",
+    "FIRST_TIMER",
+    "MANNEQUIN",
+    "NONE",
+]
+
+
+class GithubWebhookConfig(Section):
+    # Every secret verifies (rotation: add the new one, switch the hook, drop the old one).
+    # None configured: every delivery is refused, so a daemon never trusts unsigned bodies.
+    secrets: tuple[SecretStr, ...] = ()
+    trusted_associations: tuple[Association, ...] = ("OWNER", "MEMBER", "COLLABORATOR")
+
+
+class GitlabWebhookConfig(Section):
+    tokens: tuple[SecretStr, ...] = ()
+    # GitLab payloads say nothing about the author's role: only these logins may command.
+    command_authors: tuple[str, ...] = ()
+
+
+class WebhooksConfig(Section):
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=26_214_400)
+    delivery_retention_days: int = Field(default=14, ge=1, le=3650)
+    github: GithubWebhookConfig = GithubWebhookConfig()
+    gitlab: GitlabWebhookConfig = GitlabWebhookConfig()
+
+
 class LogConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -144,6 +177,7 @@ class LogConfig(Section):
 
 class Config(Section):
     service: ServiceConfig = ServiceConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     engine: EngineConfig = EngineConfig()
     log: LogConfig = LogConfig()
 
@@ -211,7 +245,7 @@ def _env_value(raw: str) -> Any:
 def _describe(error: Mapping[str, Any]) -> tuple[str, str, str]:
     loc = ".".join(str(part) for part in error["loc"]) or "(top level)"
     value = error.get("input")
-    secret = str(error["loc"][-1]) in SECRET_KEYS if error["loc"] else False
+    secret = any(str(part) in SECRET_KEYS for part in error["loc"])  # "secrets.0" too
     shown = "***" if secret else _short(value)
     message = str(error["msg"])
     if error["type"] == "extra_forbidden":

@@ -33,7 +33,21 @@ def check(config_path: Path | None) -> int:
     source = resolve_config_path(config_path, os.environ)
     click.echo(f"# effective configuration (from {source or 'built-in defaults'})")
     click.echo(to_toml(config.model_dump(mode="json")), nl=False)
+    for warning in webhook_warnings(config):
+        click.echo(f"# warning: {warning}")
     return EXIT_OK
+
+
+def webhook_warnings(config: Config) -> list[str]:
+    """Say which webhook routes refuse everything, so a silent 401 is never a surprise."""
+    warnings = []
+    if not config.webhooks.github.secrets:
+        warnings.append(
+            "[webhooks.github] secrets is empty: every GitHub delivery is refused (401)"
+        )
+    if not config.webhooks.gitlab.tokens:
+        warnings.append("[webhooks.gitlab] tokens is empty: every GitLab delivery is refused (401)")
+    return warnings
 
 
 def check_engine_options(config: Config) -> None:

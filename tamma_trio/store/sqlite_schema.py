@@ -98,6 +98,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX tasks_finished ON tasks (finished_at, status)
            WHERE finished_at IS NOT NULL""",
     ),
+    (
+        # The webhook deliveries log; (forge, delivery_id) is the dedupe key of redeliveries.
+        """CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            forge TEXT NOT NULL,
+            delivery_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            action TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            body_sha256 TEXT NOT NULL,
+            task_ids TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            UNIQUE (forge, delivery_id)
+        ) STRICT""",
+        "CREATE INDEX deliveries_received ON deliveries (received_at)",
+        # Commands act on every task of one issue or pull request (cancel, retry, approve).
+        "CREATE INDEX tasks_subject ON tasks (subject, id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
