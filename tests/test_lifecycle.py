@@ -70,8 +70,16 @@ def _toml(value: Any) -> str:
 class Daemon:
     """One `tamma-trio serve` process; its stdout and stderr go to files in tmp_path."""
 
-    def __init__(self, config: Path, name: str = "daemon") -> None:
+    def __init__(
+        self,
+        config: Path,
+        name: str = "daemon",
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.config = config
+        self.args = args
+        self.env = env
         self.out = config.parent / f"{name}.out"
         self.err = config.parent / f"{name}.err"
         self.process: subprocess.Popen[bytes] | None = None
@@ -80,8 +88,10 @@ class Daemon:
     def start(self) -> Daemon:
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tamma_trio", "serve", "--config", str(self.config)],
+                [sys.executable, "-m", "tamma_trio", "serve", "--config", str(self.config)]
+                + list(self.args),
                 cwd=REPO_ROOT,
+                env=self.env,
                 stdout=out,
                 stderr=err,
             )
