@@ -11,6 +11,8 @@ The contract, checked by tests/test_store_contract.py against every backend:
 - ``release`` hands a task back (shutdown) without spending a retry: attempts is refunded.
   ``recover_orphans`` does the same for tasks of an older boot (a crash) and also counts a crash
   interruption in ``Task.interruptions``; after ``quarantine_after`` of them the task fails.
+- ``reclaim_expired`` does the same, while the daemon runs, for every task whose lease expired
+  (whoever holds it); the old holder's token is dead from then on.
 - Every status change appends a TaskEvent with time, actor and detail.
 - Timestamps come from the store's injected wall clock (seconds since the epoch), so trio's
   MockClock can drive persisted times in tests.
@@ -147,6 +149,15 @@ class TaskStore(Protocol):
 
         Each counts as a crash interruption; past the quarantine threshold the task fails
         instead, with the evidence in its error.
+        """
+
+    async def reclaim_expired(self) -> list[Task]:
+        """Requeue every in_progress task whose lease_expires <= now; return them.
+
+        The holder stopped renewing (it hangs, lost the store, or died without a restart), so
+        the attempt is refunded and one interruption counted, with a "lease_expired" event; past
+        the quarantine threshold the task fails instead, like ``recover_orphans``. A late
+        complete/fail/retry_later/release by the old holder raises LeaseLostError.
         """
 
     # --- operator actions -----------------------------------------------------------------

@@ -224,6 +224,11 @@ class SqliteStore:
         )
         return [task_from_row(row) for row in rows]
 
+    async def reclaim_expired(self) -> list[Task]:
+        now = self._clock()
+        rows = await self._write(sqlite_ops.reclaim_expired, now, self._quarantine_after)
+        return [task_from_row(row) for row in rows]
+
     # --- operator actions -----------------------------------------------------------------
     async def cancel(self, task_id: int, actor: str = "cli") -> Task:
         now = self._clock()
