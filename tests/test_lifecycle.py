@@ -25,6 +25,7 @@ from tamma_trio.cli import main as cli_main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 20.0
+SERVE = (sys.executable, "-m", "tamma_trio", "serve")
 
 
 def wait_until(condition: Callable[[], Any], what: str, within: float = DEADLINE) -> Any:
@@ -88,8 +89,7 @@ class Daemon:
     def start(self) -> Daemon:
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tamma_trio", "serve", "--config", str(self.config)]
-                + list(self.args),
+                [*SERVE, "--config", str(self.config), *self.args],
                 cwd=REPO_ROOT,
                 env=self.env,
                 stdout=out,
