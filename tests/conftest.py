@@ -1,4 +1,9 @@
-"""Shared fixtures. Task stores: every backend, a hand-driven wall clock, a task builder."""
+"""Shared fixtures. Task stores: every backend, a hand-driven wall clock, a task builder.
+
+Every test also runs hermetically: without the shell's TAMMA_* variables and in an empty
+working directory, so an operator's quickstart (a ./tamma.toml, TAMMA_CONFIG) cannot change
+what a test sees, in this process or in the daemons and CLIs it starts.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,14 @@ from tests.store_helpers import (
     StoreFactory,
     TaskBuilder,
 )
+
+
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No TAMMA_* from the shell, and a fresh empty working directory for every test."""
+    for name in [name for name in os.environ if name.startswith("TAMMA_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture

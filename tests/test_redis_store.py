@@ -176,7 +176,7 @@ def test_config_builds_the_redis_store_and_never_shows_the_url(tmp_path: Path) -
     secret_url = "redis://:pw-secret@10.0.0.5:6380/2"
     queue = QueueConfig(
         type="redis",
-        redis=RedisQueueConfig(url=secret_url, prefix="team-a", require_aof=True),  # type: ignore[arg-type]
+        redis=RedisQueueConfig(url=secret_url, prefix="team-a", require_aof=True),
     )
     store = open_store(queue, boot_id="b")
     assert isinstance(store, RedisStore)

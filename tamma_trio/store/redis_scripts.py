@@ -9,6 +9,7 @@ task:<id>          hash of the task's fields (times as epoch seconds, JSON field
 events:<id>        list of the task's events, oldest first (append-only)
 ids, status:<s>,   sorted sets of task ids scored by id, for lists newest first and counts
 type:<t>
+ended:<s>          completed and failed tasks scored by finished_at (throughput)
 ready              queued tasks that are due, scored in claim order (priority, then id)
 waiting            queued tasks whose not_before is still ahead, scored by not_before
 due                every queued task scored by not_before (next_due)
@@ -46,6 +47,12 @@ local function set_status(id, old, new)
   redis.call('ZREM', key('status:') .. old, id)
   redis.call('ZADD', key('status:') .. new, id, id)
   redis.call('HSET', task_key(id), 'status', new)
+end
+
+-- completed and failed tasks by the time they ended (``finished_at`` = now)
+local function mark_ended(id, status, now)
+  redis.call('ZADD', key('ended:') .. status, now, id)
+  redis.call('HSET', task_key(id), 'finished_at', now)
 end
 
 local function queue(id, not_before, now)
@@ -184,7 +191,8 @@ local refused = check_lease(id, ARGV[3])
 if refused then return refused end
 drop_lease(id)
 set_status(id, 'in_progress', 'completed')
-redis.call('HSET', task_key(id), 'result', ARGV[5], 'finished_at', now)
+mark_ended(id, 'completed', now)
+redis.call('HSET', task_key(id), 'result', ARGV[5])
 redis.call('HDEL', task_key(id), 'error')
 append_event(id, ARGV[6], now, redis.call('HGET', task_key(id), 'attempts'))
 return {'ok'}
@@ -208,7 +216,8 @@ local refused = check_lease(id, ARGV[3])
 if refused then return refused end
 drop_lease(id)
 set_status(id, 'in_progress', 'failed')
-redis.call('HSET', task_key(id), 'error', ARGV[5], 'finished_at', now)
+mark_ended(id, 'failed', now)
+redis.call('HSET', task_key(id), 'error', ARGV[5])
 append_event(id, ARGV[6], now, redis.call('HGET', task_key(id), 'attempts'))
 return {'ok'}
 """
@@ -248,7 +257,8 @@ refund_attempt(id)
 redis.call('HSET', t, 'interruptions', ARGV[7])
 set_status(id, 'in_progress', outcome)
 if outcome == 'failed' then
-  redis.call('HSET', t, 'error', ARGV[8], 'finished_at', now)
+  mark_ended(id, 'failed', now)
+  redis.call('HSET', t, 'error', ARGV[8])
 else
   queue(id, now, now)
 end
@@ -288,6 +298,7 @@ if status == 'failed' then spec = ARGV[4]
 elseif status == 'cancelled' then spec = ARGV[5]
 else return {'refused', status} end
 set_status(id, status, 'queued')
+redis.call('ZREM', key('ended:failed'), id)
 redis.call('HSET', t, 'attempts', 0, 'interruptions', 0)
 redis.call('HDEL', t, 'error', 'result', 'finished_at')
 queue(id, now, now)
@@ -302,37 +313,50 @@ append_event(ARGV[2], ARGV[4], ARGV[3])
 return 1
 """
 
-# ARGV: P, status or '', type or '', limit, offset. Newest first.
+# ARGV: P, status, type, repository, text (each '' for any), before ('' for none), limit,
+# offset, text window. Newest first; walks the narrowest index and filters the rest, reading
+# at most ``window`` tasks that pass the other filters when searching text (ASCII case folded,
+# like SQLite's LIKE: Lua's string.lower knows only ASCII in the C locale).
 LIST = """
-local status, kind = ARGV[2], ARGV[3]
-local limit, skip = tonumber(ARGV[4]), tonumber(ARGV[5])
+local status, kind, repo, text = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local limit, skip, window = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local out = {}
 if limit == 0 then return out end
 local source = key('ids')
 if status ~= '' then source = key('status:') .. status
 elseif kind ~= '' then source = key('type:') .. kind end
-if status == '' or kind == '' then
-  for i, id in ipairs(redis.call('ZREVRANGE', source, skip, skip + limit - 1)) do
-    out[i] = redis.call('HGETALL', task_key(id))
-  end
-  return out
+local highest = '+inf'
+if ARGV[6] ~= '' then highest = '(' .. ARGV[6] end
+local needle, prefix = string.lower(text), repo .. '#'
+local function has_text(t)
+  local found = redis.call('HMGET', t, 'payload', 'error')
+  if string.find(string.lower(found[1]), needle, 1, true) then return true end
+  return found[2] and string.find(string.lower(found[2]), needle, 1, true) ~= nil
 end
-local position = 0
-while #out < limit do
-  local batch = redis.call('ZREVRANGE', source, position, position + 199)
-  if #batch == 0 then break end
+local searched, position = 0, 0
+while true do
+  local batch = redis.call('ZREVRANGEBYSCORE', source, highest, '-inf', 'LIMIT', position, 200)
+  if #batch == 0 then return out end
   for _, id in ipairs(batch) do
-    if redis.call('HGET', task_key(id), 'type') == kind then
+    local t = task_key(id)
+    local fields = redis.call('HMGET', t, 'type', 'subject')
+    local wanted = (kind == '' or fields[1] == kind)
+      and (repo == '' or string.sub(fields[2], 1, #prefix) == prefix)
+    if wanted and text ~= '' then
+      searched = searched + 1
+      if searched > window then return out end
+      wanted = has_text(t)
+    end
+    if wanted then
       if skip > 0 then skip = skip - 1
       else
-        out[#out + 1] = redis.call('HGETALL', task_key(id))
-        if #out >= limit then break end
+        out[#out + 1] = redis.call('HGETALL', t)
+        if #out >= limit then return out end
       end
     end
   end
   position = position + 200
 end
-return out
 """
 
 # ARGV: P, then the statuses. Answers {count per status..., oldest queued created_at or false}.

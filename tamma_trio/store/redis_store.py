@@ -22,10 +22,23 @@ import redis
 from redis.commands.core import Script
 
 from tamma_trio.errors import StoreError, TaskNotFoundError
-from tamma_trio.models import NewTask, QueueStats, Task, TaskEvent, TaskStatus, TaskType
+from tamma_trio.models import (
+    NewTask,
+    QueueStats,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    TaskType,
+    ThroughputBucket,
+)
 from tamma_trio.store import lifecycle
 from tamma_trio.store import redis_codec as codec
-from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
+from tamma_trio.store.base import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_QUARANTINE_AFTER,
+    TEXT_SEARCH_WINDOW,
+    WallClock,
+)
 from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.redis_scripts import PRELUDE, SCRIPTS
 from tamma_trio.store.redis_server import (
@@ -127,14 +140,41 @@ class RedisStore:
         *,
         status: TaskStatus | None = None,
         type: TaskType | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+        before: int | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Task]:
         lifecycle.check_page(limit, offset)
-        status_arg = "" if status is None else TaskStatus(status).value
-        type_arg = "" if type is None else TaskType(type).value
-        answers = await self._script("list", [status_arg, type_arg, limit, offset])
+        filters = [
+            "" if status is None else TaskStatus(status).value,
+            "" if type is None else TaskType(type).value,
+            repository or "",
+            text or "",
+            "" if before is None else int(before),
+        ]
+        answers = await self._script("list", [*filters, limit, offset, TEXT_SEARCH_WINDOW])
         return [codec.task_from_flat(flat) for flat in answers]
+
+    async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
+        def read(client: redis.Redis) -> list[list[tuple[str, float]]]:
+            pipe = client.pipeline(transaction=True)
+            for status in _ENDED:
+                pipe.zrangebyscore(self._key(f"ended:{status}"), since, "+inf", withscores=True)
+            return cast(list[list[tuple[str, float]]], pipe.execute())
+
+        counts: dict[int, dict[str, int]] = {}
+        for status, ended in zip(_ENDED, await self._run(read), strict=True):
+            for _id, finished in ended:
+                bucket = counts.setdefault(
+                    lifecycle.bucket_index(finished, since, bucket_seconds), {}
+                )
+                bucket[status] = bucket.get(status, 0) + 1
+        return [
+            ThroughputBucket(start=lifecycle.utc(since + index * bucket_seconds), **counts[index])
+            for index in sorted(counts)
+        ]
 
     async def events(self, task_id: int) -> list[TaskEvent]:
         def read(client: redis.Redis) -> tuple[int, list[str]]:
@@ -292,6 +332,7 @@ class RedisStore:
         return await self._calls.run(lambda: call(client))
 
 
+_ENDED = (TaskStatus.COMPLETED.value, TaskStatus.FAILED.value)
 _RECLAIM_FIELDS = ("lease_owner", "lease_token", "lease_expires", "interruptions")
 
 
