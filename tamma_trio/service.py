@@ -202,7 +202,13 @@ class Service:
         self.state.value = state
 
     async def _recover_orphans(self) -> list[Task]:
-        """Requeue what a crashed daemon left in progress; return the quarantined ones."""
+        """Requeue what a crashed daemon left in progress; return the quarantined ones.
+
+        Only on a single-daemon store: on a shared one the other boots are alive, and what a
+        dead one held comes back when its leases expire.
+        """
+        if not self.store.single_daemon:
+            return []
         recovered = await self.store.recover_orphans()
         quarantined = [task for task in recovered if task.status is TaskStatus.FAILED]
         if recovered:
@@ -335,14 +341,16 @@ def _crash_loop(task: Task) -> Failure:
 async def serve(config: Config, *, announce: Callable[[str], None]) -> int:
     """Run the daemon until SIGTERM/SIGINT: 0 after a clean drain, 1 after a second signal.
 
-    Raises StoreLockedError when another daemon holds the SQLite file, before touching it.
+    Raises StoreLockedError when another daemon holds the SQLite file, before touching it
+    (a shared store, Redis, has no such lock: several daemons are its point).
     ``announce`` receives the one stable line with the bound URLs (see ``listening_line``).
     """
     wall = trio_wall_clock()
     # Opened first, so a signal that arrives during start-up is queued, not fatal.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         store = open_store(config.service.queue, clock=wall)
-        store.lock_for_daemon()
+        if store.single_daemon:
+            store.lock_for_daemon()
         try:
             await store.open()
             service = Service(
@@ -384,9 +392,7 @@ async def _serve_until_signalled(
         # moved out of the collector's reach, full collections stop scanning it, which cut
         # /health's tail latency under load (30 ms pauses, measured with bench/throughput.py).
         gc.freeze()
-        line = listening_line(urls)
-        log.info("%s", line)
-        announce(line)
+        announce(listening_line(urls))  # the caller logs it, in its start-up block
         await service.state.wait_value(ServiceState.STOPPED)
         nursery.cancel_scope.cancel()
     log.info(
