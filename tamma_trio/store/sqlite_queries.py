@@ -67,9 +67,10 @@ def list_tasks(
     window = f"SELECT * FROM tasks {where} ORDER BY id DESC LIMIT {TEXT_SEARCH_WINDOW}"
     sql = f"""SELECT {TASK_COLUMNS} FROM ({window})
         WHERE payload LIKE ? ESCAPE '\\' OR error LIKE ? ESCAPE '\\'
+            OR result LIKE ? ESCAPE '\\'
         ORDER BY id DESC LIMIT ? OFFSET ?"""
     pattern = like_pattern(text)
-    return conn.execute(sql, (*params, pattern, pattern, limit, offset)).fetchall()
+    return conn.execute(sql, (*params, pattern, pattern, pattern, limit, offset)).fetchall()
 
 
 def throughput(
