@@ -127,7 +127,7 @@ async def test_the_overview_shows_queue_running_step_failures_and_escalations(ui
     assert f"/ui/tasks/{ids['completed']}" in html  # waiting for approval
     assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in html  # its reason, escaped
     for status in ("queued", "in_progress", "completed", "failed", "cancelled"):
-        card = re.search(rf'status-{status}" href="[^"]*">\s*<span class="count">(\d+)', html)
+        card = re.search(rf'card-{status}" href="[^"]*">\s*<span class="count">(\d+)', html)
         assert card is not None and card.group(1) == "1", status
     assert html.count('class="bar-slot"') == 12 + 24
     assert "1 completed, 1 failed" in html  # the last hour's chart counts both endings
