@@ -295,6 +295,7 @@ class Service:
             served=served_repositories(self.config),
             may_command=self.engine.author_may_command,
             trigger_label=trigger_label(self.config),
+            wall=self.worker.wall,
         )
         host = svc.health_check.host
         shared = health and metrics and svc.health_check.port == svc.metrics.port

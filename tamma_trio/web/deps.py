@@ -6,6 +6,7 @@ worker: it gets the store to write to, the status to read, and a callable that w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,6 +36,7 @@ class WebDeps:
     served: frozenset[str] = frozenset()  # repositories whose deliveries are accepted
     may_command: MayCommand = nobody_may_command  # the engine's live permission check
     trigger_label: str = "tamma"  # the label that asks the bot to work on an issue
+    wall: Callable[[], float] = time.time  # the store's wall clock: ages and login sessions
 
     @cached_property
     def intake(self) -> Intake:
