@@ -268,7 +268,13 @@ class Service:
         from tamma_trio.web import WebDeps, create_app, serve_app
 
         deps = WebDeps(
-            self.store, self.status, self.metrics, self.poller.wake, svc, trio.current_time
+            self.store,
+            self.status,
+            self.metrics,
+            self.poller.wake,
+            svc,
+            trio.current_time,
+            wall=self.worker.wall,
         )
         host = svc.health_check.host
         shared = health and metrics and svc.health_check.port == svc.metrics.port

@@ -100,8 +100,8 @@ class TaskStore(Protocol):
 
         ``before`` keeps ids below it (keyset paging: the next page starts after the last id
         shown, at the cost of one index seek however deep it is). ``text`` is a case-insensitive
-        (ASCII) substring of the payload's JSON or the error, searched among the newest
-        TEXT_SEARCH_WINDOW tasks that pass the other filters.
+        (ASCII) substring of the payload's or the result's JSON or of the error, searched among
+        the newest TEXT_SEARCH_WINDOW tasks that pass the other filters.
         """
 
     async def events(self, task_id: int) -> list[TaskEvent]:

@@ -441,6 +441,9 @@ def _copy(task: Task) -> Task:
 
 
 def _contains(task: Task, text: str) -> bool:
-    """The payload as the SQLite store keeps it (compact JSON), or the error."""
+    """The payload, the error or the result, as the SQLite store keeps them (compact JSON)."""
+    result = "" if task.result is None else pydantic_core.to_json(task.result).decode()
     payload = pydantic_core.to_json(task.payload).decode()
-    return lifecycle.contains_text(payload, text) or lifecycle.contains_text(task.error or "", text)
+    return any(
+        lifecycle.contains_text(where, text) for where in (payload, task.error or "", result)
+    )
