@@ -38,6 +38,7 @@ from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
 from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
+from tamma_trio.retention import Retention
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store import open_store
 from tamma_trio.store.base import TaskStore, WallClock
@@ -113,6 +114,7 @@ class Service:
             on_retry_scheduled=self.retry_timer.schedule,
         )
         self.lease_keeper = LeaseKeeper(store, self.worker, svc.lease_duration)
+        self.retention = Retention(store, config.retention, wall)
         self.reclaimer = LeaseReclaimer(
             store, reclaim_interval(svc.lease_duration), self._on_reclaimed
         )
@@ -157,6 +159,8 @@ class Service:
                     await background.start(self.lease_keeper.run)
                     await background.start(self.reclaimer.run)
                     await background.start(self._prune_deliveries)
+                    if self.config.retention.enabled:
+                        await background.start(self.retention.run)
                     await self._work(task_status)
                     background.cancel_scope.cancel()
                 self._http_stop.set()
