@@ -85,7 +85,11 @@ class Service:
         self.metrics = Metrics(self.status)
         self.limiter = trio.CapacityLimiter(svc.max_concurrent_tasks)
         self.poller = Poller(
-            store, self.limiter, poll_interval=svc.poll_interval, lease_seconds=svc.lease_duration
+            store,
+            self.limiter,
+            poll_interval=svc.poll_interval,
+            lease_seconds=svc.lease_duration,
+            on_claim=self.status.record_claim,
         )
         self.retry_timer = RetryTimer(store, wall, self.poller.wake)
         context = EngineContext(
