@@ -103,7 +103,9 @@ class SqliteStore:
 
     def lock_for_daemon(self) -> None:
         """Take ``<path>.lock`` for this process, or StoreLockedError if a daemon holds it."""
-        lock_path = Path(f"{self.path}.lock")
+        # Keyed on the real file: a symlink (or a path through a symlinked folder) names the
+        # same database, and a lock beside the link would let a second daemon in.
+        lock_path = Path(f"{os.path.realpath(self.path)}.lock")
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
