@@ -99,6 +99,8 @@ class MetricsConfig(Section):
 class ApiConfig(Section):
     # Without a token, mutating API calls are accepted from loopback clients only.
     token: SecretStr | None = None
+    # Serve the API beyond loopback with no token: only behind a proxy that checks every caller.
+    allow_unauthenticated: bool = False
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
 

@@ -1,8 +1,10 @@
-"""`tamma-trio serve`: run the daemon in the foreground until SIGTERM or SIGINT.
+"""`tamma-trio serve`: run the daemon in the foreground until SIGTERM, SIGINT or SIGHUP.
 
 Exit codes: 0 after a clean drain; 1 when it cannot start (another daemon holds the store, a port
 is taken, the engine fails to initialise) or after a second signal cut the drain short; 2 for a
-bad config, including an engine name or engine options that do not fit. Once the servers are
+bad config, including an engine name or engine options that do not fit, or an API exposed beyond
+loopback without a token. A failed start removes the store files it created, and a stop signal
+during start-up exits 0. Once the servers are
 up it prints one line to stdout, ``listening health=URL metrics=URL``, which scripts can parse to
 learn the ports (port 0 in the config picks a free one).
 """
@@ -10,6 +12,7 @@ learn the ports (port 0 in the config picks a free one).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,6 +26,9 @@ from tamma_trio.cli.common import (
 from tamma_trio.config import Config
 from tamma_trio.errors import ConfigError, TammaError
 
+if TYPE_CHECKING:
+    from tamma_trio.startup import StartupSignals
+
 
 @click.command("serve")
 @config_option
@@ -34,13 +40,16 @@ from tamma_trio.errors import ConfigError, TammaError
 )
 def command(config_path: Path | None, log_format: str | None) -> int:
     """Run the daemon: claim and run tasks, serve health, metrics and the tasks API."""
+    from tamma_trio.startup import StartupSignals
+
+    early = StartupSignals().install()  # before the slow part: config, imports, trio
     config = load_or_exit(config_path)
     _setup_logging(config, log_format or config.log.format)
     # Imported here: the other commands should not pay for loading the whole daemon.
     import trio
 
     try:
-        return trio.run(_serve, config)
+        return trio.run(_serve, config, early)
     except (TammaError, OSError, BaseExceptionGroup) as exc:
         cause = sole_cause(exc)
         if not isinstance(cause, TammaError | OSError):
@@ -52,10 +61,10 @@ def command(config_path: Path | None, log_format: str | None) -> int:
         return EXIT_FAILURE
 
 
-async def _serve(config: Config) -> int:
+async def _serve(config: Config, early: StartupSignals) -> int:
     from tamma_trio.service import serve
 
-    return await serve(config, announce=_announce)
+    return await serve(config, announce=_announce, early=early)
 
 
 def sole_cause(exc: BaseException) -> BaseException:
