@@ -72,8 +72,12 @@ class SqliteQueueConfig(Section):
 
 
 class RedisQueueConfig(Section):
+    # May carry a password (redis://:secret@host/0): never printed, never logged.
     url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
-    prefix: str = "tamma"
+    # Every key of the store starts with {prefix}: several stores can share one server.
+    prefix: str = Field(default="tamma", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # Refuse to start unless the server runs with appendonly yes.
+    require_aof: bool = False
 
 
 class SqsQueueConfig(Section):
@@ -195,13 +199,24 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
 
 
+def env_overrides(env: Mapping[str, str]) -> list[str]:
+    """The names of the TAMMA_<SECTION>__<KEY> variables that override the config, sorted
+    (names only: a value may be a secret)."""
+    return sorted(name for name in env if _override_path(name) is not None)
+
+
+def _override_path(name: str) -> list[str] | None:
+    if not name.startswith(ENV_PREFIX) or "__" not in name:
+        return None
+    path = name[len(ENV_PREFIX) :].lower().split("__")
+    return path if all(path) else None
+
+
 def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
     """Fold TAMMA_SERVICE__QUEUE__TYPE=memory into data["service"]["queue"]["type"]."""
     for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        path = name[len(ENV_PREFIX) :].lower().split("__")
-        if not all(path):
+        path = _override_path(name)
+        if path is None:
             continue
         node = data
         for part in path[:-1]:

@@ -30,12 +30,13 @@ from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
 from tamma_trio.engine.loader import load_engine
 from tamma_trio.handlers import Handlers
+from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
 from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
-from tamma_trio.startup import (
+from tamma_trio.start_guard import (
     STOP_SIGNALS,
     NewFiles,
     StartupSignals,
@@ -99,6 +100,7 @@ class Service:
             on_claim=self.status.record_claim,
         )
         self.retry_timer = RetryTimer(store, wall, self.poller.wake)
+        self.intake = Intake(store, self.poller.wake)
         context = EngineContext(
             bot_name=svc.bot_name, database_path=database_path, enqueue=self.enqueue
         )
@@ -129,8 +131,7 @@ class Service:
 
     async def enqueue(self, new: NewTask) -> Task:
         """Add a task and claim it at once (the engine's and the embedders' intake)."""
-        task, _created = await self.store.add(new)
-        self.poller.wake()
+        task, _created = await self.intake.submit_one(new, source="forge")
         return task
 
     def request_shutdown(self) -> None:
@@ -205,7 +206,13 @@ class Service:
         self.state.value = state
 
     async def _recover_orphans(self) -> list[Task]:
-        """Requeue what a crashed daemon left in progress; return the quarantined ones."""
+        """Requeue what a crashed daemon left in progress; return the quarantined ones.
+
+        Only on a single-daemon store: on a shared one the other boots are alive, and what a
+        dead one held comes back when its leases expire.
+        """
+        if not self.store.single_daemon:
+            return []
         recovered = await self.store.recover_orphans()
         quarantined = [task for task in recovered if task.status is TaskStatus.FAILED]
         if recovered:
@@ -322,9 +329,10 @@ async def serve(
     before it started), 1 after a second signal.
 
     Raises ConfigError for an engine or an exposure the config should not allow, before any
-    file exists; StoreLockedError when another daemon holds the SQLite file. A start that fails
-    removes the store files it created. ``announce`` receives the one stable line with the bound
-    URLs (see ``listening_line``); ``early`` holds a signal that came before trio's receiver.
+    file exists; StoreLockedError when another daemon holds the SQLite file (a shared store,
+    Redis, has no such lock: several daemons are its point). A start that fails removes the
+    store files it created. ``announce`` receives the one stable line with the bound URLs (see
+    ``listening_line``); ``early`` holds a signal that came before trio's receiver.
     """
     check_exposure(config)
     wall = trio_wall_clock()
@@ -349,7 +357,8 @@ async def serve(
             started = True
             announce(line)
 
-        store.lock_for_daemon()
+        if store.single_daemon:
+            store.lock_for_daemon()
         try:
             await store.open()
             return await _serve_until_signalled(service, signals, listening)
@@ -393,9 +402,7 @@ async def _serve_until_signalled(
         # moved out of the collector's reach, full collections stop scanning it, which cut
         # /health's tail latency under load (30 ms pauses, measured with bench/throughput.py).
         gc.freeze()
-        line = listening_line(urls)
-        log.info("%s", line)
-        announce(line)
+        announce(listening_line(urls))  # the caller logs it, in its start-up block
         await service.state.wait_value(ServiceState.STOPPED)
         nursery.cancel_scope.cancel()
     log.info(

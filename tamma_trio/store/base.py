@@ -51,11 +51,18 @@ class TaskStore(Protocol):
 
     boot_id: str
 
+    # True when one daemon at a time owns the store (memory, SQLite): the daemon takes
+    # ``lock_for_daemon`` and, at start, requeues what older boots left (``recover_orphans``).
+    # False when several daemons share it (Redis): the others are alive, so a task of another
+    # boot is no orphan, there is no lock, and both calls raise StoreError; only an expired
+    # lease (``reclaim_expired``) frees a task.
+    single_daemon: bool
+
     def lock_for_daemon(self) -> None:
         """Claim the store for this daemon (before ``open``); StoreLockedError if another has it.
 
-        Two daemons on one store would each requeue the other's running tasks as orphans.
-        Backends that coordinate several daemons themselves make this a no-op.
+        Two daemons on one single-daemon store would each requeue the other's running tasks as
+        orphans.
         """
 
     async def open(self) -> None:

@@ -52,6 +52,8 @@ class MemoryState:
 class MemoryStore:
     """TaskStore over plain dicts (see the module docstring)."""
 
+    single_daemon = True
+
     def __init__(
         self,
         *,

@@ -57,6 +57,8 @@ T = TypeVar("T")
 class SqliteStore:
     """TaskStore in one SQLite file (see the module docstring)."""
 
+    single_daemon = True
+
     def __init__(
         self,
         path: str | Path,
