@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tamma_trio.config import GithubWebhookConfig, ServiceConfig, WebhooksConfig
+from tamma_trio.config import ApiConfig, GithubWebhookConfig, ServiceConfig, WebhooksConfig
 from tamma_trio.intake.signatures import github_signature, github_verified
 from tamma_trio.models import NewTask, TaskStatus, TaskType
 from tamma_trio.web import create_app
@@ -517,3 +517,10 @@ async def test_deliveries_are_listed_newest_first_over_the_api(hook: Hook) -> No
         body["deliveries"][1]["outcome"] == "queued" and "body_sha256" not in body["deliveries"][0]
     )
     assert (await hook.client.get("/api/deliveries?colour=red")).status_code == 400
+
+
+async def test_reading_deliveries_needs_the_api_token_when_one_is_set(autojump_clock: Any) -> None:
+    guarded = await Hook(api=ApiConfig(token="api-token-for-tests-0123")).start()
+    assert (await guarded.client.get("/api/deliveries")).status_code == 401
+    headers = {"Authorization": "Bearer api-token-for-tests-0123"}
+    assert (await guarded.client.get("/api/deliveries", headers=headers)).status_code == 200

@@ -27,6 +27,7 @@ from tamma_trio.intake.intents import Ignore, Intent
 from tamma_trio.intake.signatures import body_digest, github_verified, gitlab_verified
 from tamma_trio.strict_json import JsonError, loads_object
 from tamma_trio.web.api import query_page
+from tamma_trio.web.auth import require_read_allowed
 from tamma_trio.web.body import JSON_MEDIA_TYPE, declared_length, read_bounded
 from tamma_trio.web.deps import WebDeps
 from tamma_trio.web.errors import NO_STORE, ApiError
@@ -181,6 +182,7 @@ def register_webhook_routes(app: Quart, deps: WebDeps) -> None:
     app.add_url_rule("/webhooks/gitlab", "webhook_gitlab", routes.gitlab, methods=["POST"])
 
     async def list_deliveries() -> ResponseReturnValue:
+        require_read_allowed(deps.config.api.token)
         limit, offset = query_page(request.args)
         deliveries = await deps.store.list_deliveries(limit=limit, offset=offset)
         body = {
