@@ -20,7 +20,7 @@ The contract, checked by tests/test_store_contract.py against every backend:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from tamma_trio.models import (
@@ -177,3 +177,21 @@ class TaskStore(Protocol):
 
     async def retry(self, task_id: int, actor: str = "cli") -> Task:
         """failed or cancelled -> queued now, with a fresh attempt budget."""
+
+    # --- housekeeping ---------------------------------------------------------------------
+    async def prune(
+        self,
+        finished_before: float,
+        statuses: Collection[TaskStatus],
+        limit: int,
+        *,
+        dry_run: bool = False,
+    ) -> list[int]:
+        """Delete up to ``limit`` tasks in ``statuses`` (finished ones only: completed, failed,
+        cancelled; ValueError otherwise) whose finished_at is before wall time
+        ``finished_before``, oldest finished first, with their events; return their ids.
+
+        ``dry_run`` returns the ids that would go and deletes nothing. A backend with a file
+        returns the pages it freed to the file system, a bounded amount per call, so a prune in
+        small batches never holds the store for long.
+        """
