@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from tamma_trio.cli.common import EXIT_OK, EXIT_USAGE, config_option, report_config_error
-from tamma_trio.config import Config, load_config, resolve_config_path
+from tamma_trio.config import Config, load_config, mask_secrets, resolve_config_path
 from tamma_trio.errors import ConfigError
 
 command = click.Group("config", help="Inspect the configuration.")
@@ -23,7 +23,8 @@ command = click.Group("config", help="Inspect the configuration.")
 @command.command("check")
 @config_option
 def check(config_path: Path | None) -> int:
-    """Print the effective config (secrets masked), or every invalid key; exit 2 if invalid."""
+    """Print the effective config (secrets masked), or every invalid key; then run the
+    pre-flight checks `serve` runs (agent, tests, origin, workspace); exit 2 if any fails."""
     try:
         config = load_config(config_path)
         check_engine_options(config)
@@ -32,8 +33,14 @@ def check(config_path: Path | None) -> int:
         return EXIT_USAGE
     source = resolve_config_path(config_path, os.environ)
     click.echo(f"# effective configuration (from {source or 'built-in defaults'})")
-    click.echo(to_toml(config.model_dump(mode="json")), nl=False)
-    return EXIT_OK
+    # Engine options are a free table: mask what looks secret there and everywhere else.
+    click.echo(to_toml(mask_secrets(config.model_dump(mode="json"))), nl=False)
+    from tamma_trio.cli.startup import preflight_problems
+
+    problems = preflight_problems(config)
+    for problem in problems:
+        click.echo(f"error: pre-flight: {problem}", err=True)
+    return EXIT_USAGE if problems else EXIT_OK
 
 
 def check_engine_options(config: Config) -> None:

@@ -21,6 +21,7 @@ import click
 from tamma_trio.cli import forge_render as render
 from tamma_trio.cli.common import (
     EXIT_USAGE,
+    ROW_ID,
     config_option,
     fail_usage,
     load_or_exit,
@@ -30,7 +31,7 @@ from tamma_trio.cli.common import (
 from tamma_trio.cli.tasks import run_with_store
 from tamma_trio.config import Config, resolve_config_path
 from tamma_trio.engine.forge.local_db import ForgeDb
-from tamma_trio.engine.forge.seed import init_origin
+from tamma_trio.engine.forge.seed import init_origin, is_bare_repository
 from tamma_trio.engine.workflow_options import WorkflowOptions, parse_options
 from tamma_trio.errors import ConfigError
 from tamma_trio.intake.local_forge import issue_task
@@ -105,21 +106,32 @@ forge = click.Group("forge", help="Set up the local forge (offline mode).")
 @forge.command("init")
 @config_option
 def init(config_path: Path | None) -> int:
-    """Create the bare origin repository with a starter project (and ./tamma.toml if none)."""
-    if resolve_config_path(config_path, os.environ) is None:
+    """Create the bare origin repository with a starter project (and ./tamma.toml if none).
+
+    Run again, it keeps an existing config and origin and says so, so the quickstart's
+    `forge init && serve` line works every time.
+    """
+    source = resolve_config_path(config_path, os.environ)
+    if source is None:
         python, agent = json.dumps(sys.executable), json.dumps(str(example_agent()))
         Path("tamma.toml").write_text(
             QUICKSTART_CONFIG.format(python=python, agent=agent), encoding="utf-8"
         )
         click.echo("wrote tamma.toml (the offline quickstart config)")
+    else:
+        click.echo(f"kept {source} (an existing config)")
     config = load_or_exit(config_path)
     setup = local_setup(config)
     origin = setup.settings.forge.origin
-    try:
-        init_origin(origin, setup.settings.forge.default_branch)
-    except FileExistsError:
-        fail_usage(f"{origin} already exists and is not empty")
-    click.echo(f"created {origin} ({setup.settings.forge.default_branch}: a starter project)")
+    branch = setup.settings.forge.default_branch
+    if is_bare_repository(origin):
+        click.echo(f"kept {origin} (an existing bare repository)")
+    else:
+        try:
+            init_origin(origin, branch)
+        except FileExistsError:
+            fail_usage(f"{origin} already exists and is not a bare git repository")
+        click.echo(f"created {origin} ({branch}: a starter project)")
     click.echo(
         f'next: tamma-trio serve, then tamma-trio issues add "..." --label {_trigger(setup)}'
     )
@@ -176,7 +188,7 @@ def _enqueue_issue(config: Config, setup: LocalForgeSetup, number: int, title: s
         click.echo("note: not queued (only a sqlite queue can be reached from the CLI)", err=True)
         return
     new = issue_task(setup.repository, number, title, max_retries=config.service.max_retries)
-    task, _ = run_with_store(config, lambda store: store.add(new))
+    task, _ = run_with_store(config, lambda store: store.add(new), create=True)
     click.echo(f"queued task {task.id} (issue_assigned for #{number})", err=True)
 
 
@@ -197,7 +209,7 @@ def list_issues(state: str, as_json: bool, config: Config) -> int:
 
 
 @issues.command("show")
-@click.argument("number", type=int)
+@click.argument("number", type=ROW_ID)
 @click.option("--json", "as_json", is_flag=True)
 @with_config
 def show_issue(number: int, as_json: bool, config: Config) -> int:
@@ -237,7 +249,7 @@ def list_prs(as_json: bool, config: Config) -> int:
 
 
 @prs.command("show")
-@click.argument("number", type=int)
+@click.argument("number", type=ROW_ID)
 @click.option("--json", "as_json", is_flag=True)
 @with_config
 def show_pr(number: int, as_json: bool, config: Config) -> int:
@@ -259,7 +271,7 @@ def show_pr(number: int, as_json: bool, config: Config) -> int:
 
 
 @prs.command("approve")
-@click.argument("number", type=int)
+@click.argument("number", type=ROW_ID)
 @click.option("--as", "reviewer", default="operator", show_default=True)
 @with_config
 def approve(number: int, reviewer: str, config: Config) -> int:

@@ -1,15 +1,20 @@
-"""`tamma-trio serve`: run the daemon in the foreground until SIGTERM or SIGINT.
+"""`tamma-trio serve`: run the daemon in the foreground until SIGTERM, SIGINT or SIGHUP.
 
 Exit codes: 0 after a clean drain; 1 when it cannot start (another daemon holds the store, a port
 is taken, the engine fails to initialise) or after a second signal cut the drain short; 2 for a
-bad config, including an engine name or engine options that do not fit. Once the servers are
+bad config, including an engine name or engine options that do not fit, or an API exposed beyond
+loopback without a token. A failed start removes the store files it created, and a stop signal
+during start-up exits 0. Once the servers are
 up it prints one line to stdout, ``listening health=URL metrics=URL``, which scripts can parse to
 learn the ports (port 0 in the config picks a free one).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,8 +25,12 @@ from tamma_trio.cli.common import (
     load_or_exit,
     report_config_error,
 )
+from tamma_trio.cli.startup import preflight_problems, startup_block
 from tamma_trio.config import Config
 from tamma_trio.errors import ConfigError, TammaError
+
+if TYPE_CHECKING:
+    from tamma_trio.start_guard import StartupSignals
 
 
 @click.command("serve")
@@ -34,13 +43,27 @@ from tamma_trio.errors import ConfigError, TammaError
 )
 def command(config_path: Path | None, log_format: str | None) -> int:
     """Run the daemon: claim and run tasks, serve health, metrics and the tasks API."""
+    from tamma_trio.start_guard import StartupSignals
+
+    early = StartupSignals().install()  # before the slow part: config, imports, trio
     config = load_or_exit(config_path)
-    _setup_logging(config, log_format or config.log.format)
+    fmt = log_format or config.log.format
+    _setup_logging(config, fmt)
+    try:
+        problems = preflight_problems(config)
+    except ConfigError as exc:
+        report_config_error(exc)
+        return EXIT_USAGE
+    if problems:
+        for problem in problems:
+            click.echo(f"error: pre-flight: {problem}", err=True)
+        return EXIT_USAGE
     # Imported here: the other commands should not pay for loading the whole daemon.
     import trio
 
+    announce = Announcer(config, config_path, fmt)
     try:
-        return trio.run(_serve, config)
+        return trio.run(_serve, config, announce, early)
     except (TammaError, OSError, BaseExceptionGroup) as exc:
         cause = sole_cause(exc)
         if not isinstance(cause, TammaError | OSError):
@@ -52,10 +75,10 @@ def command(config_path: Path | None, log_format: str | None) -> int:
         return EXIT_FAILURE
 
 
-async def _serve(config: Config) -> int:
+async def _serve(config: Config, announce: Announcer, early: StartupSignals) -> int:
     from tamma_trio.service import serve
 
-    return await serve(config, announce=_announce)
+    return await serve(config, announce=announce, early=early)
 
 
 def sole_cause(exc: BaseException) -> BaseException:
@@ -65,8 +88,25 @@ def sole_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _announce(line: str) -> None:
-    click.echo(line)  # click.echo flushes, so a pipe sees the line at once
+class Announcer:
+    """Logs the start-up block once the servers are bound, then prints the listening line on
+    stdout: as is for the console format, as one JSON object (message and urls) for json."""
+
+    def __init__(self, config: Config, config_path: Path | None, log_format: str) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.log_format = log_format
+
+    def __call__(self, listening: str) -> None:
+        log = logging.getLogger("tamma_trio.startup")
+        for line in startup_block(self.config, self.config_path, os.environ, listening):
+            log.info("%s", line)
+        if self.log_format == "json":
+            from tamma_trio.log import json_record
+
+            urls = dict(part.split("=", 1) for part in listening.split()[1:] if "=" in part)
+            listening = json_record(log.name, listening, urls=urls)
+        click.echo(listening)  # click.echo flushes, so a pipe sees the line at once
 
 
 def _setup_logging(config: Config, log_format: str) -> None:
