@@ -32,7 +32,7 @@ from tamma_trio.config import Config, resolve_config_path
 from tamma_trio.engine.forge.local import issue_task
 from tamma_trio.engine.forge.local_db import ForgeDb
 from tamma_trio.engine.forge.seed import init_origin
-from tamma_trio.engine.workflow_options import WorkflowOptions, parse_options
+from tamma_trio.engine.workflow_options import LocalForgeOptions, WorkflowOptions, parse_options
 from tamma_trio.errors import ConfigError
 
 QUICKSTART_CONFIG = """\
@@ -66,12 +66,13 @@ timeout = 120
 @dataclass(frozen=True)
 class LocalForgeSetup:
     settings: WorkflowOptions
+    forge: LocalForgeOptions
     database: Path
     bot: str
 
     @property
     def repository(self) -> str:
-        return self.settings.forge.repository
+        return self.forge.repository
 
 
 def local_setup(config: Config) -> LocalForgeSetup:
@@ -83,9 +84,12 @@ def local_setup(config: Config) -> LocalForgeSetup:
     except ConfigError as exc:
         report_config_error(exc)
         raise SystemExit(EXIT_USAGE) from None
+    if not isinstance(settings.forge, LocalForgeOptions):
+        fail_usage(f'engine.forge.kind is "{settings.forge.kind}": these commands need "local"')
     queue = config.service.queue
     store_path = queue.sqlite.path.resolve() if queue.type == "sqlite" else None
-    return LocalForgeSetup(settings, settings.forge_database(store_path), config.service.bot_name)
+    database = settings.forge_database(store_path)
+    return LocalForgeSetup(settings, settings.forge, database, config.service.bot_name)
 
 
 @contextmanager
@@ -114,12 +118,12 @@ def init(config_path: Path | None) -> int:
         click.echo("wrote tamma.toml (the offline quickstart config)")
     config = load_or_exit(config_path)
     setup = local_setup(config)
-    origin = setup.settings.forge.origin
+    origin = setup.forge.origin
     try:
-        init_origin(origin, setup.settings.forge.default_branch)
+        init_origin(origin, setup.forge.default_branch)
     except FileExistsError:
         fail_usage(f"{origin} already exists and is not empty")
-    click.echo(f"created {origin} ({setup.settings.forge.default_branch}: a starter project)")
+    click.echo(f"created {origin} ({setup.forge.default_branch}: a starter project)")
     click.echo(
         f'next: tamma-trio serve, then tamma-trio issues add "..." --label {_trigger(setup)}'
     )
@@ -138,7 +142,7 @@ def example_agent() -> Path:
 
 
 def _trigger(setup: LocalForgeSetup) -> str:
-    return setup.settings.forge.trigger_label
+    return setup.forge.trigger_label
 
 
 # --- issues -------------------------------------------------------------------------------
