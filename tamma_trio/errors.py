@@ -61,7 +61,8 @@ class EngineError(TammaError):
     """A workflow step failed.
 
     ``retryable`` decides between backoff and immediate escalation; ``code`` is a short stable
-    identifier for metrics and events; ``context`` holds safe details for the escalation comment.
+    identifier for metrics and events; ``context`` holds safe details for the escalation comment;
+    ``retry_at`` (wall time) is the earliest a retry can succeed, e.g. a forge's rate-limit reset.
     """
 
     def __init__(
@@ -71,8 +72,10 @@ class EngineError(TammaError):
         code: str = "engine_error",
         retryable: bool = True,
         context: Mapping[str, Any] | None = None,
+        retry_at: float | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.retryable = retryable
         self.context = dict(context or {})
+        self.retry_at = retry_at

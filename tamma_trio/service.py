@@ -88,7 +88,10 @@ class Service:
         )
         self.retry_timer = RetryTimer(store, wall, self.poller.wake)
         context = EngineContext(
-            bot_name=svc.bot_name, database_path=database_path, enqueue=self.enqueue
+            bot_name=svc.bot_name,
+            database_path=database_path,
+            enqueue=self.enqueue,
+            forge_stats=self.status.forge,
         )
         self.engine = build_engine(context)
         self.handlers = Handlers(self.engine, store, svc)

@@ -257,6 +257,10 @@ class FakeEngine:
     async def finish(self, target: Target) -> None:
         await self._step("finish", _subject(target))
 
+    async def author_may_command(self, repository: str, login: str) -> bool:
+        self.calls.append(("author_may_command", f"{repository}@{login}"))
+        return True
+
 
 def _subject(target: Target) -> str:
     return f"{target.repository}#{target.number}"

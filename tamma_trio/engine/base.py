@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from tamma_trio.models import NewTask
+from tamma_trio.status import ForgeStats
 
 Level = Literal["low", "medium", "high", "critical"]
 LEVELS: tuple[Level, ...] = ("low", "medium", "high", "critical")
@@ -200,6 +201,9 @@ class Engine(Protocol):
     async def finish(self, target: Target) -> None:
         """Release per-task resources (the worktree) once the task has ended for good."""
 
+    async def author_may_command(self, repository: str, login: str) -> bool:
+        """Whether ``login`` may command the bot on ``repository`` (the forge's live answer)."""
+
 
 class EngineContext(Record):
     """What the service tells an engine factory besides the engine's own config table.
@@ -213,6 +217,7 @@ class EngineContext(Record):
     bot_name: str
     database_path: Path | None  # the SQLite task store's file, shared by the local forge
     enqueue: Callable[[NewTask], Awaitable[None]] | None = None
+    forge_stats: ForgeStats | None = None  # where a forge client counts its requests
 
 
 EngineFactory = Callable[[Mapping[str, Any], EngineContext], Engine]
