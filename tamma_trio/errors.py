@@ -79,3 +79,12 @@ class EngineError(TammaError):
         self.retryable = retryable
         self.context = dict(context or {})
         self.retry_at = retry_at
+
+
+class StaleEventError(EngineError):
+    """The event behind a task no longer holds when the engine reads the issue again: it was
+    closed, assigned to someone else, or no longer assigned to the bot nor labelled for it.
+    The task ends as ``ignored`` with this reason; nobody is told, since nothing went wrong."""
+
+    def __init__(self, message: str, *, code: str = "stale_event") -> None:
+        super().__init__(message, code=code, retryable=False)

@@ -32,7 +32,7 @@ from tamma_trio.engine.base import (
     Target,
     TestResult,
 )
-from tamma_trio.errors import EngineError
+from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.models import Outcome, Task, TaskType
 from tamma_trio.policy import Failure, Verdict, diff_verdict, plan_verdict
 from tamma_trio.store.base import TaskStore
@@ -102,7 +102,8 @@ class Handlers:
         run = TaskRun(task, token, self.store, dict(task.progress))
         if task.type is TaskType.ISSUE_COMMENT:
             return await self._on_issue_comment(run, repository)
-        return await self._implement_issue(run, repository, int(payload["issue"]["number"]))
+        number = int(payload["issue"]["number"])
+        return await self._implement_issue(run, repository, number, require_trigger=True)
 
     async def escalate(self, task: Task, failure: Failure) -> None:
         """Tell a human on the forge that the task failed for good."""
@@ -124,24 +125,42 @@ class Handlers:
     # --- issues -----------------------------------------------------------------------------
 
     async def _on_issue_comment(self, run: TaskRun, repository: str) -> Outcome:
-        comment = run.task.payload["comment"]
+        refusal = await self._command_refusal(run.task, repository, Command.START)
+        if refusal is not None:
+            return Outcome(action=IGNORED, detail={"reason": refusal})
+        number = int(run.task.payload["issue"]["number"])
+        return await self._implement_issue(run, repository, number, require_trigger=False)
+
+    async def _command_refusal(self, task: Task, repository: str, expected: Command) -> str | None:
+        """Why a comment is not a command we obey, or None: it must parse as ``expected``, and
+        its author must still have the forge's permission (asked live, not from the event)."""
+        comment = task.payload["comment"]
+        author = str(comment["author"])
         verdict = parse_command(
             str(comment["body"]),
-            str(comment["author"]),
-            expected=Command.START,
+            author,
+            expected=expected,
             bot_name=self.config.bot_name,
             allowed_authors=self.config.command_authors,
         )
         if verdict.command is None:
-            return Outcome(action=IGNORED, detail={"reason": verdict.reason})
-        number = int(run.task.payload["issue"]["number"])
-        return await self._implement_issue(run, repository, number)
+            return verdict.reason
+        if not await self.engine.author_may_command(repository, author):
+            return f"{author} may not command the bot on {repository}"
+        return None
 
-    async def _implement_issue(self, run: TaskRun, repository: str, number: int) -> Outcome:
+    async def _implement_issue(
+        self, run: TaskRun, repository: str, number: int, *, require_trigger: bool
+    ) -> Outcome:
         engine = self.engine
-        issue = await run.step(
-            "select_issue", Issue, lambda: engine.select_issue(repository, number)
-        )
+        try:
+            issue = await run.step(
+                "select_issue",
+                Issue,
+                lambda: engine.select_issue(repository, number, require_trigger=require_trigger),
+            )
+        except StaleEventError as stale:  # closed, reassigned or unlabelled since the event
+            return Outcome(action=IGNORED, detail={"reason": str(stale), "code": stale.code})
         analysis = await run.step("analyze_issue", Analysis, lambda: engine.analyze_issue(issue))
         plan = await run.step("generate_plan", Plan, lambda: engine.generate_plan(analysis))
         if not run.done("create_branch"):
@@ -188,16 +207,9 @@ class Handlers:
     # --- pull requests ----------------------------------------------------------------------
 
     async def _on_pr_comment(self, task: Task, repository: str) -> Outcome:
-        comment = task.payload["comment"]
-        verdict = parse_command(
-            str(comment["body"]),
-            str(comment["author"]),
-            expected=Command.MERGE,
-            bot_name=self.config.bot_name,
-            allowed_authors=self.config.command_authors,
-        )
-        if verdict.command is None:
-            return Outcome(action=IGNORED, detail={"reason": verdict.reason})
+        refusal = await self._command_refusal(task, repository, Command.MERGE)
+        if refusal is not None:
+            return Outcome(action=IGNORED, detail={"reason": refusal})
         return await self._review_pr(repository, int(task.payload["pull_request"]["number"]))
 
     async def _review_pr(self, repository: str, number: int) -> Outcome:

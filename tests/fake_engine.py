@@ -40,7 +40,7 @@ from tamma_trio.engine.base import (
     Target,
     TestResult,
 )
-from tamma_trio.errors import EngineError
+from tamma_trio.errors import EngineError, StaleEventError
 
 STEPS = (
     "select_issue",
@@ -63,6 +63,7 @@ class StepFailure(BaseModel):
     times: int | None = Field(default=None, ge=1)  # None: every call fails
     retryable: bool = True
     code: str = "fake_failure"
+    stale: bool = False  # raise StaleEventError: the event no longer holds
 
 
 class FakeOptions(BaseModel):
@@ -106,6 +107,9 @@ class FakeEngine:
         self.escalations: list[tuple[Target, str, dict[str, Any]]] = []
         self.initialized = False
         self.closed = False
+        self.required_triggers: list[bool] = []
+        self.may_command = True
+        self.command_checks: list[tuple[str, str]] = []
         self._failed: dict[str, int] = {}
 
     async def _step(self, step: str, subject: str) -> None:
@@ -130,6 +134,8 @@ class FakeEngine:
         seen = self._failed.get(step, 0)
         if failure.times is None or seen < failure.times:
             self._failed[step] = seen + 1
+            if failure.stale:
+                raise StaleEventError(f"{step}: the issue was closed (injected)", code=failure.code)
             raise EngineError(
                 f"{step} failed (injected)", code=failure.code, retryable=failure.retryable
             )
@@ -147,7 +153,10 @@ class FakeEngine:
     async def aclose(self) -> None:
         self.closed = True
 
-    async def select_issue(self, repository: str, number: int) -> Issue:
+    async def select_issue(
+        self, repository: str, number: int, *, require_trigger: bool = False
+    ) -> Issue:
+        self.required_triggers.append(require_trigger)
         await self._step("select_issue", f"{repository}#{number}")
         return Issue(repository=repository, number=number, title=f"Issue {number}")
 
@@ -258,8 +267,8 @@ class FakeEngine:
         await self._step("finish", _subject(target))
 
     async def author_may_command(self, repository: str, login: str) -> bool:
-        self.calls.append(("author_may_command", f"{repository}@{login}"))
-        return True
+        self.command_checks.append((repository, login))
+        return self.may_command
 
 
 def _subject(target: Target) -> str:

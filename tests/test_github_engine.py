@@ -11,7 +11,7 @@ import pytest
 
 from tamma_trio.engine.base import EngineContext
 from tamma_trio.engine.workflow import IN_PROGRESS, WorkflowEngine, create_engine
-from tamma_trio.errors import EngineError
+from tamma_trio.errors import EngineError, StaleEventError
 from tests.fake_github import FakeGitHub, serving
 from tests.github_helpers import BOT, REPO, TOKEN, fake_with_repo, github_engine_options
 from tests.workflow_helpers import agent_argv, git_out
@@ -112,3 +112,27 @@ async def test_two_repositories_get_two_clones_and_others_are_refused(tmp_path: 
     assert Path(two.workdir).parent.parent == tmp_path / "workspaces" / "acme__other"
     assert refused.value.code == "unknown_repository" and not refused.value.retryable
     assert not any("stranger" in path for _, path, _ in fake.log)
+
+
+async def test_a_stale_event_is_recognised_before_anything_is_touched(tmp_path: Path) -> None:
+    fake = fake_with_repo(tmp_path)
+    closed = fake.add_issue(REPO, "Closed", labels=("tamma",))
+    fake.repos[REPO].items[closed]["state"] = "closed"
+    elsewhere = fake.add_issue(REPO, "Taken", labels=("tamma",), assignees=("carol",))
+    untriggered = fake.add_issue(REPO, "Not asked")
+    async with serving(fake):
+        engine = engine_for(tmp_path, fake)
+        await engine.initialize()
+        codes = []
+        try:
+            for number in (closed, elsewhere, untriggered):
+                with pytest.raises(StaleEventError) as caught:
+                    await engine.select_issue(REPO, number, require_trigger=True)
+                codes.append(caught.value.code)
+            by_command = await engine.select_issue(REPO, untriggered)  # a /tamma start comment
+        finally:
+            await engine.aclose()
+    assert codes == ["issue_closed", "assigned_elsewhere", "not_triggered"]
+    assert by_command.assignees == (BOT,)
+    for number in (closed, elsewhere):
+        assert fake.repos[REPO].comments.get(number, []) == []  # nothing was touched

@@ -192,6 +192,55 @@ async def test_other_comments_are_ignored_without_the_engine(
     assert await kinds(store, task.id) == ["enqueued", "claimed"]
 
 
+@pytest.mark.parametrize(
+    ("task_type", "payload", "body"),
+    [
+        ("issue_comment", ISSUE, "/tamma start"),
+        ("pr_comment", PR, "/tamma merge"),
+    ],
+)
+async def test_a_command_from_an_author_without_permission_is_ignored(
+    store: MemoryStore, task_type: str, payload: dict[str, Any], body: str
+) -> None:
+    handlers, engine = make_handlers(store)
+    engine.may_command = False
+    task = await claimed(store, task_type, {**payload, **comment(body, "bob")})
+    result = await run(handlers, task)
+    assert result["action"] == "ignored"
+    assert result["reason"] == f"bob may not command the bot on {REPO}"
+    assert engine.command_checks == [(REPO, "bob")] and engine.calls == []
+
+
+async def test_a_non_command_never_asks_the_forge_about_its_author(store: MemoryStore) -> None:
+    handlers, engine = make_handlers(store)
+    task = await claimed(store, "issue_comment", {**ISSUE, **comment("thanks!", "bob")})
+    await run(handlers, task)
+    assert engine.command_checks == []
+
+
+async def test_assignment_tasks_require_the_trigger_and_commands_do_not(
+    store: MemoryStore,
+) -> None:
+    handlers, engine = make_handlers(store)
+    await run(handlers, await claimed(store, "issue_assigned", ISSUE))
+    other = {**ISSUE, "issue": {"number": 8, "title": "t"}, **comment("/tamma start")}
+    await run(handlers, await claimed(store, "issue_comment", other))
+    assert engine.required_triggers == [True, False]
+
+
+async def test_a_stale_event_ends_as_ignored_without_escalation(store: MemoryStore) -> None:
+    handlers, engine = make_handlers(
+        store, failures={"select_issue": {"stale": True, "code": "issue_closed"}}
+    )
+    task = await claimed(store, "issue_assigned", ISSUE)
+    assert task.lease_token is not None
+    outcome = await handlers.run(task, task.lease_token)
+    assert outcome.action == "ignored" and outcome.detail["code"] == "issue_closed"
+    assert "closed" in outcome.detail["reason"]
+    await handlers.finish(task, outcome)
+    assert engine.steps() == ["select_issue"] and engine.escalations == []
+
+
 # --- pull requests ----------------------------------------------------------------------------
 
 

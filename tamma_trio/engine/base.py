@@ -170,7 +170,10 @@ class Engine(Protocol):
 
     async def aclose(self) -> None: ...
 
-    async def select_issue(self, repository: str, number: int) -> Issue: ...
+    async def select_issue(
+        self, repository: str, number: int, *, require_trigger: bool = False
+    ) -> Issue:
+        """Read the issue again and claim it; StaleEventError when the event no longer holds."""
 
     async def analyze_issue(self, issue: Issue) -> Analysis: ...
 

@@ -37,13 +37,14 @@ from tamma_trio.engine.process import run_in_group
 from tamma_trio.engine.workflow_options import TestsOptions, parse_options
 from tamma_trio.engine.workflow_ports import build_ports
 from tamma_trio.engine.workspaces import Workspaces
-from tamma_trio.errors import EngineError
+from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.log import REDACTOR
 
 IN_PROGRESS = "tamma:in-progress"
 NEEDS_HUMAN = "needs-human-review"
 AUTOMATED = "tamma-automated"
 ISSUE_OF_BRANCH = re.compile(r"^tamma/(\d+)-")
+STALE_CODES = frozenset({"issue_closed", "assigned_elsewhere"})
 
 
 class WorkflowEngine:
@@ -56,6 +57,7 @@ class WorkflowEngine:
         tests: TestsOptions,
         bot_name: str,
         structured: bool = False,
+        trigger_label: str = "tamma",
     ) -> None:
         self.forge = forge
         self.workspaces = workspaces
@@ -63,6 +65,7 @@ class WorkflowEngine:
         self.tests = tests
         self.bot = bot_name
         self.structured = structured
+        self.trigger_label = trigger_label
 
     async def initialize(self) -> None:
         """Open the forge and clone or fetch every served repository now, so a bad setup
@@ -83,15 +86,32 @@ class WorkflowEngine:
         return await self.forge.author_may_command(repository, login)
 
     # --- 1-3: select, analyse, plan -------------------------------------------------------
-    async def select_issue(self, repository: str, number: int) -> Issue:
-        """Refuse what is not ours to take, then claim: assign, label, comment once."""
+    async def select_issue(
+        self, repository: str, number: int, *, require_trigger: bool = False
+    ) -> Issue:
+        """Read the issue again, refuse what is not ours to take, then claim: assign, label,
+        comment once.
+
+        Events go stale between the webhook and the task: a closed or reassigned issue raises
+        StaleEventError (the task is ignored). With ``require_trigger`` (an assignment or label
+        event) the issue must still be assigned to the bot or carry the trigger label.
+        """
         self._served(repository)
         issue = await self.forge.get_issue(repository, number)
         comments = await self.forge.list_comments(issue.target)
         claimed = any(c.author == self.bot and prompts.CLAIM_MARKER in c.body for c in comments)
         refusal = self._refusal(issue, claimed)
+        if refusal and refusal[0] in STALE_CODES:
+            raise StaleEventError(refusal[1], code=refusal[0])
         if refusal:
             raise EngineError(refusal[1], code=refusal[0], retryable=False)
+        wanted = self.bot in issue.assignees or self.trigger_label in issue.labels
+        if require_trigger and not (wanted or claimed):
+            raise StaleEventError(
+                f"{repository}#{number} is no longer assigned to {self.bot} "
+                f"nor labelled {self.trigger_label}",
+                code="not_triggered",
+            )
         if self.bot not in issue.assignees:
             await self.forge.assign(issue.target, self.bot)
         if IN_PROGRESS not in issue.labels:
@@ -335,4 +355,5 @@ def create_engine(options: Mapping[str, Any], context: EngineContext) -> Workflo
         tests=settings.tests,
         bot_name=context.bot_name,
         structured=settings.agent.structured,
+        trigger_label=settings.forge.trigger_label,
     )

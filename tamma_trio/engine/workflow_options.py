@@ -65,6 +65,7 @@ class GithubForgeOptions(Options):
     required_approvals: int = Field(default=1, ge=0, le=10)
     checks_grace: float = Field(default=120, ge=0, le=86400)
     command_permission: Permission = "write"
+    trigger_label: str = Field(default="tamma", min_length=1)  # labelling an issue asks the bot
     request_timeout: float = Field(default=30, gt=0, le=600)
     max_rate_limit_wait: float = Field(default=60, ge=0, le=3600)  # longer: retry the task later
 

@@ -50,6 +50,9 @@ def register(app: QuartTrio, fake: FakeGitHub) -> None:
         if request.method == "GET":
             return paginated(listed)
         body = (await request.get_json())["body"]
+        fake.writes_entered += 1
+        if fake.write_gate is not None:
+            await fake.write_gate.wait()
         comment = {
             "id": fake.serial(),
             "body": body,

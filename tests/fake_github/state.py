@@ -66,6 +66,8 @@ class FakeGitHub:
     log: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
     git_auth: list[str] = field(default_factory=list)  # Authorization headers git sent
     remaining: int = 5000
+    write_gate: Any = None  # a trio.Event that holds comment posts until set (ordering tests)
+    writes_entered: int = 0
     _serial: int = 1000
 
     def serial(self) -> int:
