@@ -64,6 +64,7 @@ class StepFailure(BaseModel):
     retryable: bool = True
     code: str = "fake_failure"
     stale: bool = False  # raise StaleEventError: the event no longer holds
+    retry_at: float | None = None  # wall time a retry can help (a forge's rate-limit reset)
 
 
 class FakeOptions(BaseModel):
@@ -137,7 +138,10 @@ class FakeEngine:
             if failure.stale:
                 raise StaleEventError(f"{step}: the issue was closed (injected)", code=failure.code)
             raise EngineError(
-                f"{step} failed (injected)", code=failure.code, retryable=failure.retryable
+                f"{step} failed (injected)",
+                code=failure.code,
+                retryable=failure.retryable,
+                retry_at=failure.retry_at,
             )
 
     def steps(self) -> list[str]:

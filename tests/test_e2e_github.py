@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
@@ -19,7 +21,7 @@ from tests.workflow_helpers import EXAMPLE_AGENT, UNITTEST, git_out
 
 
 def write_config(tmp_path: Path, fake: FakeGitHub, bot: str = BOT) -> Path:
-    sections = {
+    sections: dict[str, dict[str, Any]] = {
         "service": {
             "poll_interval": 0.2,
             "retry_delay": 0.1,
@@ -51,7 +53,7 @@ def write_config(tmp_path: Path, fake: FakeGitHub, bot: str = BOT) -> Path:
     return path
 
 
-async def add_task(config: Path, task_type: str, payload: dict[str, object]) -> None:
+async def add_task(config: Path, task_type: str, payload: Mapping[str, object]) -> None:
     await trio.run_process(
         [
             *CLI,

@@ -32,8 +32,21 @@ def check(config_path: Path | None) -> int:
         return EXIT_USAGE
     source = resolve_config_path(config_path, os.environ)
     click.echo(f"# effective configuration (from {source or 'built-in defaults'})")
-    click.echo(to_toml(config.model_dump(mode="json")), nl=False)
+    click.echo(to_toml(masked(config.model_dump(mode="json"))), nl=False)
     return EXIT_OK
+
+
+def masked(data: dict[str, Any]) -> dict[str, Any]:
+    """The engine table is free-form (its keys belong to the engine), so pydantic cannot mask
+    its secrets: a key named ``token`` or ``secret`` is masked here, at any depth."""
+    return {
+        key: "**********"
+        if key in ("token", "secret") and value
+        else masked(value)
+        if isinstance(value, dict)
+        else value
+        for key, value in data.items()
+    }
 
 
 def check_engine_options(config: Config) -> None:

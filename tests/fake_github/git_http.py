@@ -31,7 +31,8 @@ async def serve_git(fake: FakeGitHub, bare: Path, rest: str) -> Response:
         return Response(
             "auth required", status=401, headers={"WWW-Authenticate": 'Basic realm="GitHub"'}
         )
-    body = await request.get_data()
+    data = await request.get_data(as_text=False)
+    body = data.encode() if isinstance(data, str) else data
     env = {
         "GIT_PROJECT_ROOT": str(bare.parent),
         "GIT_HTTP_EXPORT_ALL": "1",
