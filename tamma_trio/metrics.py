@@ -90,6 +90,11 @@ class SnapshotCollector(Collector):
         )
 
     def _service_gauges(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "tamma_leases_reclaimed",
+            "Tasks this daemon took back because their lease expired.",
+            value=self._status.reclaimed,
+        )
         yield GaugeMetricFamily(
             "tamma_ready",
             "1 when the daemon claims work and its store answers.",
