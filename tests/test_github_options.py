@@ -3,6 +3,7 @@ the token is never echoed (config errors, `config check`)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -68,8 +69,11 @@ def test_an_unreadable_private_key_is_a_config_error(tmp_path: Path) -> None:
 
 def test_config_check_masks_the_forge_token(tmp_path: Path) -> None:
     config = tmp_path / "tamma.toml"
+    python = json.dumps(sys.executable)
     config.write_text(
         f'[engine.forge]\nkind = "github"\nrepositories = ["acme/demo"]\ntoken = "{SECRET}"\n'
+        f'[engine.agent]\ncommand = [{python}, "-c", "pass"]\n'
+        f'[engine.tests]\ncommand = [{python}, "-c", "pass"]\n'
     )
     done = subprocess.run(
         [sys.executable, "-m", "tamma_trio", "config", "check", "--config", str(config)],
