@@ -141,6 +141,16 @@ class EngineConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class RetentionConfig(Section):
+    """How long finished tasks and their events are kept before the daemon prunes them."""
+
+    enabled: bool = True
+    days: float = Field(default=30, gt=0)  # completed and cancelled tasks
+    failed_days: float = Field(default=90, gt=0)  # failed ones wait longer for a human
+    interval: float = Field(default=3600, ge=1)  # seconds between the daemon's sweeps
+    batch_size: int = Field(default=500, ge=1, le=10_000)  # tasks deleted per transaction
+
+
 class LogConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -150,6 +160,7 @@ class Config(Section):
     service: ServiceConfig = ServiceConfig()
     engine: EngineConfig = EngineConfig()
     log: LogConfig = LogConfig()
+    retention: RetentionConfig = RetentionConfig()
 
 
 def resolve_config_path(path: Path | None, env: Mapping[str, str]) -> Path | None:
