@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
+from tamma_trio.config import describe_problem
 from tamma_trio.engine.agent import expand_command
 from tamma_trio.errors import ConfigError
 from tamma_trio.models import Repository
@@ -201,17 +202,14 @@ def parse_options(options: Mapping[str, Any]) -> WorkflowOptions:
 
 
 def _problem(error: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(key, value, problem) for the operator; a secret or a whole table is never echoed."""
-    loc = [str(part) for part in error["loc"] if not str(part).startswith(("local", "github"))]
-    value = error.get("input")
-    shown = repr(value)[:80]
-    if isinstance(value, Mapping):
-        shown = "{" + ", ".join(sorted(str(key) for key in value)) + "}"
-    if "token" in loc:
-        shown = "***"
-    message = "unknown key" if error["type"] == "extra_forbidden" else str(error["msg"])
-    if error["type"] == "union_tag_invalid":  # a forge kind we do not know
-        loc.append("kind")
-        shown = repr(error.get("ctx", {}).get("tag"))
-        message = f"expected one of {error.get('ctx', {}).get('expected_tags')}"
-    return "engine." + ".".join(loc), shown, message
+    """(key, value, problem) for the operator, without the forge union's tags in the key; an
+    unknown forge kind is reported on ``engine.forge.kind``."""
+    loc = tuple(part for part in error["loc"] if str(part) not in ("local", "github"))
+    if error["type"] == "union_tag_invalid":
+        context = error.get("ctx", {})
+        return (
+            "engine." + ".".join(map(str, (*loc, "kind"))),
+            repr(context.get("tag")),
+            f"expected one of {context.get('expected_tags')}",
+        )
+    return describe_problem({**error, "loc": loc}, "engine")
