@@ -112,9 +112,8 @@ class FakeEngine:
         self.initialized = False
         self.closed = False
         self.required_triggers: list[bool] = []
-        self.may_command = True
-        self.command_checks: list[tuple[str, str]] = []
         self._failed: dict[str, int] = {}
+        self.no_permission: set[str] = set()  # logins the live permission check refuses
 
     async def _step(self, step: str, subject: str) -> None:
         """Count the call, take the step's time, then fail if told to."""
@@ -279,8 +278,8 @@ class FakeEngine:
         await self._step("finish", _subject(target))
 
     async def author_may_command(self, repository: str, login: str) -> bool:
-        self.command_checks.append((repository, login))
-        return self.may_command
+        self.calls.append(("author_may_command", login))
+        return login not in self.no_permission
 
 
 def _subject(target: Target) -> str:

@@ -192,32 +192,6 @@ async def test_other_comments_are_ignored_without_the_engine(
     assert await kinds(store, task.id) == ["enqueued", "claimed"]
 
 
-@pytest.mark.parametrize(
-    ("task_type", "payload", "body"),
-    [
-        ("issue_comment", ISSUE, "/tamma start"),
-        ("pr_comment", PR, "/tamma merge"),
-    ],
-)
-async def test_a_command_from_an_author_without_permission_is_ignored(
-    store: MemoryStore, task_type: str, payload: dict[str, Any], body: str
-) -> None:
-    handlers, engine = make_handlers(store)
-    engine.may_command = False
-    task = await claimed(store, task_type, {**payload, **comment(body, "bob")})
-    result = await run(handlers, task)
-    assert result["action"] == "ignored"
-    assert result["reason"] == f"bob may not command the bot on {REPO}"
-    assert engine.command_checks == [(REPO, "bob")] and engine.calls == []
-
-
-async def test_a_non_command_never_asks_the_forge_about_its_author(store: MemoryStore) -> None:
-    handlers, engine = make_handlers(store)
-    task = await claimed(store, "issue_comment", {**ISSUE, **comment("thanks!", "bob")})
-    await run(handlers, task)
-    assert engine.command_checks == []
-
-
 async def test_assignment_tasks_require_the_trigger_and_commands_do_not(
     store: MemoryStore,
 ) -> None:

@@ -205,7 +205,10 @@ class Engine(Protocol):
         """Release per-task resources (the worktree) once the task has ended for good."""
 
     async def author_may_command(self, repository: str, login: str) -> bool:
-        """Whether ``login`` may command the bot on ``repository`` (the forge's live answer)."""
+        """Whether ``login`` may give the bot commands on ``repository``, asked live.
+
+        A remote forge asks its API (write permission); a payload's claim is never enough.
+        """
 
 
 class EngineContext(Record):
