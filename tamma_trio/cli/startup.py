@@ -73,6 +73,11 @@ def _engine_lines(config: Config) -> list[str]:
             f"forge: local, origin {forge.origin}, repository {forge.repository} "
             f"(branch {forge.default_branch}, trigger label {forge.trigger_label!r})"
         )
+    elif forge.kind == "gitlab":
+        where = (
+            f"forge: gitlab {forge.api_url} (token), repositories "
+            f"{', '.join(forge.repositories)} (trigger label {forge.trigger_label!r})"
+        )
     else:
         auth = f"app {forge.app_id}" if forge.app_id else "token"
         where = (

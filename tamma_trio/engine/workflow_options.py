@@ -81,6 +81,34 @@ class GithubForgeOptions(Options):
         return self
 
 
+GitlabPath = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+$")
+]
+
+
+class GitlabForgeOptions(Options):
+    """GitLab (gitlab.com or self-managed) with a project, group or bot user's access token."""
+
+    kind: Literal["gitlab"]
+    api_url: str = Field(default="https://gitlab.com/api/v4", pattern=r"^https?://[^\s]+$")
+    repositories: tuple[GitlabPath, ...] = Field(min_length=1)  # full paths, subgroups allowed
+    token: SecretStr
+    merge_method: Literal["merge", "squash"] = "merge"
+    required_approvals: int = Field(default=1, ge=0, le=10)
+    checks_grace: float = Field(default=120, ge=0, le=86400)
+    command_access_level: int = Field(default=30, ge=10, le=50)  # 30 developer, 40 maintainer
+    trigger_label: str = Field(default="tamma", min_length=1)
+    request_timeout: float = Field(default=30, gt=0, le=600)
+    max_rate_limit_wait: float = Field(default=60, ge=0, le=3600)
+
+    @field_validator("token")
+    @classmethod
+    def _token_set(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("a GitLab access token is required (TAMMA_ENGINE__FORGE__TOKEN)")
+        return value
+
+
 def _forge_kind(value: Any) -> str:
     """The union's tag; a table without ``kind`` is the local forge (configs from before kinds)."""
     kind = value.get("kind", "local") if isinstance(value, Mapping) else getattr(value, "kind", "")
@@ -88,7 +116,9 @@ def _forge_kind(value: Any) -> str:
 
 
 ForgeOptions = Annotated[
-    Annotated[LocalForgeOptions, Tag("local")] | Annotated[GithubForgeOptions, Tag("github")],
+    Annotated[LocalForgeOptions, Tag("local")]
+    | Annotated[GithubForgeOptions, Tag("github")]
+    | Annotated[GitlabForgeOptions, Tag("gitlab")],
     Discriminator(_forge_kind),
 ]
 
@@ -157,9 +187,12 @@ class WorkflowOptions(Options):
         return forge.database or store_path or self.repo_root(forge.repository) / "forge.db"
 
 
-def _resolve_forge(
-    forge: LocalForgeOptions | GithubForgeOptions, cwd: Path
-) -> LocalForgeOptions | GithubForgeOptions:
+AnyForgeOptions = LocalForgeOptions | GithubForgeOptions | GitlabForgeOptions
+
+
+def _resolve_forge(forge: AnyForgeOptions, cwd: Path) -> AnyForgeOptions:
+    if isinstance(forge, GitlabForgeOptions):
+        return forge
     if isinstance(forge, GithubForgeOptions):
         key = forge.private_key_path
         return forge.model_copy(update={"private_key_path": key and _absolute(key, cwd)})
@@ -204,7 +237,7 @@ def parse_options(options: Mapping[str, Any]) -> WorkflowOptions:
 def _problem(error: Mapping[str, Any]) -> tuple[str, str, str]:
     """(key, value, problem) for the operator, without the forge union's tags in the key; an
     unknown forge kind is reported on ``engine.forge.kind``."""
-    loc = tuple(part for part in error["loc"] if str(part) not in ("local", "github"))
+    loc = tuple(part for part in error["loc"] if str(part) not in ("local", "github", "gitlab"))
     if error["type"] == "union_tag_invalid":
         context = error.get("ctx", {})
         return (

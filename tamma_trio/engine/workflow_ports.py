@@ -1,7 +1,7 @@
 """Build the workflow engine's three ports (forge, workspace, agent) from its resolved options.
 
 Kept apart from the engine so the engine's module reads as the story's steps, and so a forge
-kind (local, github, later gitlab) is one more branch here, not a change to the steps.
+kind (local, github, gitlab) is one more branch here, not a change to the steps.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from tamma_trio.engine.forge.local_git import CiSettings
 from tamma_trio.engine.git import Git
 from tamma_trio.engine.workflow_options import (
     GithubForgeOptions,
+    GitlabForgeOptions,
     LocalForgeOptions,
     WorkflowOptions,
 )
@@ -37,6 +38,10 @@ def build_ports(settings: WorkflowOptions, context: EngineContext) -> Ports:
         from tamma_trio.engine.forge.github.build import build_github_forge
 
         forge = build_github_forge(settings.forge, context)
+    elif isinstance(settings.forge, GitlabForgeOptions):
+        from tamma_trio.engine.forge.gitlab.build import build_gitlab_forge
+
+        forge = build_gitlab_forge(settings.forge, context)
     else:
         forge = _local_forge(settings, settings.forge, context, git)
     workspaces = Workspaces(

@@ -21,7 +21,8 @@ from gidgethub.apps import get_jwt
 from tamma_trio.errors import EngineError
 
 if TYPE_CHECKING:
-    from tamma_trio.engine.forge.github.client import GitHubClient, Wall
+    from tamma_trio.engine.forge.github.client import GitHubClient
+from tamma_trio.engine.forge.http_util import Wall
 
 REFRESH_MARGIN = 300.0  # replace an installation token this long before it expires
 JWT_LIFETIME = 540  # GitHub allows 10 minutes; get_jwt backdates the issue time for skew

@@ -16,29 +16,26 @@ the small I/O loop around it that the daemon needs and gidgethub leaves to its b
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import httpx
 import trio
 from gidgethub import HTTPException, sansio
 
+from tamma_trio.engine.forge.http_util import MAX_TRIES, RETRY_STATUSES, Sleep, Wall
+from tamma_trio.engine.forge.http_util import decode_json as _decode
+from tamma_trio.engine.forge.http_util import lower_headers as _lower
+from tamma_trio.engine.forge.http_util import origin as _origin
 from tamma_trio.errors import EngineError
 from tamma_trio.status import ForgeStats
 
 API_VERSION = "2022-11-28"
 ACCEPT = "application/vnd.github+json"
 REQUESTER = "tamma-trio"
-MAX_TRIES = 4
-RETRY_STATUSES = frozenset({502, 503, 504})
 SECONDARY_DEFAULT_WAIT = 60.0  # GitHub: "otherwise, wait for at least one minute"
-
-Sleep = Callable[[float], Awaitable[None]]
-Wall = Callable[[], float]
 
 
 class Credentials(Protocol):
@@ -258,22 +255,3 @@ def _rate_limited(repository: str | None, wait: float, retry_at: float) -> Engin
         retryable=True,
         retry_at=retry_at,
     )
-
-
-def _decode(headers: Mapping[str, str], content: bytes) -> Any:
-    """The JSON body, or None (an empty 204, an HTML error page from a proxy)."""
-    if not content or "json" not in headers.get("content-type", ""):
-        return None
-    try:
-        return json.loads(content)
-    except ValueError:
-        return None
-
-
-def _lower(headers: httpx.Headers) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"

@@ -17,9 +17,10 @@ import trio
 
 from tamma_trio.engine.base import Issue, Target
 from tamma_trio.engine.forge.base import Comment, RepositoryInfo
-from tamma_trio.engine.forge.github.client import Credentials, GitHubClient, Sleep, Wall
+from tamma_trio.engine.forge.github.client import Credentials, GitHubClient
 from tamma_trio.engine.forge.github.pulls import MergeSettings, PullRequestOps
 from tamma_trio.engine.forge.github.verdicts import role_of, role_reaches
+from tamma_trio.engine.forge.http_util import Sleep, Wall
 from tamma_trio.engine.git_auth import basic_auth_env
 from tamma_trio.errors import EngineError
 

@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from tamma_trio.engine.base import MergeResult, PRStatus, PullRequest
-from tamma_trio.engine.forge.github.client import GitHubClient, Sleep, Wall
+from tamma_trio.engine.forge.github.client import GitHubClient
 from tamma_trio.engine.forge.github.verdicts import ci_state, review_counts
+from tamma_trio.engine.forge.http_util import Sleep, Wall
+from tamma_trio.engine.forge.merging import ChecksGrace, MergeSettings
 from tamma_trio.errors import EngineError
 
 MERGEABLE_WAITS = (1.0, 2.0, 4.0, 8.0)  # at most 15 s spent asking GitHub again
 
-
-@dataclass(frozen=True)
-class MergeSettings:
-    merge_method: str = "merge"
-    required_approvals: int = 1
-    checks_grace: float = 120.0
+__all__ = ["MergeSettings", "PullRequestOps", "pull_record"]
 
 
 def pull_record(repository: str, data: Mapping[str, Any]) -> PullRequest:
@@ -169,12 +165,8 @@ class PullRequestOps(abc.ABC):
         state = ci_state(runs, combined)
         if state != "none":
             return state, state == "success", "" if state == "success" else f"CI is {state}"
-        seen = self._first_seen.setdefault(sha, self.wall())
-        waited = self.wall() - seen
-        if waited < self.merging.checks_grace:
-            left = self.merging.checks_grace - waited
-            return "pending", False, f"no checks yet on the head (waiting {left:.0f} s more)"
-        return "none", True, ""
+        grace = ChecksGrace(self.merging.checks_grace, self.wall, self._first_seen)
+        return grace.no_checks(sha)
 
     async def merge_pull_request(
         self, repository: str, number: int, expected_sha: str, message: str

@@ -1,0 +1,1 @@
+"""The Forge port on GitLab (gitlab.com or self-managed) over REST API v4."""
