@@ -3,6 +3,8 @@ with its authentication rules, rate-limit headers, Link pagination and staged fa
 
 from __future__ import annotations
 
+from functools import partial
+
 import jwt
 from quart import Response, jsonify, request
 from quart_trio import QuartTrio
@@ -48,7 +50,8 @@ def create_app(fake: FakeGitHub) -> QuartTrio:
         repo = fake.repos.get(f"{owner}/{repo_git.removesuffix('.git')}")
         if repo is None:
             return Response("not found", status=404)
-        return await git_http.serve_git(fake, repo.bare, rest)
+        valid = partial(git_http.token_valid, fake)
+        return await git_http.serve_git(fake.git_auth, valid, repo.bare, rest)
 
     @app.get("/user")
     async def user() -> Response:

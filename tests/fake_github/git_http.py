@@ -5,6 +5,7 @@ proves the engine's credentials travel in the environment's extra header."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -23,11 +24,15 @@ def basic_token(header: str) -> str | None:
     return token
 
 
-async def serve_git(fake: FakeGitHub, bare: Path, rest: str) -> Response:
+async def serve_git(
+    seen: list[str], valid: Callable[[str], bool], bare: Path, rest: str
+) -> Response:
+    """Serve ``rest`` of ``bare`` when git sent a token ``valid`` accepts; ``seen`` records the
+    Authorization headers (the GitLab fake serves its repositories through this too)."""
     header = request.headers.get("Authorization", "")
-    fake.git_auth.append(header)
+    seen.append(header)
     token = basic_token(header)
-    if token is None or not token_valid(fake, token):
+    if token is None or not valid(token):
         return Response(
             "auth required", status=401, headers={"WWW-Authenticate": 'Basic realm="GitHub"'}
         )

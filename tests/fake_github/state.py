@@ -29,6 +29,33 @@ class Fault:
     times: int
 
 
+class StagedFaults:
+    """Faults a test stages: the next calls matching a method and path get a set answer."""
+
+    faults: list[Fault]
+
+    def fail(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        *,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        times: int = 1,
+    ) -> None:
+        """The next ``times`` calls of ``method`` on a path matching ``path`` get this answer."""
+        body = body if body is not None else {"message": "staged failure"}
+        self.faults.append(Fault(method, re.compile(path), status, headers or {}, body, times))
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.method == method and fault.path.search(path) and fault.times > 0:
+                fault.times -= 1
+                return fault
+        return None
+
+
 @dataclass
 class FakeRepo:
     full_name: str
@@ -51,7 +78,7 @@ class FakeRepo:
 
 
 @dataclass
-class FakeGitHub:
+class FakeGitHub(StagedFaults):
     """The server's state; tests arrange it and read it back."""
 
     base_url: str = ""
@@ -106,27 +133,6 @@ class FakeGitHub:
         }
         repo.labels.update(labels)
         return number
-
-    def fail(
-        self,
-        method: str,
-        path: str,
-        status: int,
-        *,
-        headers: dict[str, str] | None = None,
-        body: Any = None,
-        times: int = 1,
-    ) -> None:
-        """The next ``times`` calls of ``method`` on a path matching ``path`` get this answer."""
-        body = body if body is not None else {"message": "staged failure"}
-        self.faults.append(Fault(method, re.compile(path), status, headers or {}, body, times))
-
-    def take_fault(self, method: str, path: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.method == method and fault.path.search(path) and fault.times > 0:
-                fault.times -= 1
-                return fault
-        return None
 
     # --- shapes ----------------------------------------------------------------------------
     def user(self, login: str) -> dict[str, Any]:
