@@ -13,6 +13,7 @@ from tamma_trio.engine.forge.seed import init_origin
 from tamma_trio.status import ForgeStats
 from tests.fake_gitlab import FakeGitLab
 from tests.github_helpers import Sleeps
+from tests.workflow_helpers import git_out
 
 PROJECT = "acme/tools/demo"  # a subgroup: full paths are the project's id
 BOT = "tamma-bot"
@@ -54,6 +55,19 @@ def make_forge(
         sleep=sleep,
     )
     return forge, stats
+
+
+def push_to(bare: Path, tmp_path: Path, branch: str, text: str = "x\n") -> str:
+    """A commit on ``branch`` in ``bare`` (someone pushed it); its sha."""
+    work = tmp_path / f"work-{branch.replace('/', '-')}"
+    git_out(tmp_path, "clone", "-q", str(bare), str(work))
+    (work / "change.txt").write_text(text)
+    ident = ["-c", "user.name=t", "-c", "user.email=t@x"]
+    git_out(work, "checkout", "-q", "-b", branch)
+    git_out(work, "add", "-A")
+    git_out(work, *ident, "commit", "-q", "-m", "change")
+    git_out(work, "push", "-q", "origin", branch)
+    return git_out(work, "rev-parse", "HEAD")
 
 
 def gitlab_engine_options(tmp_path: Path, fake: FakeGitLab, agent: Any, **forge: Any) -> Any:

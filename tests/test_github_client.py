@@ -16,6 +16,7 @@ from tamma_trio.engine.forge.github.pulls import MERGEABLE_WAITS
 from tamma_trio.errors import EngineError
 from tests.fake_github import FakeGitHub, serving
 from tests.github_helpers import REPO, Sleeps, fake_with_repo, make_forge
+from tests.gitlab_helpers import push_to
 from tests.store_helpers import FakeWall
 from tests.workflow_helpers import git_out
 
@@ -24,16 +25,7 @@ SECONDARY = {"message": "You have exceeded a secondary rate limit. Please wait a
 
 def push_branch(fake: FakeGitHub, tmp_path: Path, branch: str, text: str = "x\n") -> str:
     """A commit on ``branch`` in the fake's bare repository (someone pushed it)."""
-    work = tmp_path / f"work-{branch.replace('/', '-')}"
-    bare = fake.repos[REPO].bare
-    git_out(tmp_path, "clone", "-q", str(bare), str(work))
-    (work / "change.txt").write_text(text)
-    ident = ["-c", "user.name=t", "-c", "user.email=t@x"]
-    git_out(work, "checkout", "-q", "-b", branch)
-    git_out(work, "add", "-A")
-    git_out(work, *ident, "commit", "-q", "-m", "change")
-    git_out(work, "push", "-q", "origin", branch)
-    return git_out(work, "rev-parse", "HEAD")
+    return push_to(fake.repos[REPO].bare, tmp_path, branch, text)
 
 
 async def test_open_checks_identity_and_repositories(tmp_path: Path) -> None:
