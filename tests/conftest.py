@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,26 @@ import pytest
 
 from tamma_trio.models import NewTask
 from tamma_trio.store.base import TaskStore
+from tests.aws_helpers import FAKE_AWS_ENV, MotoServer, create_resources, sqs_config
 from tests.store_helpers import STORE_BACKENDS, FakeWall, StoreFactory, TaskBuilder
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """SQS and DynamoDB of moto's server mode on loopback, with fake credentials in the
+    environment (daemon subprocesses inherit them); started once per session."""
+    saved = {name: os.environ.get(name) for name in FAKE_AWS_ENV}
+    os.environ.update(FAKE_AWS_ENV)
+    server = MotoServer().start()
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture
@@ -20,7 +40,11 @@ def wall() -> FakeWall:
 
 @pytest.fixture(params=STORE_BACKENDS)
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    return StoreFactory(backend=request.param, path=tmp_path / "tasks.db")
+    factory = StoreFactory(backend=request.param, path=tmp_path / "tasks.db")
+    if request.param == "sqs":
+        factory.aws = sqs_config(request.getfixturevalue("moto_endpoint"))
+        create_resources(factory.aws)
+    return factory
 
 
 @pytest.fixture

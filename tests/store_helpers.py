@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tamma_trio.config import SqsQueueConfig
 from tamma_trio.models import NewTask, Task
+from tamma_trio.store.aws import SqsStore
 from tamma_trio.store.base import DEFAULT_QUARANTINE_AFTER, TaskStore, WallClock
 from tamma_trio.store.memory import MemoryState, MemoryStore
 from tamma_trio.store.sqlite import SqliteStore
@@ -17,7 +19,7 @@ from tamma_trio.store.sqlite import SqliteStore
 START_WALL = 1_767_225_600.0
 
 # One entry per backend of the contract suite; Redis and SQS join as further entries.
-STORE_BACKENDS = ("memory", "sqlite-inline", "sqlite-thread")
+STORE_BACKENDS = ("memory", "sqlite-inline", "sqlite-thread", "sqs")
 
 TaskBuilder = Callable[..., NewTask]
 
@@ -47,6 +49,7 @@ class StoreFactory:
     backend: str
     path: Path
     memory: MemoryState = field(default_factory=MemoryState)
+    aws: SqsQueueConfig | None = None  # the sqs backend's queues and tables (moto)
 
     def __call__(
         self,
@@ -62,6 +65,9 @@ class StoreFactory:
         }
         if self.backend == "memory":
             return MemoryStore(state=self.memory, **options)
+        if self.backend == "sqs":
+            assert self.aws is not None
+            return SqsStore(self.aws, **options)
         inline = self.backend == "sqlite-inline"
         return SqliteStore(self.path, inline=inline, **options)
 

@@ -45,6 +45,7 @@ class EventKind:
     FAILED = "failed"
     RELEASED = "released"
     ORPHAN_RECOVERED = "orphan_recovered"
+    LEASE_EXPIRED = "lease_expired"
     QUARANTINED = "quarantined"
     CANCELLED = "cancelled"
     RETRIED = "retried"
@@ -153,6 +154,16 @@ def orphan_outcome(
     if interruptions >= quarantine_after:
         return EventSpec(EventKind.QUARANTINED, ACTOR_DAEMON, TaskStatus.FAILED, detail)
     return EventSpec(EventKind.ORPHAN_RECOVERED, ACTOR_DAEMON, TaskStatus.QUEUED, detail)
+
+
+def lease_expired_outcome(
+    previous_owner: str | None, interruptions: int, quarantine_after: int
+) -> EventSpec:
+    """Requeue a task whose holder let its lease run out, or quarantine it like an orphan."""
+    detail = {"previous_owner": previous_owner, "interruptions": interruptions}
+    if interruptions >= quarantine_after:
+        return EventSpec(EventKind.QUARANTINED, ACTOR_DAEMON, TaskStatus.FAILED, detail)
+    return EventSpec(EventKind.LEASE_EXPIRED, ACTOR_DAEMON, TaskStatus.QUEUED, detail)
 
 
 def cancelled(previous: TaskStatus, actor: str) -> EventSpec:
