@@ -30,10 +30,12 @@ from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
 from tamma_trio.engine.loader import load_engine
 from tamma_trio.handlers import Handlers
+from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
+from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store import open_store
 from tamma_trio.store.base import TaskStore, WallClock
@@ -87,6 +89,7 @@ class Service:
             store, self.limiter, poll_interval=svc.poll_interval, lease_seconds=svc.lease_duration
         )
         self.retry_timer = RetryTimer(store, wall, self.poller.wake)
+        self.intake = Intake(store, self.poller.wake)
         context = EngineContext(
             bot_name=svc.bot_name, database_path=database_path, enqueue=self.enqueue
         )
@@ -104,6 +107,9 @@ class Service:
             on_retry_scheduled=self.retry_timer.schedule,
         )
         self.lease_keeper = LeaseKeeper(store, self.worker, svc.lease_duration)
+        self.reclaimer = LeaseReclaimer(
+            store, reclaim_interval(svc.lease_duration), self._on_reclaimed
+        )
         self.urls: dict[str, str] = {}
         self._stopping = False
         self._stop_at = math.inf
@@ -114,8 +120,7 @@ class Service:
 
     async def enqueue(self, new: NewTask) -> Task:
         """Add a task and claim it at once (the engine's and the embedders' intake)."""
-        task, _created = await self.store.add(new)
-        self.poller.wake()
+        task, _created = await self.intake.submit_one(new, source="forge")
         return task
 
     def request_shutdown(self) -> None:
@@ -144,6 +149,7 @@ class Service:
                 async with trio.open_nursery() as background:
                     await background.start(self._snapshots)
                     await background.start(self.lease_keeper.run)
+                    await background.start(self.reclaimer.run)
                     await self._work(task_status)
                     background.cancel_scope.cancel()
                 self._http_stop.set()
@@ -189,7 +195,13 @@ class Service:
         self.state.value = state
 
     async def _recover_orphans(self) -> list[Task]:
-        """Requeue what a crashed daemon left in progress; return the quarantined ones."""
+        """Requeue what a crashed daemon left in progress; return the quarantined ones.
+
+        Only on a single-daemon store: on a shared one the other boots are alive, and what a
+        dead one held comes back when its leases expire.
+        """
+        if not self.store.single_daemon:
+            return []
         recovered = await self.store.recover_orphans()
         quarantined = [task for task in recovered if task.status is TaskStatus.FAILED]
         if recovered:
@@ -200,6 +212,18 @@ class Service:
             )
         self.status.failed += len(quarantined)
         return quarantined
+
+    async def _on_reclaimed(self, tasks: list[Task]) -> None:
+        """Stop any attempt of ours still running a reclaimed task, let the poller claim the
+        requeued ones, and escalate the ones quarantined for expiring too often."""
+        for task in tasks:
+            self.worker.lose(task.id)
+        self.poller.wake()
+        self.status.reclaimed += len(tasks)
+        for task in tasks:
+            if task.status is TaskStatus.FAILED:
+                self.status.failed += 1
+                await self.worker.escalate_failed(task, _crash_loop(task))
 
     # --- status and HTTP --------------------------------------------------------------------
 
@@ -287,14 +311,18 @@ def _crash_loop(task: Task) -> Failure:
 async def serve(config: Config, *, announce: Callable[[str], None]) -> int:
     """Run the daemon until SIGTERM/SIGINT: 0 after a clean drain, 1 after a second signal.
 
-    Raises StoreLockedError when another daemon holds the SQLite file, before touching it.
+    Raises StoreLockedError when another daemon holds the SQLite file, before touching it
+    (a shared store, Redis, has no such lock: several daemons are its point).
     ``announce`` receives the one stable line with the bound URLs (see ``listening_line``).
     """
     wall = trio_wall_clock()
     # Opened first, so a signal that arrives during start-up is queued, not fatal.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        store = open_store(config.service.queue, clock=wall)
-        store.lock_for_daemon()
+        store = open_store(
+            config.service.queue, clock=wall, lease_seconds=config.service.lease_duration
+        )
+        if store.single_daemon:
+            store.lock_for_daemon()
         try:
             await store.open()
             service = Service(

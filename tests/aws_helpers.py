@@ -7,9 +7,14 @@ Importing moto here is deliberate: without moto[server] installed the AWS tests 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import MotoRequestHandler
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
 
 from tamma_trio.config import SqsQueueConfig
 from tamma_trio.store.aws.client import make_clients
@@ -28,22 +33,38 @@ FAKE_AWS_ENV = {
 }
 
 
+class OneAtATime:
+    """WSGI middleware: moto's backends are not thread-safe (a conditional write is a read then
+    a write), while AWS applies each request atomically; one request at a time restores that."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with self.lock:
+            return list(self.app(environ, start_response))
+
+
 class MotoServer:
-    """One moto server in a thread of the test process, on a free loopback port."""
+    """Moto's server on a free loopback port, in a thread of the test process."""
 
     def __init__(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.endpoint = ""
+        app = OneAtATime(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            "127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
 
     def start(self) -> MotoServer:
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
+        self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.stop()
+        self._server.shutdown()
+        self._thread.join()
 
 
 def unique_queue_name() -> str:

@@ -11,6 +11,8 @@ The contract, checked by tests/test_store_contract.py against every backend:
 - ``release`` hands a task back (shutdown) without spending a retry: attempts is refunded.
   ``recover_orphans`` does the same for tasks of an older boot (a crash) and also counts a crash
   interruption in ``Task.interruptions``; after ``quarantine_after`` of them the task fails.
+- ``reclaim_expired`` does the same, while the daemon runs, for every task whose lease expired
+  (whoever holds it); the old holder's token is dead from then on.
 - Every status change appends a TaskEvent with time, actor and detail.
 - Timestamps come from the store's injected wall clock (seconds since the epoch), so trio's
   MockClock can drive persisted times in tests.
@@ -21,7 +23,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from tamma_trio.models import NewTask, QueueStats, Task, TaskEvent, TaskStatus, TaskType
+from tamma_trio.models import (
+    NewTask,
+    QueueStats,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    TaskType,
+    ThroughputBucket,
+)
 
 WallClock = Callable[[], float]
 
@@ -31,17 +41,28 @@ DEFAULT_LEASE_SECONDS = 60.0
 # this many crash interruptions instead of taking the daemon down forever.
 DEFAULT_QUARANTINE_AFTER = 3
 
+# A text search looks at this many of the newest tasks that pass the other filters, and no
+# further: a substring match cannot use an index, so an unbounded search would read every task.
+TEXT_SEARCH_WINDOW = 10_000
+
 
 class TaskStore(Protocol):
     """Durable task state. All methods are async; none blocks the trio loop."""
 
     boot_id: str
 
+    # True when one daemon at a time owns the store (memory, SQLite): the daemon takes
+    # ``lock_for_daemon`` and, at start, requeues what older boots left (``recover_orphans``).
+    # False when several daemons share it (Redis): the others are alive, so a task of another
+    # boot is no orphan, there is no lock, and both calls raise StoreError; only an expired
+    # lease (``reclaim_expired``) frees a task.
+    single_daemon: bool
+
     def lock_for_daemon(self) -> None:
         """Claim the store for this daemon (before ``open``); StoreLockedError if another has it.
 
-        Two daemons on one store would each requeue the other's running tasks as orphans.
-        Backends that coordinate several daemons themselves make this a no-op.
+        Two daemons on one single-daemon store would each requeue the other's running tasks as
+        orphans.
         """
 
     async def open(self) -> None:
@@ -69,16 +90,29 @@ class TaskStore(Protocol):
         *,
         status: TaskStatus | None = None,
         type: TaskType | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+        before: int | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Task]:
-        """Tasks newest first, filtered by status and type."""
+        """Tasks newest first, filtered by status, type and repository (``owner/name``).
+
+        ``before`` keeps ids below it (keyset paging: the next page starts after the last id
+        shown, at the cost of one index seek however deep it is). ``text`` is a case-insensitive
+        (ASCII) substring of the payload's JSON or the error, searched among the newest
+        TEXT_SEARCH_WINDOW tasks that pass the other filters.
+        """
 
     async def events(self, task_id: int) -> list[TaskEvent]:
         """The task's audit trail, oldest first (TaskNotFoundError for an unknown id)."""
 
     async def stats(self) -> QueueStats:
         """Counts by status, queue depth (queued tasks) and the oldest queued task's age."""
+
+    async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
+        """Completed and failed tasks by finished_at, in buckets of ``bucket_seconds`` from
+        wall time ``since``; only buckets with a task, oldest first."""
 
     async def next_due(self) -> float | None:
         """Wall time of the earliest not_before among queued tasks, or None when none is queued."""
@@ -122,6 +156,15 @@ class TaskStore(Protocol):
 
         Each counts as a crash interruption; past the quarantine threshold the task fails
         instead, with the evidence in its error.
+        """
+
+    async def reclaim_expired(self) -> list[Task]:
+        """Requeue every in_progress task whose lease_expires <= now; return them.
+
+        The holder stopped renewing (it hangs, lost the store, or died without a restart), so
+        the attempt is refunded and one interruption counted, with a "lease_expired" event; past
+        the quarantine threshold the task fails instead, like ``recover_orphans``. A late
+        complete/fail/retry_later/release by the old holder raises LeaseLostError.
         """
 
     # --- operator actions -----------------------------------------------------------------

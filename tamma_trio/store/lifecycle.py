@@ -13,6 +13,8 @@ fail               failed; error; finished_at = now; lease cleared
 release            queued now; attempt refunded; lease cleared (shutdown, handback)
 recover_orphans    queued now; attempt refunded; interruptions + 1; lease cleared; or, once
                    interruptions reaches quarantine_after, failed with the evidence as error
+reclaim_expired    like recover_orphans, for every in_progress task whose lease_expires <= now
+                   (any owner, this boot included), with a "lease_expired" event
 cancel             cancelled; finished_at = now; lease cleared, so the worker's token dies
 retry              queued now; attempts and interruptions 0; error, result, finished_at
                    cleared; progress kept, so a retried task resumes after its last step
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import string
 import uuid
 from typing import Any, NamedTuple
 
@@ -88,6 +91,23 @@ def check_page(limit: int, offset: int) -> None:
         raise ValueError(f"limit and offset must be >= 0, got limit={limit} offset={offset}")
 
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def repository_of(subject: str) -> str:
+    """``owner/name`` of a subject ``owner/name#number``."""
+    return subject.partition("#")[0]
+
+
+def contains_text(haystack: str, needle: str) -> bool:
+    """Case-insensitive for ASCII letters only, as SQLite's LIKE is, so backends agree."""
+    return needle.translate(_ASCII_LOWER) in haystack.translate(_ASCII_LOWER)
+
+
+def bucket_index(finished: float, since: float, bucket_seconds: int) -> int:
+    return int((finished - since) // bucket_seconds)
+
+
 def check_operator_retry(status: TaskStatus) -> None:
     """Only failed or cancelled tasks: a queued or running one is already on its way."""
     if status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
@@ -99,6 +119,10 @@ def check_operator_retry(status: TaskStatus) -> None:
 
 def quarantine_error(interruptions: int) -> str:
     return f"quarantined: interrupted by {interruptions} daemon crashes"
+
+
+def lease_quarantine_error(interruptions: int) -> str:
+    return f"quarantined: interrupted {interruptions} times, the last by a lease that expired"
 
 
 def lease_lost(task_id: int, status: TaskStatus) -> LeaseLostError:
@@ -157,11 +181,17 @@ def orphan_outcome(
 
 
 def lease_expired_outcome(
-    previous_owner: str | None, interruptions: int, quarantine_after: int
+    previous_owner: str | None, expired_at: float, interruptions: int, quarantine_after: int
 ) -> EventSpec:
-    """Requeue a task whose holder let its lease run out, or quarantine it like an orphan."""
-    detail = {"previous_owner": previous_owner, "interruptions": interruptions}
+    """Requeue a task whose holder stopped renewing its lease (hung, partitioned, or dead), or
+    quarantine it like a crash orphan: a lease that keeps expiring is the same poison."""
+    detail = {
+        "previous_owner": previous_owner,
+        "lease_expires": utc(expired_at).isoformat(),
+        "interruptions": interruptions,
+    }
     if interruptions >= quarantine_after:
+        detail["cause"] = EventKind.LEASE_EXPIRED
         return EventSpec(EventKind.QUARANTINED, ACTOR_DAEMON, TaskStatus.FAILED, detail)
     return EventSpec(EventKind.LEASE_EXPIRED, ACTOR_DAEMON, TaskStatus.QUEUED, detail)
 

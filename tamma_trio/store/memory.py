@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pydantic_core
 import trio
 
 from tamma_trio.errors import StoreError, TaskNotFoundError
@@ -24,10 +25,16 @@ from tamma_trio.models import (
     TaskEvent,
     TaskStatus,
     TaskType,
+    ThroughputBucket,
     check_transition,
 )
 from tamma_trio.store import lifecycle
-from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
+from tamma_trio.store.base import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_QUARANTINE_AFTER,
+    TEXT_SEARCH_WINDOW,
+    WallClock,
+)
 from tamma_trio.store.lifecycle import EventSpec
 
 
@@ -44,6 +51,8 @@ class MemoryState:
 
 class MemoryStore:
     """TaskStore over plain dicts (see the module docstring)."""
+
+    single_daemon = True
 
     def __init__(
         self,
@@ -93,6 +102,9 @@ class MemoryStore:
         *,
         status: TaskStatus | None = None,
         type: TaskType | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+        before: int | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Task]:
@@ -102,9 +114,31 @@ class MemoryStore:
         matching = [
             t
             for t in newest_first
-            if (status is None or t.status == status) and (type is None or t.type == type)
+            if (status is None or t.status == status)
+            and (type is None or t.type == type)
+            and (repository is None or lifecycle.repository_of(t.subject) == repository)
+            and (before is None or t.id < before)
         ]
+        if text is not None:
+            window = matching[:TEXT_SEARCH_WINDOW]
+            matching = [t for t in window if _contains(t, text)]
         return [_copy(t) for t in matching[offset : offset + limit]]
+
+    async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
+        await self._enter()
+        counts: dict[int, dict[str, int]] = {}
+        for task in self._state.tasks.values():
+            finished = task.finished_at
+            if finished is None or finished.timestamp() < since:
+                continue
+            if task.status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
+                index = lifecycle.bucket_index(finished.timestamp(), since, bucket_seconds)
+                bucket = counts.setdefault(index, {})
+                bucket[task.status.value] = bucket.get(task.status.value, 0) + 1
+        return [
+            ThroughputBucket(start=lifecycle.utc(since + index * bucket_seconds), **counts[index])
+            for index in sorted(counts)
+        ]
 
     async def events(self, task_id: int) -> list[TaskEvent]:
         await self._enter()
@@ -229,6 +263,16 @@ class MemoryStore:
         ]
         return [_copy(self._recover(task, now)) for task in sorted(orphans, key=lambda t: t.id)]
 
+    async def reclaim_expired(self) -> list[Task]:
+        await self._enter()
+        now = self._clock()
+        expired = [
+            t
+            for t in self._with_status(TaskStatus.IN_PROGRESS)
+            if t.lease_expires is not None and t.lease_expires.timestamp() <= now
+        ]
+        return [_copy(self._reclaim(task, now)) for task in sorted(expired, key=lambda t: t.id)]
+
     # --- operator actions -----------------------------------------------------------------
     async def cancel(self, task_id: int, actor: str = "cli") -> Task:
         await self._enter()
@@ -301,13 +345,27 @@ class MemoryStore:
     def _recover(self, task: Task, now: float) -> Task:
         interruptions = task.interruptions + 1
         spec = lifecycle.orphan_outcome(task.lease_owner, interruptions, self._quarantine_after)
+        return self._interrupt(task, spec, lifecycle.quarantine_error(interruptions), now)
+
+    def _reclaim(self, task: Task, now: float) -> Task:
+        assert task.lease_expires is not None  # only expired leases are reclaimed
+        interruptions = task.interruptions + 1
+        expired_at = task.lease_expires.timestamp()
+        spec = lifecycle.lease_expired_outcome(
+            task.lease_owner, expired_at, interruptions, self._quarantine_after
+        )
+        return self._interrupt(task, spec, lifecycle.lease_quarantine_error(interruptions), now)
+
+    def _interrupt(self, task: Task, spec: EventSpec, quarantine_error: str, now: float) -> Task:
+        """Requeue with the attempt refunded, or fail as quarantined, as ``spec`` decided."""
+        interruptions = task.interruptions + 1
         changes: dict[str, Any] = {
             "attempts": max(task.attempts - 1, 0),
             "interruptions": interruptions,
             **_NO_LEASE,
         }
         if spec.status is TaskStatus.FAILED:
-            changes["error"] = lifecycle.quarantine_error(interruptions)
+            changes["error"] = quarantine_error
             changes["finished_at"] = lifecycle.utc(now)
         else:
             changes["not_before"] = lifecycle.utc(now)
@@ -354,3 +412,9 @@ _NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_ex
 def _copy(task: Task) -> Task:
     """A deep copy, so a caller editing a payload dict never edits the store."""
     return task.model_copy(deep=True)
+
+
+def _contains(task: Task, text: str) -> bool:
+    """The payload as the SQLite store keeps it (compact JSON), or the error."""
+    payload = pydantic_core.to_json(task.payload).decode()
+    return lifecycle.contains_text(payload, text) or lifecycle.contains_text(task.error or "", text)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from tamma_trio.config import ServiceConfig
+from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
 from tamma_trio.status import ServiceStatus
 from tamma_trio.store.base import TaskStore
@@ -23,3 +25,8 @@ class WebDeps:
     wake: Callable[[], None]  # tells the poller a task was added in-process
     config: ServiceConfig
     now: Callable[[], float]  # trio-based monotonic seconds, the clock of status.started_at
+
+    @cached_property
+    def intake(self) -> Intake:
+        """Where every task the HTTP side accepts goes: stored, then the poller is woken."""
+        return Intake(self.store, self.wake)

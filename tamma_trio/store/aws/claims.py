@@ -195,8 +195,9 @@ class Claims:
         """A running task whose lease ran out: queued again (attempt refunded) or quarantined."""
         task = record.task
         interruptions = task.interruptions + 1
+        expired_at = task.lease_expires.timestamp() if task.lease_expires else now
         spec = lifecycle.lease_expired_outcome(
-            task.lease_owner, interruptions, self.quarantine_after
+            task.lease_owner, expired_at, interruptions, self.quarantine_after
         )
         changes: dict[str, Any] = {
             "status": spec.status,
@@ -205,7 +206,7 @@ class Claims:
             **NO_LEASE,
         }
         if spec.status is TaskStatus.FAILED:
-            changes["error"] = lifecycle.quarantine_error(interruptions)
+            changes["error"] = lifecycle.lease_quarantine_error(interruptions)
             changes["finished_at"] = lifecycle.utc(now)
         else:
             changes["not_before"] = lifecycle.utc(now)

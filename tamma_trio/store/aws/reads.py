@@ -6,47 +6,110 @@ and the stats may trail a write by that much; ``get`` and ``events`` read the re
 
 from __future__ import annotations
 
-from tamma_trio.models import QueueStats, Task, TaskStatus, TaskType
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic_core
+
+from tamma_trio.models import QueueStats, Task, TaskStatus, TaskType, ThroughputBucket
 from tamma_trio.store import lifecycle
 from tamma_trio.store.aws.names import INDEX_BY_DUE, INDEX_BY_STATUS, INDEX_BY_TYPE
 from tamma_trio.store.aws.records import task_from_item
 from tamma_trio.store.aws.tables import Tables
+from tamma_trio.store.base import TEXT_SEARCH_WINDOW
 
 
-async def list_tasks(
-    tables: Tables, status: TaskStatus | None, type: TaskType | None, limit: int, offset: int
-) -> list[Task]:
-    """Newest first: one index partition, or every status partition merged when unfiltered."""
+@dataclass(frozen=True)
+class TaskQuery:
+    """The filters of ``list_tasks``."""
+
+    status: TaskStatus | None = None
+    type: TaskType | None = None
+    repository: str | None = None
+    text: str | None = None
+    before: int | None = None
+
+    def keeps(self, task: Task) -> bool:
+        """The filters an index key does not apply."""
+        return (self.type is None or task.type == self.type) and (
+            self.repository is None or lifecycle.repository_of(task.subject) == self.repository
+        )
+
+
+async def list_tasks(tables: Tables, query: TaskQuery, limit: int, offset: int) -> list[Task]:
+    """Newest first: one index partition, or every status partition merged when unfiltered.
+
+    The repository and text filters read the task itself, so the index is paged until enough
+    tasks pass them; a text search reads at most TEXT_SEARCH_WINDOW of them, like every store.
+    """
     if limit == 0:
         return []
-    wanted = offset + limit
-    if status is not None:
-        tasks = await _newest(tables, INDEX_BY_STATUS, "status", status.value, wanted, type)
-    elif type is not None:
-        tasks = await _newest(tables, INDEX_BY_TYPE, "task_type", type.value, wanted, None)
+    window = TEXT_SEARCH_WINDOW if query.text is not None else offset + limit
+    if query.status is not None:
+        partitions = [(INDEX_BY_STATUS, "status", query.status.value)]
+    elif query.type is not None:
+        partitions = [(INDEX_BY_TYPE, "task_type", query.type.value)]
     else:
-        tasks = []
-        for each in TaskStatus:
-            tasks += await _newest(tables, INDEX_BY_STATUS, "status", each.value, wanted, None)
-        tasks.sort(key=lambda t: t.id, reverse=True)
-    return tasks[offset:wanted]
+        partitions = [(INDEX_BY_STATUS, "status", status.value) for status in TaskStatus]
+    tasks: list[Task] = []
+    for partition in partitions:
+        tasks += await _newest(tables, partition, query, window)
+    tasks = sorted(tasks, key=lambda t: t.id, reverse=True)[:window]
+    if query.text is not None:
+        tasks = [task for task in tasks if _contains(task, query.text)]
+    return tasks[offset : offset + limit]
 
 
 async def _newest(
-    tables: Tables, index: str, name: str, value: str, limit: int, type: TaskType | None
+    tables: Tables, partition: tuple[str, str, str], query: TaskQuery, wanted: int
 ) -> list[Task]:
-    params: dict[str, object] = {
-        "IndexName": index,
-        "KeyConditionExpression": "#h = :h",
-        "ExpressionAttributeNames": {"#h": name},
-        "ExpressionAttributeValues": {":h": {"S": value}},
-        "ScanIndexForward": False,
-    }
-    if type is not None:
-        params["FilterExpression"] = "task_type = :t"
-        params["ExpressionAttributeValues"] = {":h": {"S": value}, ":t": {"S": type.value}}
-    items = await tables.query(limit=limit, **params)
-    return [task_from_item(item) for item in items]
+    index, name, value = partition
+    condition = "#h = :h"
+    values: dict[str, Any] = {":h": {"S": value}}
+    if query.before is not None:
+        condition += " AND id < :b"
+        values[":b"] = {"N": str(query.before)}
+    found: list[Task] = []
+    after: dict[str, Any] | None = None
+    while len(found) < wanted:
+        items, after = await tables.page(
+            after,
+            IndexName=index,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames={"#h": name},
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+        )
+        found += [t for t in map(task_from_item, items) if query.keeps(t)]
+        if after is None:
+            break
+    return found[:wanted]
+
+
+def _contains(task: Task, text: str) -> bool:
+    """The payload as compact JSON, or the error: what the other stores search."""
+    payload = pydantic_core.to_json(task.payload).decode()
+    return lifecycle.contains_text(payload, text) or lifecycle.contains_text(task.error or "", text)
+
+
+async def throughput(tables: Tables, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
+    """Completed and failed tasks per bucket, from the keys-only index (due_at = finished_at)."""
+    counts: dict[int, dict[str, int]] = {}
+    for status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
+        items = await tables.query(
+            IndexName=INDEX_BY_DUE,
+            KeyConditionExpression="#h = :h AND due_at >= :s",
+            ExpressionAttributeNames={"#h": "status"},
+            ExpressionAttributeValues={":h": {"S": status.value}, ":s": {"N": repr(since)}},
+        )
+        for item in items:
+            index = lifecycle.bucket_index(float(item["due_at"]["N"]), since, bucket_seconds)
+            bucket = counts.setdefault(index, {})
+            bucket[status.value] = bucket.get(status.value, 0) + 1
+    return [
+        ThroughputBucket(start=lifecycle.utc(since + index * bucket_seconds), **counts[index])
+        for index in sorted(counts)
+    ]
 
 
 async def stats(tables: Tables, now: float) -> QueueStats:

@@ -28,6 +28,7 @@ from tamma_trio.models import (
     TaskEvent,
     TaskStatus,
     TaskType,
+    ThroughputBucket,
     check_transition,
 )
 from tamma_trio.store import lifecycle
@@ -48,8 +49,16 @@ RESEND_AFTER = 120.0
 WRITE_ATTEMPTS = 5
 
 
+SHARED_RULE = (
+    "several daemons share an SQS queue, so a task of another boot is not an orphan: only an "
+    "expired lease frees it (reclaim_expired, or the next receipt of its message)"
+)
+
+
 class SqsStore:
     """TaskStore over Amazon SQS and DynamoDB (see the module docstring)."""
+
+    single_daemon = False
 
     def __init__(
         self,
@@ -73,7 +82,8 @@ class SqsStore:
         self._claims: Claims | None = None
 
     def lock_for_daemon(self) -> None:
-        """Nothing to lock: several daemons share one queue by design."""
+        """Refused: several daemons share one queue by design (``single_daemon`` is False)."""
+        raise StoreError(f"no one-daemon lock on an SQS queue: {SHARED_RULE}")
 
     async def open(self) -> None:
         """Connect and check the queues and tables (StoreError naming what is missing)."""
@@ -162,12 +172,16 @@ class SqsStore:
         *,
         status: TaskStatus | None = None,
         type: TaskType | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+        before: int | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Task]:
         lifecycle.check_page(limit, offset)
         await self._enter()
-        return await reads.list_tasks(self.tables, status, type, limit, offset)
+        query = reads.TaskQuery(status, type, repository, text, before)
+        return await reads.list_tasks(self.tables, query, limit, offset)
 
     async def events(self, task_id: int) -> list[TaskEvent]:
         await self._enter()
@@ -176,6 +190,10 @@ class SqsStore:
     async def stats(self) -> QueueStats:
         await self._enter()
         return await reads.stats(self.tables, self._clock())
+
+    async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
+        await self._enter()
+        return await reads.throughput(self.tables, since, bucket_seconds)
 
     async def next_due(self) -> float | None:
         await self._enter()
@@ -265,9 +283,8 @@ class SqsStore:
         await self._let_go(token, record, hide=0)
 
     async def recover_orphans(self) -> list[Task]:
-        """Nothing: other daemons are alive, so only lease expiry frees a task on AWS."""
-        await self._enter()
-        return []
+        """Refused: ``single_daemon`` is False, see SHARED_RULE."""
+        raise StoreError(f"no orphan recovery on an SQS queue: {SHARED_RULE}")
 
     async def reclaim_expired(self) -> list[Task]:
         await self._enter()

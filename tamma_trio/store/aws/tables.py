@@ -122,6 +122,16 @@ class Tables:
                 return items
             request["ExclusiveStartKey"] = last
 
+    async def page(
+        self, after: dict[str, Any] | None, **params: Any
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of a query (at most 1 MB) from ``after``, and where the next one starts."""
+        request: dict[str, Any] = {"TableName": self.tasks, **params}
+        if after is not None:
+            request["ExclusiveStartKey"] = after
+        answer = await self.runner.run("querying tasks", partial(self.db.query, **request))
+        return list(answer.get("Items", [])), answer.get("LastEvaluatedKey")
+
     async def count(self, index: str, hash_name: str, hash_value: str) -> int:
         total = 0
         request: dict[str, Any] = {
