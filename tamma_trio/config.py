@@ -142,6 +142,16 @@ class EngineConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class RetentionConfig(Section):
+    """How long finished tasks and their events are kept before the daemon prunes them."""
+
+    enabled: bool = True
+    days: float = Field(default=30, gt=0)  # completed and cancelled tasks
+    failed_days: float = Field(default=90, gt=0)  # failed ones wait longer for a human
+    interval: float = Field(default=3600, ge=1)  # seconds between the daemon's sweeps
+    batch_size: int = Field(default=500, ge=1, le=10_000)  # tasks deleted per transaction
+
+
 class LogConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -151,6 +161,7 @@ class Config(Section):
     service: ServiceConfig = ServiceConfig()
     engine: EngineConfig = EngineConfig()
     log: LogConfig = LogConfig()
+    retention: RetentionConfig = RetentionConfig()
 
 
 def resolve_config_path(path: Path | None, env: Mapping[str, str]) -> Path | None:
@@ -186,13 +197,24 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
+def env_overrides(env: Mapping[str, str]) -> list[str]:
+    """The names of the TAMMA_<SECTION>__<KEY> variables that override the config, sorted
+    (names only: a value may be a secret)."""
+    return sorted(name for name in env if _override_path(name) is not None)
+
+
+def _override_path(name: str) -> list[str] | None:
+    if not name.startswith(ENV_PREFIX) or "__" not in name:
+        return None
+    path = name[len(ENV_PREFIX) :].lower().split("__")
+    return path if all(path) else None
+
+
 def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
     """Fold TAMMA_SERVICE__QUEUE__TYPE=memory into data["service"]["queue"]["type"]."""
     for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        path = name[len(ENV_PREFIX) :].lower().split("__")
-        if not all(path):
+        path = _override_path(name)
+        if path is None:
             continue
         node = data
         for part in path[:-1]:

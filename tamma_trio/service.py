@@ -36,6 +36,7 @@ from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
 from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
+from tamma_trio.retention import Retention
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store import open_store
 from tamma_trio.store.base import TaskStore, WallClock
@@ -107,6 +108,7 @@ class Service:
             on_retry_scheduled=self.retry_timer.schedule,
         )
         self.lease_keeper = LeaseKeeper(store, self.worker, svc.lease_duration)
+        self.retention = Retention(store, config.retention, wall)
         self.reclaimer = LeaseReclaimer(
             store, reclaim_interval(svc.lease_duration), self._on_reclaimed
         )
@@ -150,6 +152,8 @@ class Service:
                     await background.start(self._snapshots)
                     await background.start(self.lease_keeper.run)
                     await background.start(self.reclaimer.run)
+                    if self.config.retention.enabled:
+                        await background.start(self.retention.run)
                     await self._work(task_status)
                     background.cancel_scope.cancel()
                 self._http_stop.set()
@@ -264,7 +268,13 @@ class Service:
         from tamma_trio.web import WebDeps, create_app, serve_app
 
         deps = WebDeps(
-            self.store, self.status, self.metrics, self.poller.wake, svc, trio.current_time
+            self.store,
+            self.status,
+            self.metrics,
+            self.poller.wake,
+            svc,
+            trio.current_time,
+            wall=self.worker.wall,
         )
         host = svc.health_check.host
         shared = health and metrics and svc.health_check.port == svc.metrics.port
@@ -364,9 +374,7 @@ async def _serve_until_signalled(
         # moved out of the collector's reach, full collections stop scanning it, which cut
         # /health's tail latency under load (30 ms pauses, measured with bench/throughput.py).
         gc.freeze()
-        line = listening_line(urls)
-        log.info("%s", line)
-        announce(line)
+        announce(listening_line(urls))  # the caller logs it, in its start-up block
         await service.state.wait_value(ServiceState.STOPPED)
         nursery.cancel_scope.cancel()
     log.info(

@@ -15,7 +15,7 @@ and with ``require_aof`` refuses a server without AOF.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar, cast
 
 import redis
@@ -40,6 +40,7 @@ from tamma_trio.store.base import (
     WallClock,
 )
 from tamma_trio.store.lifecycle import EventSpec
+from tamma_trio.store.redis_housekeeping import PRUNE
 from tamma_trio.store.redis_scripts import PRELUDE, SCRIPTS
 from tamma_trio.store.redis_server import (
     Calls,
@@ -88,7 +89,8 @@ class RedisStore:
         client = connect(self._url)
         self._calls = Calls(describe(client))
         self._scripts = {
-            name: client.register_script(PRELUDE + body) for name, body in SCRIPTS.items()
+            name: client.register_script(PRELUDE + body)
+            for name, body in {**SCRIPTS, "prune": PRUNE}.items()
         }
         try:
             await self._calls.run(lambda: self._prepare(client))
@@ -313,6 +315,20 @@ class RedisStore:
         ]
         answer = await self._script("retry", [task_id, codec.seconds(self._clock()), *specs])
         return codec.operator_answer(task_id, answer, TaskStatus.QUEUED)
+
+    # --- housekeeping ---------------------------------------------------------------------
+    async def prune(
+        self,
+        finished_before: float,
+        statuses: Collection[TaskStatus],
+        limit: int,
+        *,
+        dry_run: bool = False,
+    ) -> list[int]:
+        wanted = lifecycle.check_prune(statuses, limit)
+        cutoff = codec.seconds(finished_before)
+        answer = await self._script("prune", [cutoff, limit, "1" if dry_run else "0", *wanted])
+        return [int(task_id) for task_id in answer]
 
     # --- internals ------------------------------------------------------------------------
     def _key(self, name: str) -> str:

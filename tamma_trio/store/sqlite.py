@@ -23,7 +23,7 @@ import functools
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -37,7 +37,7 @@ from tamma_trio.models import (
     TaskType,
     ThroughputBucket,
 )
-from tamma_trio.store import lifecycle, sqlite_ops, sqlite_queries
+from tamma_trio.store import lifecycle, sqlite_housekeeping, sqlite_ops, sqlite_queries
 from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
 from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.sqlite_rows import (
@@ -239,6 +239,18 @@ class SqliteStore:
     async def retry(self, task_id: int, actor: str = "cli") -> Task:
         now = self._clock()
         return task_from_row(await self._write(sqlite_ops.retry, task_id, actor, now))
+
+    # --- housekeeping ---------------------------------------------------------------------
+    async def prune(
+        self,
+        finished_before: float,
+        statuses: Collection[TaskStatus],
+        limit: int,
+        *,
+        dry_run: bool = False,
+    ) -> list[int]:
+        wanted = lifecycle.check_prune(statuses, limit)
+        return await self._write(sqlite_housekeeping.prune, finished_before, wanted, limit, dry_run)
 
     # --- internals ------------------------------------------------------------------------
     async def _write(

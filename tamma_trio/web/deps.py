@@ -6,6 +6,7 @@ worker: it gets the store to write to, the status to read, and a callable that w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,6 +26,7 @@ class WebDeps:
     wake: Callable[[], None]  # tells the poller a task was added in-process
     config: ServiceConfig
     now: Callable[[], float]  # trio-based monotonic seconds, the clock of status.started_at
+    wall: Callable[[], float] = time.time  # the store's wall clock: ages and login sessions
 
     @cached_property
     def intake(self) -> Intake:

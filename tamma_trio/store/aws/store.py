@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from typing import Any
 
@@ -32,12 +32,13 @@ from tamma_trio.models import (
     check_transition,
 )
 from tamma_trio.store import lifecycle
-from tamma_trio.store.aws import reads
+from tamma_trio.store.aws import intake, reads
 from tamma_trio.store.aws.claims import NO_LEASE, Claims
 from tamma_trio.store.aws.client import Runner, make_clients
 from tamma_trio.store.aws.messages import Messages
 from tamma_trio.store.aws.names import MAX_VISIBILITY_SECONDS, AwsNames, visibility_seconds
-from tamma_trio.store.aws.records import Record, new_record
+from tamma_trio.store.aws.prune import prune
+from tamma_trio.store.aws.records import Record
 from tamma_trio.store.aws.setup import verify
 from tamma_trio.store.aws.subjects import Subjects
 from tamma_trio.store.aws.tables import Tables
@@ -122,45 +123,7 @@ class SqsStore:
 
     async def add_many(self, news: Sequence[NewTask]) -> list[tuple[Task, bool]]:
         await self._enter()
-        now = self._clock()
-        ids = iter(await self.tables.next_ids(len(news))) if news else iter(())
-        results: list[tuple[Task, bool]] = []
-        batch: list[Record] = []
-        seen: dict[str, Task] = {}
-        for new in news:
-            if new.key is not None and new.key in seen:
-                results.append((seen[new.key], False))
-                continue
-            if new.key is None:
-                record = new_record(_task(next(ids), new, now), lifecycle.enqueued(new), now)
-                batch.append(record)
-                results.append((record.task, True))
-                continue
-            task, created = await self._add_keyed(new, next(ids), now)
-            seen[new.key] = task
-            results.append((task, created))
-        await self.tables.put_new_many(batch)
-        created_tasks = [task for task, created in results if created]
-        await self.messages.send((t.id, int(t.priority)) for t in created_tasks)
-        return [(task.model_copy(deep=True), created) for task, created in results]
-
-    async def _add_keyed(self, new: NewTask, task_id: int, now: float) -> tuple[Task, bool]:
-        """One task per idempotency key: the key item names the task id before it is written."""
-        key = f"key#{new.key}"
-        if not await self.tables.put_key(
-            {"k": {"S": key}, "task_id": {"N": str(task_id)}}, "attribute_not_exists(k)"
-        ):
-            known = await self.tables.get_key(key)
-            task_id = int(known["task_id"]["N"]) if known else task_id
-            existing = await self.tables.get(task_id)
-            if existing is not None:
-                return existing.task, False
-        # Either the key is ours, or its writer crashed (or is still) between key and record:
-        # the conditional put lets exactly one writer create the record under the key's id.
-        record = new_record(_task(task_id, new, now), lifecycle.enqueued(new), now)
-        if await self.tables.put(record, None):
-            return record.task, True
-        return (await self._read(task_id)).task, False
+        return await intake.add_many(self.tables, self.messages, news, self._clock())
 
     # --- reads ----------------------------------------------------------------------------
     async def get(self, task_id: int) -> Task:
@@ -194,6 +157,17 @@ class SqsStore:
     async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
         await self._enter()
         return await reads.throughput(self.tables, since, bucket_seconds)
+
+    async def prune(
+        self,
+        finished_before: float,
+        statuses: Collection[TaskStatus],
+        limit: int,
+        *,
+        dry_run: bool = False,
+    ) -> list[int]:
+        await self._enter()
+        return await prune(self.tables, finished_before, statuses, limit, dry_run=dry_run)
 
     async def next_due(self) -> float | None:
         await self._enter()
@@ -411,21 +385,6 @@ class SqsStore:
     async def _free_subject(self, subject: str, token: str) -> None:
         assert self._claims is not None
         await self._claims.free_subject(subject, token)
-
-
-def _task(task_id: int, new: NewTask, now: float) -> Task:
-    return Task(
-        id=task_id,
-        type=new.type,
-        priority=new.priority,
-        payload=new.payload,
-        status=TaskStatus.QUEUED,
-        max_retries=new.max_retries,
-        not_before=lifecycle.utc(now),
-        created_at=lifecycle.utc(now),
-        subject=new.subject,
-        key=new.key,
-    )
 
 
 def _delay(seconds: float) -> int:

@@ -71,6 +71,20 @@ class Tables:
             "writing a task", lambda: self.db.put_item(TableName=self.tasks, Item=item, **condition)
         )
 
+    async def delete(self, task_id: int, status: str) -> bool:
+        """Delete a task record if it still has ``status``."""
+        return await self._conditional(
+            "deleting a task",
+            partial(
+                self.db.delete_item,
+                TableName=self.tasks,
+                Key=task_key(task_id),
+                ConditionExpression="#s = :s",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": status}},
+            ),
+        )
+
     async def put_new_many(self, records: Sequence[Record]) -> None:
         """Write records of freshly allocated ids (no one else can know them) 25 per call."""
         for start in range(0, len(records), 25):
