@@ -24,6 +24,7 @@ from tests.store_helpers import (
     SHARED_BACKENDS,
     SINGLE_DAEMON_BACKENDS,
     STORE_BACKENDS,
+    TOO_SLOW_ON_STAND_IN,
     FakeWall,
     StoreFactory,
     TaskBuilder,
@@ -31,13 +32,17 @@ from tests.store_helpers import (
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the documented capability differences of store_helpers as strict xfails."""
+    """Mark store_helpers' documented capability differences as strict xfails, and skip, with
+    the reason shown in the summary, the tests too slow for a backend's local stand-in."""
     for item in items:
         backend = getattr(item, "callspec", None) and item.callspec.params.get("store_factory")
         name = getattr(item, "originalname", item.name)
         reason = CAPABILITY_DIFFERENCES.get((str(backend), name))
         if reason is not None:
             item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+        slow = TOO_SLOW_ON_STAND_IN.get((str(backend), name))
+        if slow is not None:
+            item.add_marker(pytest.mark.skip(reason=slow))
 
 
 @pytest.fixture(autouse=True)

@@ -87,9 +87,12 @@ async def _newest(
 
 
 def _contains(task: Task, text: str) -> bool:
-    """The payload as compact JSON, or the error: what the other stores search."""
+    """The payload, the error or the result (compact JSON): what the other stores search."""
+    result = "" if task.result is None else pydantic_core.to_json(task.result).decode()
     payload = pydantic_core.to_json(task.payload).decode()
-    return lifecycle.contains_text(payload, text) or lifecycle.contains_text(task.error or "", text)
+    return any(
+        lifecycle.contains_text(field, text) for field in (payload, task.error or "", result)
+    )
 
 
 async def throughput(tables: Tables, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
