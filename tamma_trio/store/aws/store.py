@@ -48,6 +48,9 @@ from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTE
 # long queued without a claim, the sweeper sends it one more. Duplicates are dropped on receipt.
 RESEND_AFTER = 120.0
 WRITE_ATTEMPTS = 5
+# Counting reads the keys-only index of every task kept (cost grows with the table), so a store
+# answers stats from a count at most this old instead of counting on each call.
+STATS_MAX_AGE = 5.0
 
 
 SHARED_RULE = (
@@ -81,6 +84,7 @@ class SqsStore:
         self._runner = Runner()
         self._open = False
         self._claims: Claims | None = None
+        self._stats: tuple[float, QueueStats] | None = None
 
     def lock_for_daemon(self) -> None:
         """Refused: several daemons share one queue by design (``single_daemon`` is False)."""
@@ -151,8 +155,12 @@ class SqsStore:
         return (await self._read(task_id)).events()
 
     async def stats(self) -> QueueStats:
+        """Counts at most STATS_MAX_AGE old: every daemon asks each second for /health."""
         await self._enter()
-        return await reads.stats(self.tables, self._clock())
+        now = self._clock()
+        if self._stats is None or now - self._stats[0] >= STATS_MAX_AGE:
+            self._stats = (now, await reads.stats(self.tables, now))
+        return self._stats[1]
 
     async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
         await self._enter()
