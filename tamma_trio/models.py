@@ -111,9 +111,17 @@ def check_repository(value: str) -> str:
 Repository = Annotated[str, AfterValidator(check_repository)]
 
 
+class Approval(_Payload):
+    """A human approved the plan of an escalated task: its issue runs again past that stage."""
+
+    by: str = Field(min_length=1, max_length=100)
+    of_task: int = Field(ge=1, le=2**63 - 1)
+
+
 class IssueAssignedPayload(_Payload):
     repository: Repository
     issue: IssueRef
+    approval: Approval | None = None
 
 
 class IssueCommentPayload(IssueAssignedPayload):
@@ -165,7 +173,15 @@ def validate_payload(task_type: TaskType, raw: Any) -> dict[str, Any]:
         raise ValidationError(
             f"invalid payload for {task_type.value}: {where}: {first['msg']}"
         ) from None
-    return parsed.model_dump(mode="json")
+    return dump_payload(parsed)
+
+
+def dump_payload(parsed: BaseModel) -> dict[str, Any]:
+    """A payload model as stored: JSON values, snake_case, no ``approval`` when there is none."""
+    data = parsed.model_dump(mode="json")
+    if data.get("approval", ...) is None:
+        del data["approval"]
+    return data
 
 
 def subject_of(task_type: TaskType, payload: dict[str, Any]) -> str:
@@ -259,14 +275,18 @@ class Task(BaseModel):
     lease_token: str | None = None
     lease_expires: dt.datetime | None = None
     progress: dict[str, Any] = Field(default_factory=dict)
+    # Why the stored row could not be read (invalid UTF-8, a column that is not JSON), when it
+    # could not; its payload, result and progress are then empty and the task fails unrun.
+    undecodable: str | None = None
 
     @field_serializer("not_before", "created_at", "started_at", "finished_at", "lease_expires")
     def _dump_time(self, value: dt.datetime | None) -> str | None:
         return _iso(value)
 
     def public(self) -> dict[str, Any]:
-        """The JSON shape of DESIGN.md for the CLI and the API (no lease internals)."""
-        return self.model_dump(
+        """The JSON shape of DESIGN.md for the CLI and the API (no lease internals); a row that
+        could not be read also says why, under ``undecodable``."""
+        shown = self.model_dump(
             mode="json",
             include={
                 "id",
@@ -284,6 +304,9 @@ class Task(BaseModel):
                 "result",
             },
         )
+        if self.undecodable is not None:
+            shown["undecodable"] = self.undecodable
+        return shown
 
 
 class TaskEvent(BaseModel):

@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
 from trio_util import AsyncValue
@@ -29,6 +30,7 @@ from trio_util import AsyncValue
 from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
 from tamma_trio.engine.loader import load_engine
+from tamma_trio.engine.workflow_options import ForgeOptions
 from tamma_trio.handlers import Handlers
 from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
@@ -37,6 +39,13 @@ from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
 from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
 from tamma_trio.retention import Retention
+from tamma_trio.start_guard import (
+    STOP_SIGNALS,
+    NewFiles,
+    StartupSignals,
+    check_exposure,
+    store_files,
+)
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store import open_store
 from tamma_trio.store.base import TaskStore, WallClock
@@ -48,6 +57,9 @@ SNAPSHOT_INTERVAL = 1.0
 SNAPSHOT_TIMEOUT = 2.0
 ENGINE_CLOSE_TIMEOUT = 10.0
 STORE_CLOSE_TIMEOUT = 10.0
+PRUNE_INTERVAL = 3600.0
+DEFAULT_REPOSITORY = ForgeOptions().repository
+DEFAULT_TRIGGER_LABEL = ForgeOptions().trigger_label
 
 EXIT_OK = 0
 EXIT_HARD_STOP = 1
@@ -82,12 +94,17 @@ class Service:
         svc = config.service
         self.config = config
         self.store = store
+        self.wall = wall
         self.status = ServiceStatus(started_at=trio.current_time())
         self.state = AsyncValue(ServiceState.STARTING)
         self.metrics = Metrics(self.status)
         self.limiter = trio.CapacityLimiter(svc.max_concurrent_tasks)
         self.poller = Poller(
-            store, self.limiter, poll_interval=svc.poll_interval, lease_seconds=svc.lease_duration
+            store,
+            self.limiter,
+            poll_interval=svc.poll_interval,
+            lease_seconds=svc.lease_duration,
+            on_claim=self.status.record_claim,
         )
         self.retry_timer = RetryTimer(store, wall, self.poller.wake)
         self.intake = Intake(store, self.poller.wake)
@@ -152,6 +169,7 @@ class Service:
                     await background.start(self._snapshots)
                     await background.start(self.lease_keeper.run)
                     await background.start(self.reclaimer.run)
+                    await background.start(self._prune_deliveries)
                     if self.config.retention.enabled:
                         await background.start(self.retention.run)
                     await self._work(task_status)
@@ -229,6 +247,20 @@ class Service:
                 self.status.failed += 1
                 await self.worker.escalate_failed(task, _crash_loop(task))
 
+    async def _prune_deliveries(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Forget deliveries older than delivery_retention_days, at start and then hourly."""
+        task_status.started()
+        retention = self.config.webhooks.delivery_retention_days * 86_400
+        while True:
+            try:
+                pruned = await self.store.prune_deliveries(self.wall() - retention)
+            except Exception as exc:  # a busy store: the next round will catch up
+                log.warning("pruning the deliveries log failed: %s", exc)
+            else:
+                if pruned:
+                    log.info("pruned %d delivery record(s) older than the retention", pruned)
+            await trio.sleep(PRUNE_INTERVAL)
+
     # --- status and HTTP --------------------------------------------------------------------
 
     async def _snapshots(self, *, task_status: trio.TaskStatus[None]) -> None:
@@ -274,6 +306,10 @@ class Service:
             self.poller.wake,
             svc,
             trio.current_time,
+            webhooks=self.config.webhooks,
+            served=served_repositories(self.config),
+            may_command=self.engine.author_may_command,
+            trigger_label=trigger_label(self.config),
             wall=self.worker.wall,
         )
         host = svc.health_check.host
@@ -318,34 +354,63 @@ def _crash_loop(task: Task) -> Failure:
 # --- `tamma-trio serve` ---------------------------------------------------------------------
 
 
-async def serve(config: Config, *, announce: Callable[[str], None]) -> int:
-    """Run the daemon until SIGTERM/SIGINT: 0 after a clean drain, 1 after a second signal.
+async def serve(
+    config: Config,
+    *,
+    announce: Callable[[str], None],
+    early: StartupSignals | None = None,
+) -> int:
+    """Run the daemon until SIGTERM, SIGINT or SIGHUP: 0 after a clean drain (or a signal
+    before it started), 1 after a second signal.
 
-    Raises StoreLockedError when another daemon holds the SQLite file, before touching it
-    (a shared store, Redis, has no such lock: several daemons are its point).
-    ``announce`` receives the one stable line with the bound URLs (see ``listening_line``).
+    Raises ConfigError for an engine or an exposure the config should not allow, before any
+    file exists; StoreLockedError when another daemon holds the SQLite file (a shared store,
+    Redis, has no such lock: several daemons are its point). A start that fails removes the
+    store files it created. ``announce`` receives the one stable line with the bound URLs (see
+    ``listening_line``); ``early`` holds a signal that came before trio's receiver.
     """
+    check_exposure(config)
     wall = trio_wall_clock()
     # Opened first, so a signal that arrives during start-up is queued, not fatal.
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        if early is not None and early.received is not None:
+            log.info("%s received while starting: exiting", signal.Signals(early.received).name)
+            return EXIT_OK
         store = open_store(
             config.service.queue, clock=wall, lease_seconds=config.service.lease_duration
         )
+        service = Service(  # builds the engine, so bad engine options stop us before any file
+            config,
+            store,
+            lambda context: load_engine(config.engine, context),
+            wall=wall,
+            database_path=database_path(config),
+        )
+        new_files = NewFiles(store_files(database_path(config)))
+        started = False
+
+        def listening(line: str) -> None:
+            nonlocal started
+            started = True
+            announce(line)
+
         if store.single_daemon:
             store.lock_for_daemon()
         try:
             await store.open()
-            service = Service(
-                config,
-                store,
-                lambda context: load_engine(config.engine, context),
-                wall=wall,
-                database_path=database_path(config),
-            )
-            return await _serve_until_signalled(service, signals, announce)
+            return await _serve_until_signalled(service, signals, listening)
+        except BaseException:
+            if not started:
+                await _close(store)
+                new_files.remove()
+            raise
         finally:
-            with trio.move_on_after(STORE_CLOSE_TIMEOUT, shield=True):
-                await store.aclose()
+            await _close(store)
+
+
+async def _close(store: TaskStore) -> None:
+    with trio.move_on_after(STORE_CLOSE_TIMEOUT, shield=True):
+        await store.aclose()
 
 
 async def _serve_until_signalled(
@@ -391,6 +456,25 @@ def listening_line(urls: dict[str, str]) -> str:
     if not urls:
         return "listening (no HTTP server enabled)"
     return "listening " + " ".join(f"{name}={url}" for name, url in sorted(urls.items()))
+
+
+def _forge_options(config: Config) -> dict[str, Any]:
+    forge = config.engine.options().get("forge")
+    return forge if isinstance(forge, dict) else {}
+
+
+def served_repositories(config: Config) -> frozenset[str]:
+    """The repositories whose webhook deliveries are accepted: a remote forge's
+    ``repositories``, else the local forge's ``repository`` (its default when unset)."""
+    forge = _forge_options(config)
+    if isinstance(forge.get("repositories"), list):
+        return frozenset(str(name) for name in forge["repositories"])
+    return frozenset({str(forge.get("repository", DEFAULT_REPOSITORY))})
+
+
+def trigger_label(config: Config) -> str:
+    """The label that asks the bot to work on an issue, as the forge is configured."""
+    return str(_forge_options(config).get("trigger_label", DEFAULT_TRIGGER_LABEL))
 
 
 def database_path(config: Config) -> Path | None:

@@ -14,25 +14,25 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pydantic_core
 import trio
 
+from tamma_trio.delivery import Delivery, DeliveryRecord
 from tamma_trio.errors import StoreError, TaskNotFoundError
 from tamma_trio.models import (
     NewTask,
     QueueStats,
     Task,
     TaskEvent,
+    TaskPriority,
     TaskStatus,
     TaskType,
     ThroughputBucket,
     check_transition,
 )
-from tamma_trio.store import lifecycle
+from tamma_trio.store import lifecycle, memory_queries
 from tamma_trio.store.base import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_QUARANTINE_AFTER,
-    TEXT_SEARCH_WINDOW,
     WallClock,
 )
 from tamma_trio.store.lifecycle import EventSpec
@@ -45,7 +45,9 @@ class MemoryState:
     tasks: dict[int, Task] = field(default_factory=dict)
     events: dict[int, list[TaskEvent]] = field(default_factory=dict)
     keys: dict[str, int] = field(default_factory=dict)
+    deliveries: dict[tuple[str, str], Delivery] = field(default_factory=dict)
     last_task_id: int = 0
+    last_delivery_id: int = 0
     last_event_id: int = 0
 
 
@@ -92,7 +94,48 @@ class MemoryStore:
         now = self._clock()
         return [self._add(new, now) for new in news]
 
+    async def add_delivery(
+        self, record: DeliveryRecord, news: Sequence[NewTask]
+    ) -> tuple[Delivery, list[tuple[Task, bool]]]:
+        await self._enter()
+        known = self._state.deliveries.get((record.forge, record.delivery_id))
+        if known is not None:
+            return known, []
+        now = self._clock()
+        added = [self._add(new, now) for new in news]
+        self._state.last_delivery_id += 1
+        delivery = Delivery(
+            **record.model_dump(exclude={"task_ids"}),
+            task_ids=(*record.task_ids, *(task.id for task, _ in added)),
+            id=self._state.last_delivery_id,
+            received_at=lifecycle.utc(now),
+        )
+        self._state.deliveries[(record.forge, record.delivery_id)] = delivery
+        return delivery, added
+
     # --- reads ----------------------------------------------------------------------------
+    async def get_delivery(self, forge: str, delivery_id: str) -> Delivery | None:
+        await self._enter()
+        return self._state.deliveries.get((forge, delivery_id))
+
+    async def list_deliveries(self, *, limit: int = 50, offset: int = 0) -> list[Delivery]:
+        lifecycle.check_page(limit, offset)
+        await self._enter()
+        newest = sorted(self._state.deliveries.values(), key=lambda d: d.id, reverse=True)
+        return newest[offset : offset + limit]
+
+    async def prune_deliveries(self, before: float) -> int:
+        await self._enter()
+        old = [k for k, d in self._state.deliveries.items() if d.received_at.timestamp() < before]
+        for key in old:
+            del self._state.deliveries[key]
+        return len(old)
+
+    async def tasks_of_subject(self, subject: str, limit: int = 20) -> list[Task]:
+        await self._enter()
+        found = [task for task in self._state.tasks.values() if task.subject == subject]
+        return [_copy(task) for task in sorted(found, key=lambda t: t.id, reverse=True)[:limit]]
+
     async def get(self, task_id: int) -> Task:
         await self._enter()
         return _copy(self._task(task_id))
@@ -110,35 +153,23 @@ class MemoryStore:
     ) -> list[Task]:
         lifecycle.check_page(limit, offset)
         await self._enter()
-        newest_first = sorted(self._state.tasks.values(), key=lambda t: t.id, reverse=True)
-        matching = [
-            t
-            for t in newest_first
-            if (status is None or t.status == status)
-            and (type is None or t.type == type)
-            and (repository is None or lifecycle.repository_of(t.subject) == repository)
-            and (before is None or t.id < before)
-        ]
-        if text is not None:
-            window = matching[:TEXT_SEARCH_WINDOW]
-            matching = [t for t in window if _contains(t, text)]
+        matching = memory_queries.matching_tasks(
+            self._state.tasks.values(),
+            status=status,
+            task_type=type,
+            repository=repository,
+            text=text,
+            before=before,
+        )
         return [_copy(t) for t in matching[offset : offset + limit]]
 
     async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
         await self._enter()
-        counts: dict[int, dict[str, int]] = {}
-        for task in self._state.tasks.values():
-            finished = task.finished_at
-            if finished is None or finished.timestamp() < since:
-                continue
-            if task.status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
-                index = lifecycle.bucket_index(finished.timestamp(), since, bucket_seconds)
-                bucket = counts.setdefault(index, {})
-                bucket[task.status.value] = bucket.get(task.status.value, 0) + 1
-        return [
-            ThroughputBucket(start=lifecycle.utc(since + index * bucket_seconds), **counts[index])
-            for index in sorted(counts)
-        ]
+        return memory_queries.throughput(self._state.tasks.values(), since, bucket_seconds)
+
+    async def queued_by_priority(self) -> dict[TaskPriority, int]:
+        await self._enter()
+        return memory_queries.queued_by_priority(self._state.tasks.values())
 
     async def events(self, task_id: int) -> list[TaskEvent]:
         await self._enter()
@@ -438,12 +469,3 @@ _NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_ex
 def _copy(task: Task) -> Task:
     """A deep copy, so a caller editing a payload dict never edits the store."""
     return task.model_copy(deep=True)
-
-
-def _contains(task: Task, text: str) -> bool:
-    """The payload, the error or the result, as the SQLite store keeps them (compact JSON)."""
-    result = "" if task.result is None else pydantic_core.to_json(task.result).decode()
-    payload = pydantic_core.to_json(task.payload).decode()
-    return any(
-        lifecycle.contains_text(where, text) for where in (payload, task.error or "", result)
-    )

@@ -19,7 +19,6 @@ next checkpoint (see sqlite_runner.py): a claimed task is never lost on its way 
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import sqlite3
 import time
@@ -27,20 +26,29 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from tamma_trio.delivery import Delivery, DeliveryRecord
 from tamma_trio.errors import StoreError, StoreLockedError
 from tamma_trio.models import (
     NewTask,
     QueueStats,
     Task,
     TaskEvent,
+    TaskPriority,
     TaskStatus,
     TaskType,
     ThroughputBucket,
 )
-from tamma_trio.store import lifecycle, sqlite_housekeeping, sqlite_ops, sqlite_queries
+from tamma_trio.store import (
+    lifecycle,
+    sqlite_deliveries,
+    sqlite_housekeeping,
+    sqlite_ops,
+    sqlite_queries,
+)
 from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
 from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.sqlite_rows import (
+    decode_text,
     dumps,
     event_from_row,
     event_row,
@@ -84,11 +92,15 @@ class SqliteStore:
 
     # --- life ------------------------------------------------------------------------------
     async def open(self) -> None:
+        await self._runner.start(self._connect)
+
+    def _connect(self) -> sqlite3.Connection:
+        """Runs on the runner's thread; rows written as invalid UTF-8 decode as UndecodableText
+        instead of failing the whole query they are part of."""
         verify = self._lock_fd is not None
-        opener = functools.partial(
-            open_database, self.path, self.synchronous, self._busy_timeout, verify
-        )
-        await self._runner.start(opener)
+        conn = open_database(self.path, self.synchronous, self._busy_timeout, verify)
+        conn.text_factory = decode_text
+        return conn
 
     async def aclose(self) -> None:
         try:
@@ -101,7 +113,9 @@ class SqliteStore:
 
     def lock_for_daemon(self) -> None:
         """Take ``<path>.lock`` for this process, or StoreLockedError if a daemon holds it."""
-        lock_path = Path(f"{self.path}.lock")
+        # Keyed on the real file: a symlink (or a path through a symlinked folder) names the
+        # same database, and a lock beside the link would let a second daemon in.
+        lock_path = Path(f"{os.path.realpath(self.path)}.lock")
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -138,7 +152,32 @@ class SqliteStore:
         rows = await self._write(sqlite_ops.add_tasks, [new_task_row(new, now) for new in news])
         return [(task_from_row(row), created) for row, created in rows]
 
+    async def add_delivery(
+        self, record: DeliveryRecord, news: Sequence[NewTask]
+    ) -> tuple[Delivery, list[tuple[Task, bool]]]:
+        now = self._clock()
+        rows = [new_task_row(new, now) for new in news]
+        row, added = await self._write(sqlite_deliveries.add_delivery, record, rows, now)
+        tasks = [(task_from_row(task_row), created) for task_row, created in added]
+        return sqlite_deliveries.delivery_from_row(row), tasks
+
     # --- reads ----------------------------------------------------------------------------
+    async def get_delivery(self, forge: str, delivery_id: str) -> Delivery | None:
+        row = await self._read(sqlite_deliveries.get_delivery, forge, delivery_id)
+        return None if row is None else sqlite_deliveries.delivery_from_row(row)
+
+    async def list_deliveries(self, *, limit: int = 50, offset: int = 0) -> list[Delivery]:
+        lifecycle.check_page(limit, offset)
+        rows = await self._read(sqlite_deliveries.list_deliveries, limit, offset)
+        return [sqlite_deliveries.delivery_from_row(row) for row in rows]
+
+    async def prune_deliveries(self, before: float) -> int:
+        return await self._write(sqlite_deliveries.prune_deliveries, before)
+
+    async def tasks_of_subject(self, subject: str, limit: int = 20) -> list[Task]:
+        rows = await self._read(sqlite_deliveries.tasks_of_subject, subject, limit)
+        return [task_from_row(row) for row in rows]
+
     async def get(self, task_id: int) -> Task:
         return task_from_row(await self._read(sqlite_ops.get_task, task_id))
 
@@ -179,6 +218,10 @@ class SqliteStore:
             queue_depth=counts.get(TaskStatus.QUEUED.value, 0),
             oldest_queued_age=lifecycle.oldest_age(self._clock(), oldest),
         )
+
+    async def queued_by_priority(self) -> dict[TaskPriority, int]:
+        counts = dict(await self._read(sqlite_queries.queued_by_priority))
+        return {priority: counts.get(int(priority), 0) for priority in TaskPriority}
 
     async def next_due(self) -> float | None:
         return await self._read(sqlite_ops.next_due)

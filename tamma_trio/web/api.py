@@ -18,7 +18,7 @@ from tamma_trio.errors import FieldError, ValidationError
 from tamma_trio.intake.requests import new_task_from, new_tasks_from, shorten
 from tamma_trio.log import task_logger
 from tamma_trio.models import TaskStatus, TaskType, check_repository, parse_task_type
-from tamma_trio.web.auth import require_mutation_allowed
+from tamma_trio.web.auth import require_mutation_allowed, require_read_allowed
 from tamma_trio.web.body import ascii_int, read_json_object, read_optional_json_object
 from tamma_trio.web.deps import WebDeps
 from tamma_trio.web.errors import NO_STORE, ApiError
@@ -57,6 +57,15 @@ def _query_int(args: Mapping[str, str], name: str, default: int, low: int, high:
     if value is None:
         raise _invalid(name, f"{name} must be an integer from {low} to {high}")
     return value
+
+
+def query_page(args: Mapping[str, str]) -> tuple[int, int]:
+    """(limit, offset) of a list that takes no other query parameter."""
+    unknown = set(args) - {"limit", "offset"}
+    if unknown:
+        raise _unknown("query parameter", unknown)
+    limit = _query_int(args, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    return limit, _query_int(args, "offset", 0, 0, 2**62)
 
 
 def _query_repository(args: Mapping[str, str]) -> str | None:
@@ -111,6 +120,7 @@ def register_api_routes(app: Quart, deps: WebDeps) -> None:
     store, api = deps.store, deps.config.api
 
     async def list_tasks() -> ResponseReturnValue:
+        require_read_allowed(api.token)
         filters = list_filters(request.args)
         tasks = await store.list_tasks(**filters)
         body = {
@@ -122,6 +132,7 @@ def register_api_routes(app: Quart, deps: WebDeps) -> None:
         return body, 200, NO_STORE
 
     async def show_task(task_id: int) -> ResponseReturnValue:
+        require_read_allowed(api.token)
         task = await store.get(task_id)
         events = await store.events(task_id)
         body = {**task.public(), "events": [event.model_dump(mode="json") for event in events]}

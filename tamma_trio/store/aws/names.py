@@ -31,6 +31,7 @@ SQS_BATCH = 10
 INDEX_BY_STATUS = "by_status"  # (status, id): list newest first, oldest queued task
 INDEX_BY_TYPE = "by_type"  # (type, id): list by type
 INDEX_BY_DUE = "by_due"  # (status, due_at), keys only: next_due, expired leases, counts
+INDEX_BY_SUBJECT = "by_subject"  # (subject, id): a subject's tasks newest first
 INDEX_UNSENT = "unsent"  # (unsent, unsent_at), sparse: records whose message may be missing
 
 

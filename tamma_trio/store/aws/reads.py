@@ -11,9 +11,21 @@ from typing import Any
 
 import pydantic_core
 
-from tamma_trio.models import QueueStats, Task, TaskStatus, TaskType, ThroughputBucket
+from tamma_trio.models import (
+    QueueStats,
+    Task,
+    TaskPriority,
+    TaskStatus,
+    TaskType,
+    ThroughputBucket,
+)
 from tamma_trio.store import lifecycle
-from tamma_trio.store.aws.names import INDEX_BY_DUE, INDEX_BY_STATUS, INDEX_BY_TYPE
+from tamma_trio.store.aws.names import (
+    INDEX_BY_DUE,
+    INDEX_BY_STATUS,
+    INDEX_BY_SUBJECT,
+    INDEX_BY_TYPE,
+)
 from tamma_trio.store.aws.records import task_from_item
 from tamma_trio.store.aws.tables import Tables
 from tamma_trio.store.base import TEXT_SEARCH_WINDOW
@@ -132,6 +144,32 @@ async def stats(tables: Tables, now: float) -> QueueStats:
         queue_depth=by_status[TaskStatus.QUEUED],
         oldest_queued_age=lifecycle.oldest_age(now, created),
     )
+
+
+async def tasks_of_subject(tables: Tables, subject: str, limit: int) -> list[Task]:
+    items = await tables.query(
+        limit=limit,
+        IndexName=INDEX_BY_SUBJECT,
+        KeyConditionExpression="#h = :h",
+        ExpressionAttributeNames={"#h": "subject"},
+        ExpressionAttributeValues={":h": {"S": subject}},
+        ScanIndexForward=False,
+    )
+    return [task_from_item(item) for item in items]
+
+
+async def queued_by_priority(tables: Tables) -> dict[TaskPriority, int]:
+    """Counted from the queued tasks themselves: a cost that grows with the backlog."""
+    counts = dict.fromkeys(TaskPriority, 0)
+    items = await tables.query(
+        IndexName=INDEX_BY_STATUS,
+        KeyConditionExpression="#h = :h",
+        ExpressionAttributeNames={"#h": "status"},
+        ExpressionAttributeValues={":h": {"S": TaskStatus.QUEUED.value}},
+    )
+    for item in items:
+        counts[task_from_item(item).priority] += 1
+    return counts
 
 
 async def next_due(tables: Tables) -> float | None:

@@ -78,6 +78,7 @@ def to_item(record: Record) -> Item:
         "ver": {"N": str(record.ver)},
         "status": {"S": task.status.value},
         "task_type": {"S": task.type.value},
+        "subject": {"S": task.subject},
         "due_at": {"N": repr(due_at(task))},
         "doc": {"S": task.model_dump_json()},
         "trail": {"S": json.dumps(record.trail, separators=(",", ":"))},

@@ -15,6 +15,7 @@ from tamma_trio.store.aws.client import AwsClients, as_store_error, checked, err
 from tamma_trio.store.aws.names import (
     INDEX_BY_DUE,
     INDEX_BY_STATUS,
+    INDEX_BY_SUBJECT,
     INDEX_BY_TYPE,
     INDEX_UNSENT,
     MAX_RECEIVES,
@@ -41,12 +42,14 @@ TASK_INDEXES = (
     _index(INDEX_BY_STATUS, "status", "id", _WITH_DOC),
     _index(INDEX_BY_TYPE, "task_type", "id", _WITH_DOC),
     _index(INDEX_BY_DUE, "status", "due_at", _KEYS_ONLY),
+    _index(INDEX_BY_SUBJECT, "subject", "id", _WITH_DOC),
     _index(INDEX_UNSENT, "unsent", "unsent_at", _KEYS_ONLY),
 )
 _TASK_ATTRIBUTES = (
     ("id", "N"),
     ("status", "S"),
     ("task_type", "S"),
+    ("subject", "S"),
     ("due_at", "N"),
     ("unsent", "S"),
     ("unsent_at", "N"),

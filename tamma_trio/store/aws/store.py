@@ -20,19 +20,21 @@ from typing import Any
 import trio
 
 from tamma_trio.config import SqsQueueConfig
+from tamma_trio.delivery import Delivery, DeliveryRecord
 from tamma_trio.errors import LeaseLostError, StoreError, TaskNotFoundError
 from tamma_trio.models import (
     NewTask,
     QueueStats,
     Task,
     TaskEvent,
+    TaskPriority,
     TaskStatus,
     TaskType,
     ThroughputBucket,
     check_transition,
 )
 from tamma_trio.store import lifecycle
-from tamma_trio.store.aws import intake, reads
+from tamma_trio.store.aws import deliveries, intake, reads
 from tamma_trio.store.aws.claims import NO_LEASE, Claims
 from tamma_trio.store.aws.client import Runner, make_clients
 from tamma_trio.store.aws.messages import Messages
@@ -129,7 +131,35 @@ class SqsStore:
         await self._enter()
         return await intake.add_many(self.tables, self.messages, news, self._clock())
 
+    async def add_delivery(
+        self, record: DeliveryRecord, news: Sequence[NewTask]
+    ) -> tuple[Delivery, list[tuple[Task, bool]]]:
+        await self._enter()
+        now = self._clock()
+        return await deliveries.add_delivery(self.tables, self.messages, record, news, now)
+
+    async def get_delivery(self, forge: str, delivery_id: str) -> Delivery | None:
+        await self._enter()
+        return await deliveries.get_delivery(self.tables, forge, delivery_id)
+
+    async def list_deliveries(self, *, limit: int = 50, offset: int = 0) -> list[Delivery]:
+        lifecycle.check_page(limit, offset)
+        await self._enter()
+        return await deliveries.list_deliveries(self.tables, limit, offset)
+
+    async def prune_deliveries(self, before: float) -> int:
+        await self._enter()
+        return await deliveries.prune_deliveries(self.tables, before)
+
     # --- reads ----------------------------------------------------------------------------
+    async def tasks_of_subject(self, subject: str, limit: int = 20) -> list[Task]:
+        await self._enter()
+        return await reads.tasks_of_subject(self.tables, subject, limit)
+
+    async def queued_by_priority(self) -> dict[TaskPriority, int]:
+        await self._enter()
+        return await reads.queued_by_priority(self.tables)
+
     async def get(self, task_id: int) -> Task:
         await self._enter()
         return (await self._read(task_id)).task

@@ -165,13 +165,13 @@ class Tables:
 
     # --- the keys table -----------------------------------------------------------------------
 
-    async def next_ids(self, count: int) -> range:
+    async def next_ids(self, count: int, counter: str = COUNTER_KEY) -> range:
         """Reserve ``count`` consecutive task ids (an atomic counter; ids grow over time)."""
         answer = await self.runner.run(
             "allocating task ids",
             lambda: self.db.update_item(
                 TableName=self.keys,
-                Key={"k": {"S": COUNTER_KEY}},
+                Key={"k": {"S": counter}},
                 UpdateExpression="ADD n :c",
                 ExpressionAttributeValues={":c": {"N": str(count)}},
                 ReturnValues="UPDATED_NEW",
