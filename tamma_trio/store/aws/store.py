@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from functools import partial
 from typing import Any
 
@@ -44,12 +44,12 @@ from tamma_trio.store.aws.records import Record
 from tamma_trio.store.aws.setup import verify
 from tamma_trio.store.aws.subjects import Subjects
 from tamma_trio.store.aws.tables import Tables
+from tamma_trio.store.aws.writes import Writer
 from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
 
 # A record may lack its message (a crash between write and send, a lost wake-up); after this
 # long queued without a claim, the sweeper sends it one more. Duplicates are dropped on receipt.
 RESEND_AFTER = 120.0
-WRITE_ATTEMPTS = 5
 # Counting reads the keys-only index of every task kept (cost grows with the table), so a store
 # answers stats from a count at most this old instead of counting on each call.
 STATS_MAX_AGE = 5.0
@@ -110,6 +110,7 @@ class SqsStore:
             quarantine_after=self._quarantine_after,
             resend_after=self._resend_after,
         )
+        self._writer = Writer(self.tables, self._claims, self._clock)
         self._open = True
 
     async def aclose(self) -> None:
@@ -162,7 +163,7 @@ class SqsStore:
 
     async def get(self, task_id: int) -> Task:
         await self._enter()
-        return (await self._read(task_id)).task
+        return (await self._writer.read(task_id)).task
 
     async def list_tasks(
         self,
@@ -182,7 +183,7 @@ class SqsStore:
 
     async def events(self, task_id: int) -> list[TaskEvent]:
         await self._enter()
-        return (await self._read(task_id)).events()
+        return (await self._writer.read(task_id)).events()
 
     async def stats(self) -> QueueStats:
         """Counts at most STATS_MAX_AGE old: every daemon asks each second for /health."""
@@ -228,7 +229,7 @@ class SqsStore:
             if mine is None:
                 continue
             try:
-                await self._leased_write(mine.record.task.id, token, {"lease_expires": expires})
+                await self._writer.leased(mine.record.task.id, token, {"lease_expires": expires})
             except (LeaseLostError, TaskNotFoundError):
                 self._claims.held.pop(token, None)
                 continue
@@ -240,21 +241,21 @@ class SqsStore:
 
     async def save_progress(self, task_id: int, token: str, progress: dict[str, Any]) -> None:
         await self._enter()
-        await self._leased_write(task_id, token, {"progress": progress})
+        await self._writer.leased(task_id, token, {"progress": progress})
 
     async def record_event(
         self, task_id: int, kind: str, detail: dict[str, Any], actor: str = "worker"
     ) -> None:
         await self._enter()
         spec = lifecycle.EventSpec(kind, actor, None, detail)
-        await self._write(task_id, lambda r, now: r.change({}, spec, now))
+        await self._writer.write(task_id, lambda r, now: r.change({}, spec, now))
 
     async def complete(self, task_id: int, token: str, result: dict[str, Any]) -> None:
         await self._enter()
         now = self._clock()
         changes: dict[str, Any] = {"status": TaskStatus.COMPLETED, "result": result}
         changes.update(error=None, finished_at=lifecycle.utc(now))
-        record = await self._leased_write(
+        record = await self._writer.leased(
             task_id, token, {**changes, **NO_LEASE}, lambda t: lifecycle.completed(t.attempts)
         )
         await self._let_go(token, record, hide=None)
@@ -263,7 +264,7 @@ class SqsStore:
         await self._enter()
         changes: dict[str, Any] = {"status": TaskStatus.QUEUED, "error": error, **NO_LEASE}
         changes["not_before"] = lifecycle.utc(not_before)
-        record = await self._leased_write(
+        record = await self._writer.leased(
             task_id,
             token,
             changes,
@@ -276,7 +277,7 @@ class SqsStore:
         now = self._clock()
         changes: dict[str, Any] = {"status": TaskStatus.FAILED, "error": error, **NO_LEASE}
         changes["finished_at"] = lifecycle.utc(now)
-        record = await self._leased_write(
+        record = await self._writer.leased(
             task_id, token, changes, lambda t: lifecycle.failed(t.attempts, error)
         )
         await self._let_go(token, record, hide=None)
@@ -285,7 +286,7 @@ class SqsStore:
         await self._enter()
         now = self._clock()
         changes = {"status": TaskStatus.QUEUED, "not_before": lifecycle.utc(now), **NO_LEASE}
-        record = await self._leased_write(
+        record = await self._writer.leased(
             task_id,
             token,
             changes,
@@ -312,7 +313,6 @@ class SqsStore:
     # --- operator actions -----------------------------------------------------------------
     async def cancel(self, task_id: int, actor: str = "cli") -> Task:
         await self._enter()
-        before = await self._read(task_id)
 
         def cancelled(record: Record, now: float) -> Record:
             previous = record.task.status
@@ -320,7 +320,7 @@ class SqsStore:
             changes = {"status": TaskStatus.CANCELLED, "finished_at": lifecycle.utc(now)}
             return record.change({**changes, **NO_LEASE}, lifecycle.cancelled(previous, actor), now)
 
-        record, old = await self._write(task_id, cancelled, first=before, with_old=True)
+        record, old = await self._writer.write(task_id, cancelled)
         if old.task.lease_token is not None:
             await self._free_subject(old.task.subject, old.task.lease_token)
             assert self._claims is not None
@@ -348,7 +348,7 @@ class SqsStore:
             }
             return record.change(changes, lifecycle.retried(previous, actor), now, unsent_at=now)
 
-        record: Record = await self._write(task_id, retried)
+        record, _old = await self._writer.write(task_id, retried)
         await self.messages.send([(record.task.id, int(record.task.priority))])
         return record.task.model_copy(deep=True)
 
@@ -357,56 +357,6 @@ class SqsStore:
         await trio.lowlevel.checkpoint()
         if not self._open:
             raise StoreError("the SQS task store is not open")
-
-    async def _read(self, task_id: int) -> Record:
-        record = await self.tables.get(task_id)
-        if record is None:
-            raise TaskNotFoundError(task_id)
-        return record
-
-    async def _write(
-        self,
-        task_id: int,
-        build: Callable[[Record, float], Record],
-        *,
-        first: Record | None = None,
-        with_old: bool = False,
-    ) -> Any:
-        """Read, change, write conditionally; on a concurrent change read again and redo."""
-        record = first or await self._read(task_id)
-        for _ in range(WRITE_ATTEMPTS):
-            new = build(record, self._clock())
-            if await self.tables.put(new, record.ver):
-                assert self._claims is not None
-                self._claims.remember(new)
-                return (new, record) if with_old else new
-            record = await self._read(task_id)
-        raise StoreError(f"task {task_id} kept changing during the write; try again")
-
-    async def _leased_write(
-        self,
-        task_id: int,
-        token: str,
-        changes: dict[str, Any],
-        event: Callable[[Task], lifecycle.EventSpec] | None = None,
-        *,
-        refund: bool = False,
-    ) -> Record:
-        """A write by the lease holder: LeaseLostError unless ``token`` still holds the task."""
-        assert self._claims is not None
-        mine = self._claims.held.get(token)
-        first = mine.record if mine is not None and mine.record.task.id == task_id else None
-
-        def build(record: Record, now: float) -> Record:
-            task = record.task
-            if task.status is not TaskStatus.IN_PROGRESS or task.lease_token != token:
-                raise lifecycle.lease_lost(task_id, task.status)
-            extra = {"attempts": max(task.attempts - 1, 0)} if refund else {}
-            spec = event(task) if event is not None else None
-            return record.change({**changes, **extra}, spec, now)
-
-        written: Record = await self._write(task_id, build, first=first)
-        return written
 
     async def _let_go(self, token: str, record: Record, *, hide: int | None) -> None:
         """After the holder's last write: free the subject, then delay or delete the message."""
