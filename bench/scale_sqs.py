@@ -101,6 +101,20 @@ def drain(config: SqsQueueConfig, count: int, daemons: int, folder: Path) -> flo
         return time.perf_counter() - started
 
 
+def drain_rate(count: int, daemons: int, folder: Path) -> float:
+    """Tasks/s of ``daemons`` daemons draining ``count`` tasks on a fresh moto server."""
+    os.environ.update(FAKE_AWS_ENV)
+    server = MotoServer().start()
+    try:
+        config = sqs_config(server.endpoint)
+        create_resources(config)
+        trio.run(enqueue, config, count)
+        folder.mkdir(parents=True, exist_ok=True)
+        return count / drain(config, count, daemons, folder)
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
