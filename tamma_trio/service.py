@@ -43,6 +43,7 @@ from tamma_trio.start_guard import (
     StartupSignals,
     check_exposure,
     store_files,
+    sweep_strays,
 )
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store import open_store
@@ -369,6 +370,9 @@ async def serve(
 
         if store.single_daemon:
             store.lock_for_daemon()
+        swept = sweep_strays()
+        if swept:
+            log.warning("killed %d process(es) left by runs of a daemon that died", len(swept))
         try:
             await store.open()
             return await _serve_until_signalled(service, signals, listening)
