@@ -111,6 +111,7 @@ async def test_every_page_renders_escaped_with_a_strict_policy(ui: Any) -> None:
         assert "default-src 'none'" in policy and "script-src 'self'" in policy
         assert "unsafe-inline" not in policy
         assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Referrer-Policy"] == "same-origin"  # Chromium's forms keep their Origin
         assert headers["Content-Type"].startswith("text/html")
         assert not re.search(r"<script>[^<]", html), f"inline script on {path}"
         assert not re.search(r"https?://(?!forge\.example)", html), f"outside asset on {path}"
