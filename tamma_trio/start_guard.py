@@ -6,6 +6,8 @@ early leaves the host as it found it.
   needs ``[service.api] allow_unauthenticated = true``.
 - ``NewFiles``: the store files a start is about to create; a start that fails removes them, so
   a typo in the config does not leave an empty database and a lock file behind.
+- ``sweep_strays``: processes that agent or test runs of a daemon killed with -9 left behind
+  are killed before this daemon starts its own.
 - ``StartupSignals``: a stop signal that arrives before trio's receiver is open (config loading,
   imports) is remembered instead of killing the process with 143; the daemon then exits 0.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 
 from tamma_trio.config import Config
+from tamma_trio.engine.strays import kill_leftovers
 from tamma_trio.errors import ConfigError
 
 # SIGHUP drains like SIGTERM: nothing in the config can be swapped safely under running tasks,
@@ -72,6 +75,11 @@ def store_files(database: Path | None) -> list[Path]:
         return []
     real = os.path.realpath(database)
     return [database, Path(f"{real}-wal"), Path(f"{real}-shm"), Path(f"{real}.lock")]
+
+
+def sweep_strays() -> list[int]:
+    """Kill what runs of a dead daemon left behind; return the pids (for the log)."""
+    return kill_leftovers()
 
 
 class StartupSignals:

@@ -1,6 +1,10 @@
 """Run the tamma-trio CLI with a signal fired at a chosen point of the daemon's life.
 
-    python -m tests.failpoint POINT SIGNAL [ARGS...]      e.g.  claimed KILL serve --config x
+    python -m tests.failpoint [--full-db] [POINT SIGNAL] ARGS...
+    e.g.  python -m tests.failpoint claimed KILL serve --config x
+
+With ``--full-db`` the store's file cannot grow from the first write on (a full disk, through
+tests.faults.DiskLimit) until the process gets SIGUSR1.
 
 The process sends SIGNAL (KILL, TERM, HUP, INT) to itself the first time it passes POINT, so a
 test can kill -9 the daemon between a claim and its start, after the engine's work but before
@@ -79,11 +83,25 @@ def arm(point: str, signal_name: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    point, signal_name, *cli_args = argv
-    arm(point, signal_name)
+    args = list(argv)
+    if args and args[0] == "--full-db":
+        args = args[1:]
+        _fill_until_sigusr1()
+    if args and args[0] in POINTS:
+        arm(args[0], args[1])
+        args = args[2:]
     from tamma_trio.cli import main as cli_main
 
-    return cli_main(cli_args)
+    return cli_main(args)
+
+
+def _fill_until_sigusr1() -> None:
+    from tests.faults import DiskLimit
+
+    limit = DiskLimit().install()
+    limit.fill()
+    # trio's signal receiver only watches the stop signals, so this handler stays in place.
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: limit.free())
 
 
 if __name__ == "__main__":

@@ -4,12 +4,19 @@
   (a store that cannot write: the disk is full, the database is locked, Redis is away).
 - ``poison_task``: make one row of a SQLite store undecodable, as another process or an older
   version could (invalid UTF-8, a column that is not JSON).
+- ``DiskLimit``: a full disk for the SQLite store of this process, through SQLite's own
+  ``max_page_count`` (no root, no tmpfs): ``fill()`` caps the file at its current size,
+  ``free()`` lifts the cap. ``python -m tests.failpoint --full-db`` does it to a daemon.
+- ``hold_write_lock``: another process's connection holding the write lock.
+- ``tests/failpoint.py``: kill -9 (or any signal) at a named point of the daemon's life.
+- ``tests/agents/detached.py``: an agent that leaves a ``setsid`` child holding its pipes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -82,5 +89,60 @@ def poison_events(path: Path, task_id: int) -> None:
         conn.execute("DROP TRIGGER task_events_append_only")
         sql = POISONS["invalid_utf8"][0]
         conn.execute(f"UPDATE task_events SET detail = {sql} WHERE task_id = ?", (task_id,))
+    finally:
+        conn.close()
+
+
+class DiskLimit:
+    """Caps the page count of every SQLite store connection of this process on demand.
+
+    The cap is applied by the writer (or inline) runner itself, before its next batch, because
+    ``max_page_count`` belongs to one connection and only its own thread may use it.
+    """
+
+    NO_CAP = 2**31 - 2
+
+    def __init__(self) -> None:
+        self.pending: int | None = None
+        self._original: Callable[..., None] | None = None
+
+    def install(self) -> DiskLimit:
+        from tamma_trio.store import sqlite_runner
+
+        original = sqlite_runner.run_batch
+        self._original = original
+
+        def capped(conn: sqlite3.Connection, jobs: Sequence[Any], where: str) -> None:
+            pending, self.pending = self.pending, None
+            if pending is not None:
+                conn.execute(f"PRAGMA max_page_count = {pending}")
+            original(conn, jobs, where)
+
+        sqlite_runner.run_batch = capped
+        return self
+
+    def uninstall(self) -> None:
+        from tamma_trio.store import sqlite_runner
+
+        if self._original is not None:
+            sqlite_runner.run_batch = self._original
+            self._original = None
+
+    def fill(self) -> None:
+        """From the next batch on, the file cannot grow (SQLite keeps it at its current size)."""
+        self.pending = 1
+
+    def free(self) -> None:
+        self.pending = self.NO_CAP
+
+
+@contextlib.contextmanager
+def hold_write_lock(path: Path) -> Iterator[sqlite3.Connection]:
+    """Another connection inside BEGIN IMMEDIATE: writers of the store wait, readers do not."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=5)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        conn.execute("ROLLBACK")
     finally:
         conn.close()

@@ -33,14 +33,15 @@ daemons = test_lifecycle.daemons  # the fixture: every daemon a test starts is k
 
 
 class FaultyDaemon(Daemon):
-    """A daemon that sends itself ``signal_name`` the first time it passes ``point``."""
+    """A daemon run through the fault kit's runner: ``faults`` are its arguments, e.g.
+    ``("claimed", "KILL")`` (that signal at that point) or ``("--full-db",)``."""
 
-    def __init__(self, config: Path, point: str, signal_name: str, name: str = "daemon") -> None:
+    def __init__(self, config: Path, *faults: str, name: str = "daemon") -> None:
         super().__init__(config, name)
-        self.point, self.signal_name = point, signal_name
+        self.faults = faults
 
     def start(self) -> FaultyDaemon:
-        argv = [sys.executable, "-m", "tests.failpoint", self.point, self.signal_name]
+        argv = [sys.executable, "-m", "tests.failpoint", *self.faults]
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.process = subprocess.Popen(
                 [*argv, "serve", "--config", str(self.config)],

@@ -76,7 +76,7 @@ def command(config_path: Path | None, log_format: str | None) -> int:
 
 
 async def _serve(config: Config, announce: Announcer, early: StartupSignals) -> int:
-    from tamma_trio.service import serve
+    from tamma_trio.daemon import serve
 
     return await serve(config, announce=announce, early=early)
 

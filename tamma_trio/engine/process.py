@@ -3,6 +3,9 @@
 Why a process group: coding agents and test runners spawn children (node, language servers,
 pytest workers). Killing only the direct child would leave those running with our worktree open,
 so on timeout or cancellation the whole group gets SIGTERM, then SIGKILL after a grace period.
+Why a marker (strays.py): a child that calls ``setsid`` leaves the group and may hold the output
+pipes open; it is found by the run marker in its environment and killed with the group, and the
+pipes are read for at most ``PIPE_GRACE`` after the run's own process has exited.
 Why a cap: an agent that loops printing must not fill the disk; the log keeps its first
 ``log_max_bytes`` and a note of how much was dropped, and the tail stays in memory for the
 escalation comment.
@@ -20,7 +23,11 @@ from pathlib import Path
 
 import trio
 
+from tamma_trio.engine.strays import RUN_ENV, kill_run, new_run_marker
+
 TAIL_BYTES = 4096
+# How long the output of descendants is still read once the run's own process has exited.
+PIPE_GRACE = 2.0
 READ_CHUNK = 65536
 
 
@@ -81,16 +88,20 @@ async def run_in_group(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = trio.current_time()
     stdout = bytearray()
+    marker = new_run_marker()
     async with await trio.open_file(log_path, "ab") as handle:
         log = CappedLog(handle.write, log_max_bytes)
-        process = await _spawn(argv, cwd, env)
+        process = await _spawn(argv, cwd, {**env, RUN_ENV: marker})
         try:
-            timed_out = await _supervise(process, log, stdout, timeout, kill_grace, keep_stdout)
+            timed_out = await _supervise(
+                process, log, stdout, timeout, kill_grace, keep_stdout, marker
+            )
         except BaseException:
             with trio.CancelScope(shield=True):
                 await terminate_group(process, kill_grace)
             raise
         finally:
+            kill_run(marker)  # whatever left the group: setsid children, daemonised tools
             with trio.CancelScope(shield=True):
                 await _close_pipes(process)
                 await log.finish()
@@ -124,8 +135,13 @@ async def _supervise(
     timeout: float,
     kill_grace: float,
     keep_stdout: int,
+    marker: str,
 ) -> bool:
-    """Pump both pipes into the log while waiting for the child; True when it timed out."""
+    """Pump both pipes into the log while waiting for the child; True when it timed out.
+
+    Once the child has exited, a descendant that left the group may still hold the pipes:
+    they are read for PIPE_GRACE more, then abandoned (the caller kills such descendants).
+    """
     timed_out = False
     async with trio.open_nursery() as nursery:
         assert process.stdout is not None and process.stderr is not None
@@ -139,6 +155,8 @@ async def _supervise(
         else:
             # Whatever the leader left behind in its group is orphaned work holding our pipes.
             signal_group(process.pid, signal.SIGKILL)
+        kill_run(marker)
+        nursery.cancel_scope.deadline = trio.current_time() + PIPE_GRACE
     return timed_out
 
 

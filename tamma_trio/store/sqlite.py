@@ -87,7 +87,7 @@ class SqliteStore:
         self._quarantine_after = quarantine_after
         self._busy_timeout = busy_timeout
         where = str(self.path)
-        self._runner: Runner = InlineRunner(where) if inline else WriterThread(where)
+        self._runner: Runner = InlineRunner(where) if inline else WriterThread(where, busy_timeout)
         self._lock_fd: int | None = None
 
     # --- life ------------------------------------------------------------------------------
@@ -109,7 +109,9 @@ class SqliteStore:
             self._unlock()
 
     async def ping(self) -> None:
+        """The file answers, and writes have not been failing (full disk, locked database)."""
         await self._read(_select_one)
+        self._runner.health.check()
 
     def lock_for_daemon(self) -> None:
         """Take ``<path>.lock`` for this process, or StoreLockedError if a daemon holds it."""

@@ -25,6 +25,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
@@ -32,6 +33,7 @@ import outcome
 import trio
 
 from tamma_trio.errors import StoreError
+from tamma_trio.store.sqlite_health import BusyBudget, WriteHealth
 
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], T]
@@ -47,6 +49,7 @@ class Runner(Protocol):
     # Transactions run and operations in them: operations / batches is the group-commit factor.
     batches: int
     operations: int
+    health: WriteHealth
 
     async def start(self, opener: Opener) -> None: ...
 
@@ -58,9 +61,10 @@ class Runner(Protocol):
 class _Job:
     """One queued operation and the trio task waiting for its outcome."""
 
-    __slots__ = ("closes", "operation", "outcome", "task", "trio_token", "write")
+    __slots__ = ("closes", "operation", "outcome", "queued_at", "task", "trio_token", "write")
 
     def __init__(self, operation: Operation[Any], write: bool, closes: bool = False) -> None:
+        self.queued_at = time.monotonic()
         self.operation = operation
         self.write = write
         self.closes = closes
@@ -157,8 +161,10 @@ def _wake(jobs: list[_Job]) -> None:
 class WriterThread:
     """Group-commit runner (see the module docstring)."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, busy_timeout: float = 5.0) -> None:
         self._where = where
+        self._budget = BusyBudget(busy_timeout)
+        self.health = WriteHealth()
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         # Only the trio thread touches these two: no thread means closed.
         self._thread: threading.Thread | None = None
@@ -217,10 +223,13 @@ class WriterThread:
             batch = self._take_batch()
             work = [job for job in batch if not job.closes]
             try:
-                if work:
-                    run_batch(conn, work, self._where)
+                live = self._budget.admit(conn, work, self._where)
+                if live:
+                    before = conn.total_changes
+                    run_batch(conn, live, self._where)
                     self.batches += 1
-                    self.operations += len(work)
+                    self.operations += len(live)
+                    self.health.after_batch(live, conn.total_changes > before)
             except Exception as exc:  # outside any operation: fail this batch, keep serving
                 with contextlib.suppress(sqlite3.Error):
                     _rollback(conn)
@@ -249,6 +258,7 @@ class InlineRunner:
 
     def __init__(self, where: str) -> None:
         self._where = where
+        self.health = WriteHealth()
         self._conn: sqlite3.Connection | None = None
         self.batches = 0
         self.operations = 0
@@ -264,7 +274,9 @@ class InlineRunner:
         if self._conn is None:
             raise StoreError(f"the task store {self._where} is not open")
         job = _Job(operation, write)
+        before = self._conn.total_changes
         run_batch(self._conn, [job], self._where)
+        self.health.after_batch([job], self._conn.total_changes > before)
         self.batches += 1
         self.operations += 1
         assert job.outcome is not None
