@@ -298,6 +298,7 @@ class Service:
             served=served_repositories(self.config),
             may_command=self.engine.author_may_command,
             trigger_label=trigger_label(self.config),
+            forge_kind=str(_forge_options(self.config).get("kind", "local")),
             wall=self.worker.wall,
         )
         host = svc.health_check.host

@@ -119,7 +119,8 @@ async def test_hooks_that_become_tasks(
         ("Note Hook", gl.gl_note_hook("nice work"), "no command"),
         ("Note Hook", gl.gl_note_hook("/tamma start", on="Snippet"), "carries no command"),
         ("Merge Request Hook", gl.gl_merge_request_hook(None), "does not concern"),
-        ("Pipeline Hook", {"object_kind": "pipeline"}, "not one the bot handles"),
+        ("Pipeline Hook", gl.gl_pipeline_hook("failed"), "pipeline failed"),
+        ("Job Hook", {"object_kind": "build"}, "not one the bot handles"),
     ],
 )
 async def test_unwanted_hooks_still_get_2xx(

@@ -383,3 +383,16 @@ def gitlab_headers(
     if uuid is not None:
         headers["X-Gitlab-Event-UUID"] = uuid
     return headers
+
+
+def gl_pipeline_hook(
+    status: str, *, iid: int | None = 1, ref: str = "tamma/1-fix"
+) -> dict[str, Any]:
+    """A Pipeline Hook as GitLab documents it (the fields the intake reads, and a few more)."""
+    return {
+        "object_kind": "pipeline",
+        "object_attributes": {"id": 31, "ref": ref, "sha": "bcbb5ec3", "status": status},
+        "merge_request": {"id": 1, "iid": iid, "title": "Fix"} if iid is not None else None,
+        "user": gl_user("root"),
+        "project": gl_project(),
+    }

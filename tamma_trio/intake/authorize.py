@@ -5,7 +5,8 @@ never the bot itself; never an account of type Bot; on GitHub the comment's auth
 must be trusted (a hint only: GitHub reports private org members as CONTRIBUTOR, and a payload
 can be replayed), and the login must be on ``[service] command_authors`` when that is set; on
 GitLab, whose payloads carry no association, the login must be on ``[webhooks.gitlab]
-command_authors`` (empty: nobody); the local forge has only ``[service] command_authors``.
+command_authors`` (empty: nobody) unless a GitLab forge is configured, whose live access-level
+check then decides alone; the local forge has only ``[service] command_authors``.
 Last, the engine is asked live whether the login may write to the repository, so a claim in the
 payload alone never makes anyone a commander.
 """
@@ -27,6 +28,7 @@ class CommandRules:
     trusted_associations: frozenset[str]
     service_authors: frozenset[str]  # [service] command_authors, lower case; empty: any
     gitlab_authors: frozenset[str]  # [webhooks.gitlab] command_authors, lower case; empty: none
+    gitlab_live: bool = False  # a GitLab forge checks access levels live: no list needed
 
     @classmethod
     def build(
@@ -35,12 +37,15 @@ class CommandRules:
         trusted: Iterable[str],
         service_authors: Iterable[str],
         gitlab_authors: Iterable[str],
+        *,
+        gitlab_live: bool = False,
     ) -> CommandRules:
         return cls(
             bot,
             frozenset(trusted),
             frozenset(name.lower() for name in service_authors),
             frozenset(name.lower() for name in gitlab_authors),
+            gitlab_live,
         )
 
 
@@ -54,7 +59,7 @@ def rule_refusing(forge: str, author: Author, command: Command, rules: CommandRu
     if author.is_bot_account:
         return f"{author.login} is a Bot account"
     if forge == "gitlab":
-        if login not in rules.gitlab_authors:
+        if not rules.gitlab_live and login not in rules.gitlab_authors:
             return f"{author.login} is not on [webhooks.gitlab] command_authors"
         return None
     trusted = (author.association or "NONE") in rules.trusted_associations

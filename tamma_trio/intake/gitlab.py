@@ -1,4 +1,8 @@
-"""GitLab deliveries as intents: Issue Hook, Note Hook and Merge Request Hook.
+"""GitLab deliveries as intents: Issue Hook, Note Hook, Merge Request Hook and Pipeline Hook.
+
+A successful pipeline and an approval both mean a merge request of the bot's that was left
+waiting may now be mergeable: they become ChecksPassed, which re-evaluates only merge requests
+whose latest task is monitoring (so only ones the bot opened), as check_suite does on GitHub.
 
 GitLab says who was added by listing ``changes.<field>.previous`` and ``current``; the bot is
 "newly" an assignee or reviewer when it is in current and not in previous (an event without a
@@ -20,6 +24,7 @@ from tamma_trio.intake.github import Rules, parse
 from tamma_trio.intake.intents import (
     Author,
     Cancel,
+    ChecksPassed,
     CommandComment,
     Enqueue,
     Ignore,
@@ -86,6 +91,16 @@ class MergeRequestHook(_Hook):
     changes: Changes = Changes()
 
 
+class PipelineAttributes(_Part):
+    status: str
+    ref: str = ""
+
+
+class PipelineHook(_Hook):
+    object_attributes: PipelineAttributes
+    merge_request: Item | None = None
+
+
 class Note(_Part):
     note: str = ""
     noteable_type: str
@@ -131,9 +146,19 @@ def _on_merge_request(hook: MergeRequestHook, delivery_id: str, rules: Rules) ->
     target = IssueRef(hook.project.path_with_namespace, item.iid, item.title, is_pull_request=True)
     if _newly(hook.changes.reviewers, rules.bot):
         return Enqueue((build.review_requested(target, key=_key(delivery_id), actor=FORGE),))
+    if item.action == "approved":
+        return ChecksPassed(hook.project.path_with_namespace, (item.iid,), ())
     if item.action in ("close", "merge"):
         return Cancel(target)
     return Ignore(f"Merge Request Hook {item.action or '(no action)'} does not concern {rules.bot}")
+
+
+def _on_pipeline(hook: PipelineHook, delivery_id: str, rules: Rules) -> Intent:
+    pipeline = hook.object_attributes
+    if pipeline.status != "success":
+        return Ignore(f"pipeline {pipeline.status}")
+    numbers = (hook.merge_request.iid,) if hook.merge_request is not None else ()
+    return ChecksPassed(hook.project.path_with_namespace, numbers, (pipeline.ref,))
 
 
 def _on_note(hook: NoteHook, delivery_id: str, rules: Rules) -> Intent:
@@ -156,6 +181,7 @@ MAPPINGS: dict[str, tuple[type[_Hook], Any]] = {
     "Note Hook": (NoteHook, _on_note),
     "Confidential Note Hook": (NoteHook, _on_note),
     "Merge Request Hook": (MergeRequestHook, _on_merge_request),
+    "Pipeline Hook": (PipelineHook, _on_pipeline),
 }
 
 

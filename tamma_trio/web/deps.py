@@ -36,6 +36,7 @@ class WebDeps:
     served: frozenset[str] = frozenset()  # repositories whose deliveries are accepted
     may_command: MayCommand = nobody_may_command  # the engine's live permission check
     trigger_label: str = "tamma"  # the label that asks the bot to work on an issue
+    forge_kind: str = "local"  # [engine.forge] kind: "gitlab" checks GitLab commanders live
     wall: Callable[[], float] = time.time  # the store's wall clock: ages and login sessions
 
     @cached_property

@@ -103,6 +103,7 @@ class WebhookRoutes:
             hooks.github.trusted_associations,
             svc.command_authors,
             hooks.gitlab.command_authors,
+            gitlab_live=deps.forge_kind == "gitlab",
         )
         self.deliveries = Deliveries(deps.intake, rules, deps.may_command)
         self.rules = Rules(svc.bot_name, deps.trigger_label, deps.served)
