@@ -26,6 +26,7 @@ from pathlib import Path
 import trio
 from trio_util import AsyncValue
 
+from tamma_trio import systemd
 from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
 from tamma_trio.engine.loader import load_engine
@@ -40,6 +41,7 @@ from tamma_trio.retention import Retention
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store import open_store
 from tamma_trio.store.base import TaskStore, WallClock
+from tamma_trio.systemd import Notifier
 from tamma_trio.worker import LeaseKeeper, Worker
 
 log = logging.getLogger(__name__)
@@ -318,7 +320,9 @@ def _crash_loop(task: Task) -> Failure:
 # --- `tamma-trio serve` ---------------------------------------------------------------------
 
 
-async def serve(config: Config, *, announce: Callable[[str], None]) -> int:
+async def serve(
+    config: Config, *, announce: Callable[[str], None], notifier: Notifier | None = None
+) -> int:
     """Run the daemon until SIGTERM/SIGINT: 0 after a clean drain, 1 after a second signal.
 
     Raises StoreLockedError when another daemon holds the SQLite file, before touching it
@@ -340,14 +344,17 @@ async def serve(config: Config, *, announce: Callable[[str], None]) -> int:
                 wall=wall,
                 database_path=database_path(config),
             )
-            return await _serve_until_signalled(service, signals, announce)
+            return await _serve_until_signalled(service, signals, announce, notifier)
         finally:
             with trio.move_on_after(STORE_CLOSE_TIMEOUT, shield=True):
                 await store.aclose()
 
 
 async def _serve_until_signalled(
-    service: Service, signals: AsyncIterator[int], announce: Callable[[str], None]
+    service: Service,
+    signals: AsyncIterator[int],
+    announce: Callable[[str], None],
+    notifier: Notifier | None = None,
 ) -> int:
     hard_stop = False
     async with trio.open_nursery() as nursery:
@@ -373,6 +380,8 @@ async def _serve_until_signalled(
         # /health's tail latency under load (30 ms pauses, measured with bench/throughput.py).
         gc.freeze()
         announce(listening_line(urls))  # the caller logs it, in its start-up block
+        if notifier is not None:
+            nursery.start_soon(systemd.report, notifier, service.status, service.state)
         await service.state.wait_value(ServiceState.STOPPED)
         nursery.cancel_scope.cancel()
     log.info(
