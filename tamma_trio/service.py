@@ -92,7 +92,7 @@ class Service:
             store, self.limiter, poll_interval=svc.poll_interval, lease_seconds=svc.lease_duration
         )
         self.retry_timer = RetryTimer(store, wall, self.poller.wake)
-        self.intake = Intake(store, self.poller.wake)
+        self.intake = Intake(store, self.poller.wake, self.metrics.tasks_received)
         context = EngineContext(
             bot_name=svc.bot_name, database_path=database_path, enqueue=self.enqueue
         )
