@@ -19,7 +19,6 @@ next checkpoint (see sqlite_runner.py): a claimed task is never lost on its way 
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import sqlite3
 import time
@@ -41,6 +40,7 @@ from tamma_trio.store import lifecycle, sqlite_housekeeping, sqlite_ops, sqlite_
 from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
 from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.sqlite_rows import (
+    decode_text,
     dumps,
     event_from_row,
     event_row,
@@ -84,11 +84,15 @@ class SqliteStore:
 
     # --- life ------------------------------------------------------------------------------
     async def open(self) -> None:
+        await self._runner.start(self._connect)
+
+    def _connect(self) -> sqlite3.Connection:
+        """Runs on the runner's thread; rows written as invalid UTF-8 decode as UndecodableText
+        instead of failing the whole query they are part of."""
         verify = self._lock_fd is not None
-        opener = functools.partial(
-            open_database, self.path, self.synchronous, self._busy_timeout, verify
-        )
-        await self._runner.start(opener)
+        conn = open_database(self.path, self.synchronous, self._busy_timeout, verify)
+        conn.text_factory = decode_text
+        return conn
 
     async def aclose(self) -> None:
         try:
@@ -101,7 +105,9 @@ class SqliteStore:
 
     def lock_for_daemon(self) -> None:
         """Take ``<path>.lock`` for this process, or StoreLockedError if a daemon holds it."""
-        lock_path = Path(f"{self.path}.lock")
+        # Keyed on the real file: a symlink (or a path through a symlinked folder) names the
+        # same database, and a lock beside the link would let a second daemon in.
+        lock_path = Path(f"{os.path.realpath(self.path)}.lock")
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
