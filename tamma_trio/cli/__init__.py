@@ -28,8 +28,10 @@ def _register() -> None:
     for module in (config_cmd, tasks, serve):
         cli.add_command(module.command)
     from tamma_trio.cli.housekeeping import db, prune
+    from tamma_trio.cli.tasks_view import list_, logs, show
 
-    tasks.command.add_command(prune)
+    for subcommand in (list_, show, logs, prune):
+        tasks.command.add_command(subcommand)
     cli.add_command(db)
     from tamma_trio.cli.forge import commands as forge_commands  # forge init, issues, prs
 

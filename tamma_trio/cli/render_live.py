@@ -27,6 +27,13 @@ STATUS_STYLE = {
     TaskStatus.CANCELLED: "dim",
 }
 SHORT_STATUS = {TaskStatus.IN_PROGRESS: "running"}
+# Full names are what --type takes; these fit the 80 columns (the JSON keeps the full names).
+SHORT_TYPE = {
+    "issue_assigned": "issue",
+    "issue_comment": "issue-comment",
+    "pr_review_requested": "pr-review",
+    "pr_comment": "pr-comment",
+}
 MAX_WIDTH = 80
 
 
@@ -43,16 +50,19 @@ def task_table(listing: Listing, now: dt.datetime) -> RenderableType:
     if not listing.tasks:
         return Text("no tasks")
     table = Table(box=None, pad_edge=False, expand=False)
-    for name, width in (("id", None), ("type", 14), ("status", 9), ("step", 14), ("time", 7)):
-        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=width)
-    table.add_column("subject", no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("id", no_wrap=True, min_width=2)
+    table.add_column("type", no_wrap=True, overflow="ellipsis", max_width=13)
+    table.add_column("status", no_wrap=True, min_width=9)
+    table.add_column("step", no_wrap=True, overflow="ellipsis", max_width=14)
+    table.add_column("time", no_wrap=True, min_width=8)
+    table.add_column("subject", no_wrap=True, overflow="ellipsis", max_width=16)
     table.add_column("outcome", no_wrap=True, overflow="ellipsis", ratio=1)
     for task in listing.tasks:
         span = listing.steps.get(task.id)
         style = STATUS_STYLE[task.status]
         table.add_row(
             str(task.id),
-            task.type.value,
+            SHORT_TYPE.get(task.type.value, task.type.value),
             Text(SHORT_STATUS.get(task.status, task.status.value), style=style),
             span.step if span else "",
             time_cell(task, span, now),
