@@ -27,7 +27,7 @@ from tamma_trio.store.base import TaskStore
 
 T = TypeVar("T")
 
-command = click.Group("tasks", help="Add, list, inspect, cancel and retry tasks.")
+command = click.Group("tasks", help="Add, list, inspect, cancel, retry and prune tasks.")
 
 STATUS_CHOICE = click.Choice([status.value for status in TaskStatus])
 

@@ -22,6 +22,16 @@ from tamma_trio.models import TaskStatus, parse_task_type
 STATUS_CHOICE = click.Choice([status.value for status in TaskStatus])
 
 
+def tasks_group() -> click.Group:
+    """The `tasks` group with every subcommand: those that change tasks live in tasks.py."""
+    from tamma_trio.cli.housekeeping import prune
+    from tamma_trio.cli.tasks import command
+
+    for subcommand in (list_, show, logs, prune):
+        command.add_command(subcommand)
+    return command
+
+
 @click.command("list")
 @click.option("--status", type=STATUS_CHOICE, default=None)
 @click.option("--type", "task_type", default=None, help="Only tasks of this type.")
