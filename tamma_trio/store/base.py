@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
+from tamma_trio.delivery import Delivery, DeliveryRecord
 from tamma_trio.models import (
     NewTask,
     QueueStats,
@@ -82,6 +83,16 @@ class TaskStore(Protocol):
     async def add_many(self, news: Sequence[NewTask]) -> list[tuple[Task, bool]]:
         """Like ``add`` for many tasks in one transaction (bulk intake, benchmarks)."""
 
+    async def add_delivery(
+        self, record: DeliveryRecord, news: Sequence[NewTask]
+    ) -> tuple[Delivery, list[tuple[Task, bool]]]:
+        """Log a webhook delivery and store its tasks in one transaction.
+
+        A known (forge, delivery_id) adds nothing and returns the stored delivery with no
+        tasks: the caller answers a redelivery from it. The stored delivery's task_ids are the
+        record's followed by the ids of ``news`` as stored (created or found by key).
+        """
+
     # --- reads ----------------------------------------------------------------------------
     async def get(self, task_id: int) -> Task:
         """The task, or TaskNotFoundError."""
@@ -104,6 +115,18 @@ class TaskStore(Protocol):
         (ASCII) substring of the payload's or the result's JSON or of the error, searched among
         the newest TEXT_SEARCH_WINDOW tasks that pass the other filters.
         """
+
+    async def tasks_of_subject(self, subject: str, limit: int = 20) -> list[Task]:
+        """The newest ``limit`` tasks of one subject (``owner/name#number``), newest first."""
+
+    async def get_delivery(self, forge: str, delivery_id: str) -> Delivery | None:
+        """The logged delivery with this id from this forge, if any."""
+
+    async def list_deliveries(self, *, limit: int = 50, offset: int = 0) -> list[Delivery]:
+        """Logged deliveries, newest first."""
+
+    async def prune_deliveries(self, before: float) -> int:
+        """Forget deliveries received before wall time ``before``; return how many."""
 
     async def events(self, task_id: int) -> list[TaskEvent]:
         """The task's audit trail, oldest first (TaskNotFoundError for an unknown id)."""

@@ -132,6 +132,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
            BEGIN UPDATE task_counts SET n = n - 1
                  WHERE status = OLD.status AND priority = OLD.priority; END""",
     ),
+    (
+        # The webhook deliveries log; (forge, delivery_id) is the dedupe key of redeliveries.
+        """CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            forge TEXT NOT NULL,
+            delivery_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            action TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            body_sha256 TEXT NOT NULL,
+            task_ids TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            UNIQUE (forge, delivery_id)
+        ) STRICT""",
+        "CREATE INDEX deliveries_received ON deliveries (received_at)",
+        # Commands act on every task of one issue or pull request (cancel, retry, approve).
+        "CREATE INDEX tasks_subject ON tasks (subject, id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
