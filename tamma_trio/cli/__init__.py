@@ -28,7 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "config": ("tamma_trio.cli.config_cmd", "command", "Inspect the configuration."),
     "db": ("tamma_trio.cli.housekeeping", "db", "The SQLite task store's file."),
     "forge": ("tamma_trio.cli.forge", "forge", "Set up the local forge (offline mode)."),
-    "issues": ("tamma_trio.cli.forge", "issues", "Issues of the local forge."),
+    "deliveries": ("tamma_trio.cli.deliveries", "command", "The webhook deliveries log."),
+    "issues": ("tamma_trio.cli", "issues_group", "Issues of the local forge."),
     "prs": ("tamma_trio.cli.forge", "prs", "Pull requests of the local forge."),
     "serve": ("tamma_trio.cli.serve", "command", SERVE_HELP),
     "tasks": ("tamma_trio.cli.tasks_view", "tasks_group", TASKS_HELP),
@@ -46,7 +47,7 @@ class LazyGroup(click.Group):
             return None
         module, attribute, _ = COMMANDS[cmd_name]
         found = getattr(importlib.import_module(module), attribute)
-        command = found() if attribute == "tasks_group" else found
+        command = found if isinstance(found, click.Command) else found()  # or a factory
         assert isinstance(command, click.Command)
         return command
 
@@ -60,6 +61,16 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="tamma-trio")
 def cli() -> None:
     """tamma-trio: turn development events into autonomous workflows."""
+
+
+def issues_group() -> click.Group:
+    """The local forge's `issues` group with `issues comment` (which lives beside the webhook
+    deliveries it creates)."""
+    from tamma_trio.cli.deliveries import comment
+    from tamma_trio.cli.forge import issues
+
+    issues.add_command(comment)
+    return issues
 
 
 def main(argv: Sequence[str] | None = None) -> int:
