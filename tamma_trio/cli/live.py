@@ -73,7 +73,10 @@ def task_directory(config: Config, task: Task) -> Path | None:
 
     options = parse_options(config.engine.options()).resolved(Path.cwd())
     number = task.payload.get("issue", {}).get("number")
-    return options.repo_root / "tasks" / str(number) if isinstance(number, int) else None
+    repository = task.payload.get("repository")
+    if not isinstance(number, int) or not isinstance(repository, str):
+        return None
+    return options.repo_root(repository) / "tasks" / str(number)
 
 
 def approvals(details: Sequence[dict[str, object]]) -> list[str]:
