@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tamma_trio.delivery import DeliveryOutcome, DeliveryRecord
 from tamma_trio.models import NewTask, Task
 from tamma_trio.store.memory import MemoryStore
 from tamma_trio.web.app import create_app
@@ -111,6 +112,7 @@ async def test_every_page_renders_escaped_with_a_strict_policy(ui: Any) -> None:
         assert "default-src 'none'" in policy and "script-src 'self'" in policy
         assert "unsafe-inline" not in policy
         assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Referrer-Policy"] == "same-origin"  # Chromium's forms keep their Origin
         assert headers["Content-Type"].startswith("text/html")
         assert not re.search(r"<script>[^<]", html), f"inline script on {path}"
         assert not re.search(r"https?://(?!forge\.example)", html), f"outside asset on {path}"
@@ -216,3 +218,46 @@ async def test_static_files_are_the_packaged_ones_only(ui: Any) -> None:
     for name in ("nope.js", "..%2Fapp.py", "__init__.py"):
         status, _, _ = await get(client, f"/ui/static/{name}")
         assert status == 404, name
+
+
+async def test_the_deliveries_page_shows_each_outcome_escaped_and_pages(
+    autojump_clock: Any,
+) -> None:
+    store = await memory_store()
+    queued = DeliveryRecord(
+        forge="github",
+        delivery_id="d-1",
+        event="issues",
+        action="assigned",
+        repository="acme/widgets",
+        sender="alice",
+        outcome=DeliveryOutcome.QUEUED,
+    )
+    await store.add_delivery(queued, [issue(1)])
+    refused = queued.model_copy(
+        update={
+            "delivery_id": "d-2",
+            "sender": IMG,
+            "outcome": DeliveryOutcome.REFUSED,
+            "reason": f"start refused: {SCRIPT} may not command the bot",
+        }
+    )
+    await store.add_delivery(refused, [])
+    for n in range(3, 53):
+        ping = queued.model_copy(
+            update={"delivery_id": f"d-{n}", "outcome": DeliveryOutcome.IGNORED, "reason": "ping"}
+        )
+        await store.add_delivery(ping, [])
+    client = create_app(make_deps(store)[0]).test_client()
+
+    status, html, _ = await get(client, "/ui/deliveries")
+    assert status == 200
+    assert_inert(html)
+    assert html.count('<tr class="outcome-') == 50 and 'rel="next"' in html
+    status, older, _ = await get(client, "/ui/deliveries?offset=50")
+    assert_inert(older)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; may not command the bot" in older
+    assert '<span class="delivery delivery-refused">refused</span>' in older
+    assert '<a href="/ui/tasks/1">#1</a>' in older  # the task the first delivery queued
+    bad, _, _ = await get(client, "/ui/deliveries?offset=-1")
+    assert bad == 400

@@ -188,3 +188,43 @@ async def test_a_bearer_header_reads_but_cannot_post(autojump_clock: Any) -> Non
     page = await client.get(f"/ui/tasks/{task_id}", headers=bearer, scope_base=LOOPBACK)
     assert page.status_code == 200
     assert "/cancel" not in await page.get_data(as_text=True)
+
+
+async def escalated_task(store: Any, task_id: int) -> None:
+    [task] = await store.claim(1)
+    assert task.id == task_id
+    result = {"action": "escalated_for_approval", "stage": "plan", "reasons": ["risk high"]}
+    await store.complete(task.id, task.lease_token or "", result)
+
+
+async def test_approve_queues_the_issue_again_with_the_plan_approved(autojump_clock: Any) -> None:
+    client, store, wakes, task_id = await dashboard(TOKEN)
+    await escalated_task(store, task_id)
+    await log_in(client)
+    csrf = await csrf_of(client, task_id)
+    response = await post(client, f"/ui/tasks/{task_id}/approve", {"csrf": csrf})
+    assert response.status_code == 303
+    new_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    approved = await store.get(new_id)
+    assert approved.payload["approval"] == {"by": "operator", "of_task": task_id}
+    assert approved.status is TaskStatus.QUEUED and wakes.count == 1
+    assert [(e.kind, e.actor) for e in await store.events(new_id)] == [("enqueued", "ui")]
+    again = await post(client, f"/ui/tasks/{task_id}/approve", {"csrf": csrf})
+    assert again.headers["Location"] == f"/ui/tasks/{new_id}"  # one approval, one task
+    assert len(await store.list_tasks()) == 2
+
+
+async def test_approve_refuses_a_task_not_waiting_for_approval(autojump_clock: Any) -> None:
+    client, store, _, task_id = await dashboard(TOKEN)
+    await log_in(client)
+    csrf = await csrf_of(client, task_id)
+    page = await (await client.get(f"/ui/tasks/{task_id}", scope_base=LOOPBACK)).get_data(
+        as_text=True
+    )
+    assert "/approve" not in page  # the button shows only on escalated tasks
+    response = await post(client, f"/ui/tasks/{task_id}/approve", {"csrf": csrf})
+    assert response.status_code == 400
+    assert "is not waiting for approval" in await response.get_data(as_text=True)
+    forged = await post(client, f"/ui/tasks/{task_id}/approve", {"csrf": "0" * 64})
+    assert forged.status_code == 403
+    assert len(await store.list_tasks()) == 1

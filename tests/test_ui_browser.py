@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cdp import chromium_path, headless_page
+from tests.cdp import Page, chromium_path, headless_page
 from tests.test_lifecycle import Daemon, add_task, daemons, pr, wait_until, write_config
 
 __all__ = ["daemons"]  # the fixture that kills every daemon a test started
@@ -119,3 +119,51 @@ def _running_step(http: httpx.Client, task_id: int) -> str | None:
 
 def _status(http: httpx.Client, task_id: int) -> str:
     return str(http.get(f"/api/tasks/{task_id}").json()["status"])
+
+
+BROWSER_TOKEN = "browser-test-token-0123456789"
+
+
+def test_login_then_cancel_through_the_forms_in_a_real_browser(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], daemons: list[Daemon]
+) -> None:
+    """With a token: the login form sets a cookie the browser keeps and scripts cannot read,
+    and the task page's cancel form (with its CSRF token) works from a real browser."""
+    if chromium_path() is None:
+        pytest.fail("chromium is not installed; .ci/run installs Debian's chromium package")
+    gate = tmp_path / "implement_code.gate"
+    os.mkfifo(gate)
+    config = write_config(tmp_path, {"gates": {"implement_code": str(gate)}})
+    with config.open("a") as extra:
+        extra.write(f"[service.api]\ntoken = {json.dumps(BROWSER_TOKEN)}\n")
+    daemon = Daemon(config).start()
+    daemons.append(daemon)
+    url = daemon.wait_listening()
+    task_id = add_task(capsys, config, "issue_assigned", ISSUE)
+    bearer = {"Authorization": f"Bearer {BROWSER_TOKEN}"}
+    with httpx.Client(base_url=url, timeout=10, headers=bearer) as http:
+        wait_until(lambda: _running_step(http, task_id) == "implement_code", "implement_code")
+        with headless_page(tmp_path / "profile") as page:
+            _log_in(page, url)
+            page.navigate(f"{url}/ui/tasks/{task_id}")
+            page.evaluate("document.querySelector('form[action$=\"/cancel\"] button').click()")
+            page.wait_event("Page.loadEventFired")
+            assert page.evaluate("location.pathname") == f"/ui/tasks/{task_id}"
+            status = page.evaluate("document.querySelector('h1 .status').textContent")
+            assert status == "cancelled"
+        task = http.get(f"/api/tasks/{task_id}").json()
+    assert task["status"] == "cancelled"
+    assert [(e["kind"], e["actor"]) for e in task["events"]][-1] == ("cancelled", "ui")
+
+
+def _log_in(page: Page, url: str) -> None:
+    page.navigate(f"{url}/ui/")
+    assert page.evaluate("location.pathname + location.search") == "/ui/login?next=/ui/"
+    page.evaluate(
+        f"document.querySelector('input[name=token]').value = {json.dumps(BROWSER_TOKEN)};"
+        "document.querySelector('form.login').submit()"
+    )
+    page.wait_event("Page.loadEventFired")
+    assert page.evaluate("location.pathname") == "/ui/", page.evaluate("document.body.innerText")
+    assert page.evaluate("document.cookie") == ""  # HttpOnly: no script can read the session
+    assert page.evaluate("document.querySelector('td.step').textContent") == "implement_code"

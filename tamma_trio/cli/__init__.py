@@ -25,6 +25,7 @@ TASKS_HELP = "Add, list, inspect, cancel, retry and prune tasks."
 # name -> (module, attribute, one line of help for the command list); a test keeps the lines
 # equal to each command's own help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "aws": ("tamma_trio.cli.aws", "command", "Set up the Amazon SQS and DynamoDB backend."),
     "config": ("tamma_trio.cli.config_cmd", "command", "Inspect the configuration."),
     "db": ("tamma_trio.cli.housekeeping", "db", "The SQLite task store's file."),
     "forge": ("tamma_trio.cli.forge", "forge", "Set up the local forge (offline mode)."),

@@ -14,7 +14,7 @@ from tamma_trio.delivery import Delivery, DeliveryRecord
 from tamma_trio.models import NewTask, Task
 from tamma_trio.store.base import TaskStore
 
-Source = Literal["api", "cli", "webhook", "forge"]
+Source = Literal["api", "cli", "webhook", "forge", "ui"]
 
 
 def _no_poller() -> None:

@@ -14,7 +14,7 @@ from importlib import resources
 from quart import Blueprint, Quart, Response
 from quart.typing import ResponseReturnValue
 
-from tamma_trio.errors import StoreError, TaskNotFoundError, TransitionError
+from tamma_trio.errors import StoreError, TaskNotFoundError, TransitionError, ValidationError
 from tamma_trio.web.deps import WebDeps
 from tamma_trio.web.errors import ApiError
 from tamma_trio.web.ui.actions import register_actions
@@ -73,6 +73,9 @@ def _register_error_pages(blueprint: Blueprint, deps: WebDeps) -> None:
     async def refused(exc: ApiError) -> ResponseReturnValue:
         return await error_page(exc.status, exc.detail)
 
+    async def invalid(exc: ValidationError) -> ResponseReturnValue:
+        return await error_page(400, str(exc))
+
     async def store_down(exc: StoreError) -> ResponseReturnValue:
         log.warning("store unavailable for a dashboard page: %s", exc)
         return await error_page(503, "the task store did not answer; try again shortly")
@@ -80,4 +83,5 @@ def _register_error_pages(blueprint: Blueprint, deps: WebDeps) -> None:
     blueprint.register_error_handler(TaskNotFoundError, not_found)
     blueprint.register_error_handler(TransitionError, conflict)
     blueprint.register_error_handler(ApiError, refused)
+    blueprint.register_error_handler(ValidationError, invalid)
     blueprint.register_error_handler(StoreError, store_down)

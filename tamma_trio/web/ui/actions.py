@@ -1,4 +1,4 @@
-"""The dashboard's POSTs: log in, log out, cancel and retry a task.
+"""The dashboard's POSTs: log in, log out, cancel, retry and approve a task.
 
 Every POST passes three checks before it touches anything: the browser's Origin (when sent) is
 this site, the viewer holds a session, and the form's CSRF token belongs to that session. With no
@@ -13,6 +13,7 @@ from quart import Blueprint, redirect, request, url_for
 from quart.typing import ResponseReturnValue
 from werkzeug.sansio.response import Response as SansioResponse
 
+from tamma_trio.intake.build import approval_of
 from tamma_trio.models import Task
 from tamma_trio.web.auth import token_matches
 from tamma_trio.web.deps import WebDeps
@@ -28,6 +29,8 @@ from tamma_trio.web.ui.session import (
 )
 
 ACTOR = "ui"
+# Whoever holds the token; the dashboard has no user names (the CLI's default is the same).
+APPROVER = "operator"
 _TASK = "/tasks/<int(min=1, max=9223372036854775807):task_id>"
 
 
@@ -73,6 +76,16 @@ def register_actions(blueprint: Blueprint, deps: WebDeps) -> None:
             return task
 
         return await act(task_id, retried)
+
+    @blueprint.route(_TASK + "/approve", methods=["POST"])
+    async def approve(task_id: int) -> ResponseReturnValue:
+        """Run the escalated issue again with its plan approved, as `tasks approve` does; the
+        same key, so approving twice (here or in the CLI) queues one task."""
+        await checked_form()
+        escalated = await store.get(task_id)
+        new = approval_of(escalated, APPROVER, key=f"approve:{task_id}", actor=ACTOR)
+        task, _created = await deps.intake.submit_one(new, source="ui")
+        return redirect(url_for("ui.task", task_id=task.id), 303)
 
     @blueprint.route("/login", methods=["POST"])
     async def login() -> ResponseReturnValue:

@@ -1,4 +1,5 @@
-"""The dashboard's pages: overview (and its live part), tasks, one task, and the login form.
+"""The dashboard's pages: overview (and its live part), tasks, one task, the deliveries log and
+the login form.
 
 Each page first asks session.current_viewer who is looking; without a token every page is
 readable and read-only, with one a visitor without a session is sent to the login form.
@@ -12,13 +13,14 @@ from quart import Blueprint, redirect, request, url_for
 from quart.typing import ResponseReturnValue
 
 from tamma_trio.models import TaskStatus, TaskType
-from tamma_trio.web.api import list_filters
+from tamma_trio.web.api import list_filters, query_page
 from tamma_trio.web.deps import WebDeps
 from tamma_trio.web.ui import views
 from tamma_trio.web.ui.render import page
 from tamma_trio.web.ui.session import Viewer, csrf_token, current_viewer, safe_next
 
 TASKS_PAGE = 50
+DELIVERIES_PAGE = 50
 # Query parameters the tasks page keeps from one page to the next (the API's own names).
 _KEPT_FILTERS = ("status", "type", "repository", "text")
 
@@ -88,6 +90,18 @@ def register_pages(blueprint: Blueprint, deps: WebDeps) -> None:
         who = viewer()
         data = await views.task_page(store, task_id, wall())
         return await page("ui/task.html", **context(who, view=data, page="tasks"))
+
+    @blueprint.route("/deliveries")
+    async def deliveries() -> ResponseReturnValue:
+        who = viewer()
+        limit, offset = query_page({**request.args, "limit": str(DELIVERIES_PAGE + 1)})
+        rows = await store.list_deliveries(limit=limit, offset=offset)
+        older = None
+        if len(rows) > DELIVERIES_PAGE:
+            rows = rows[:DELIVERIES_PAGE]
+            older = url_for("ui.deliveries", offset=offset + DELIVERIES_PAGE)
+        values = {"deliveries": rows, "older": older, "offset": offset, "page": "deliveries"}
+        return await page("ui/deliveries.html", **context(who, **values))
 
     @blueprint.route("/login")
     async def login_form() -> ResponseReturnValue:

@@ -12,6 +12,7 @@ from typing import Any, TypeGuard
 
 import trio
 
+from tamma_trio.intake.build import ESCALATED_FOR_APPROVAL
 from tamma_trio.models import QueueStats, Task, TaskEvent, TaskStatus
 from tamma_trio.store.base import TaskStore
 from tamma_trio.timeline import StepSpan, current_step, last_attempt, step_timeline
@@ -19,7 +20,6 @@ from tamma_trio.web.ui.charts import BarChart, throughput_chart
 
 RUNNING_SHOWN = 20
 RECENT_SHOWN = 8
-ESCALATED_ACTION = "escalated_for_approval"
 LOG_TAIL_BYTES = 4096
 
 
@@ -57,7 +57,7 @@ async def overview(store: TaskStore, now: float) -> Overview:
     running = await store.list_tasks(status=TaskStatus.IN_PROGRESS, limit=RUNNING_SHOWN)
     failures = await store.list_tasks(status=TaskStatus.FAILED, limit=RECENT_SHOWN)
     escalations = await store.list_tasks(
-        status=TaskStatus.COMPLETED, text=ESCALATED_ACTION, limit=RECENT_SHOWN
+        status=TaskStatus.COMPLETED, text=ESCALATED_FOR_APPROVAL, limit=RECENT_SHOWN
     )
     by_priority = await store.queued_by_priority()
     return Overview(
@@ -65,13 +65,17 @@ async def overview(store: TaskStore, now: float) -> Overview:
         by_priority=[(p.name.lower(), by_priority[p]) for p in sorted(by_priority, reverse=True)],
         running=[await _running(store, task, now) for task in running],
         failures=failures,
-        escalations=[t for t in escalations if (t.result or {}).get("action") == ESCALATED_ACTION],
+        escalations=[t for t in escalations if _action(t) == ESCALATED_FOR_APPROVAL],
         charts=[
             await _chart(store, "Last hour", now, 300, 12),
             await _chart(store, "Last day", now, 3600, 24),
         ],
         now=dt.datetime.fromtimestamp(now, dt.UTC),
     )
+
+
+def _action(task: Task) -> object:
+    return (task.result or {}).get("action")
 
 
 async def _running(store: TaskStore, task: Task, now: float) -> RunningTask:
