@@ -29,6 +29,7 @@ from tamma_trio.start_guard import (
 from tamma_trio.status import ServiceState
 from tamma_trio.store import open_store
 from tamma_trio.store.base import TaskStore
+from tamma_trio.systemd import Notifier, report
 
 # The lines serve has always written under the service logger keep that name (log filters).
 log = logging.getLogger("tamma_trio.service")
@@ -44,6 +45,7 @@ async def serve(
     *,
     announce: Callable[[str], None],
     early: StartupSignals | None = None,
+    notifier: Notifier | None = None,
 ) -> int:
     """Run the daemon until SIGTERM, SIGINT or SIGHUP: 0 after a clean drain (or a signal
     before it started), 1 after a second signal.
@@ -86,7 +88,7 @@ async def serve(
             log.warning("killed %d process(es) left by runs of a daemon that died", len(swept))
         try:
             await store.open()
-            return await _serve_until_signalled(service, signals, listening)
+            return await _serve_until_signalled(service, signals, listening, notifier)
         except BaseException:
             if not started:
                 await _close(store)
@@ -102,7 +104,10 @@ async def _close(store: TaskStore) -> None:
 
 
 async def _serve_until_signalled(
-    service: Service, signals: AsyncIterator[int], announce: Callable[[str], None]
+    service: Service,
+    signals: AsyncIterator[int],
+    announce: Callable[[str], None],
+    notifier: Notifier | None = None,
 ) -> int:
     hard_stop = False
     async with trio.open_nursery() as nursery:
@@ -128,6 +133,8 @@ async def _serve_until_signalled(
         # /health's tail latency under load (30 ms pauses, measured with bench/throughput.py).
         gc.freeze()
         announce(listening_line(urls))  # the caller logs it, in its start-up block
+        if notifier is not None:
+            nursery.start_soon(report, notifier, service.status, service.state)
         await service.state.wait_value(ServiceState.STOPPED)
         nursery.cancel_scope.cancel()
     log.info(

@@ -22,6 +22,7 @@ from tamma_trio import step_log
 from tamma_trio.commands import Command, is_bot, parse_command
 from tamma_trio.config import ServiceConfig
 from tamma_trio.engine.base import (
+    IN_PROGRESS_LABEL,
     Analysis,
     Branch,
     Changes,
@@ -142,6 +143,18 @@ class Handlers:
         reason = f"task {task.id} ({task.type.value}) failed after {task.attempts} attempt(s)"
         details = {"task_id": task.id, "code": failure.code, "error": failure.message}
         await self.engine.escalate(target_of(task), f"{reason}: {failure.message}", details)
+
+    async def cancelled(self, task: Task) -> None:
+        """An operator cancelled the running task: the issue loses its in-progress label and
+        gets a comment saying who, so nobody waits for a pull request that will not come."""
+        if task.type not in ISSUE_TYPES:
+            return
+        actors = [e.actor for e in await self.store.events(task.id) if e.kind == "cancelled"]
+        who = actors[-1] if actors else "an operator"
+        target = target_of(task)
+        with trio.fail_after(FINISH_TIMEOUT):
+            await self.engine.remove_label(target, IN_PROGRESS_LABEL)
+            await self.engine.comment(target, cancelled_comment(task, who))
 
     async def finish(self, task: Task, outcome: Outcome | None) -> None:
         """Let the engine drop the task's workspace once the task has ended for good.
@@ -309,6 +322,13 @@ class Handlers:
             if exc.retryable:
                 raise
             log.info("%s#%d was merged elsewhere: %s", repository, number, exc)
+
+
+def cancelled_comment(task: Task, who: str) -> str:
+    return (
+        f"Stopped: task {task.id} ({task.type.value}) was cancelled by {who} while it ran. "
+        "Nothing more happens on this issue until the work is started again."
+    )
 
 
 def target_of(task: Task) -> Target:

@@ -19,8 +19,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from tamma_trio.models import TaskStatus, TaskType
+from tamma_trio.process_metrics import register_process_metrics
 from tamma_trio.status import ServiceState, ServiceStatus
 
+SOURCES = ("api", "cli", "webhook", "forge")
 OUTCOMES = ("completed", "retried", "failed", "interrupted", "lease_lost", "cancelled")
 
 # Tasks range from a no-op (milliseconds) to an agent implementing an issue (tens of minutes).
@@ -36,11 +38,6 @@ class SnapshotCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._queue_gauges()
-        yield GaugeMetricFamily(
-            "tamma_active_tasks",
-            "Tasks running in this daemon now.",
-            value=self._status.active_tasks,
-        )
         running = GaugeMetricFamily(
             "tamma_running_tasks", "Tasks running in this daemon, by type.", labels=["type"]
         )
@@ -140,6 +137,14 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        self._intake = Counter(
+            "tamma_intake_tasks",
+            "Tasks stored through this daemon's doors, by source (the CLI writes the store "
+            "itself: its tasks are not counted here).",
+            ["source"],
+            registry=self.registry,
+        )
+        register_process_metrics(self.registry)
         # labels() takes a lock and builds a key on every call; the worker calls these per task,
         # so each labelled child is looked up once and kept.
         self._children: dict[tuple[object, ...], Any] = {}
@@ -154,6 +159,8 @@ class Metrics:
             self._child(self._durations, task_type.value)
             for outcome in OUTCOMES:
                 self._child(self._outcomes, task_type.value, outcome)
+        for source in SOURCES:
+            self._child(self._intake, source)
 
     def _child(self, family: Counter | Histogram, *labels: str) -> Any:
         key = (family, *labels)
@@ -176,6 +183,10 @@ class Metrics:
         self._running_by_type[task_type] = max(running - 1, 0)
         self._finished += 1
         self._seconds_total += max(seconds, 0.0)
+
+    def tasks_received(self, source: str, created: int) -> None:
+        """Count ``created`` new tasks stored through the door ``source``."""
+        self._child(self._intake, source).inc(created)
 
     def escalated(self, task_type: str) -> None:
         self._child(self._escalations, task_type).inc()

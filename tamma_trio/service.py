@@ -92,7 +92,7 @@ class Service:
             on_claim=self.status.record_claim,
         )
         self.retry_timer = RetryTimer(store, wall, self.poller.wake)
-        self.intake = Intake(store, self.poller.wake)
+        self.intake = Intake(store, self.poller.wake, self.metrics.tasks_received)
         context = EngineContext(
             bot_name=svc.bot_name,
             database_path=database_path,

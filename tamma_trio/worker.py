@@ -53,6 +53,9 @@ class TaskHandlers(Protocol):
     async def finish(self, task: Task, outcome: Outcome | None) -> None:
         """Free the task's engine resources; bounds its own engine call."""
 
+    async def cancelled(self, task: Task) -> None:
+        """Tell the forge an operator cancelled the running task."""
+
 
 @dataclass
 class Running:
@@ -298,6 +301,16 @@ class Worker:
         except Exception as exc:
             tlog.warning("engine cleanup failed: %s", classify(exc).message)
 
+    async def _tell_cancelled(
+        self, task: Task, tlog: logging.LoggerAdapter[logging.Logger]
+    ) -> None:
+        """Let the forge know the work stopped and who stopped it (errors only logged)."""
+        with trio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+            try:
+                await self.handlers.cancelled(task)
+            except Exception as exc:
+                tlog.warning("could not tell the forge of the cancel: %s", classify(exc).message)
+
     async def _stopped(self, entry: Running, tlog: logging.LoggerAdapter[logging.Logger]) -> str:
         if entry.stop_reason == SHUTDOWN:
             await self._release(entry, "interrupted by shutdown", tlog)
@@ -330,6 +343,7 @@ class Worker:
                 tlog.warning("could not read the task after losing its lease: %s", exc)
         if current is not None and current.status is TaskStatus.CANCELLED:
             tlog.info("cancelled by an operator; the attempt's result is dropped")
+            await self._tell_cancelled(current, tlog)
             await self._finish(task, None, tlog)
             return "cancelled"
         tlog.warning("lease lost to a newer attempt; this attempt's result is dropped")

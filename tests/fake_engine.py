@@ -109,6 +109,8 @@ class FakeEngine:
         self.active = 0
         self.peak = 0
         self.escalations: list[tuple[Target, str, dict[str, Any]]] = []
+        self.comments: list[tuple[str, str]] = []  # (subject, body)
+        self.removed_labels: list[tuple[str, str]] = []  # (subject, label)
         self.initialized = False
         self.closed = False
         self.required_triggers: list[bool] = []
@@ -261,14 +263,21 @@ class FakeEngine:
             return MergeResult(merged=False, message="head moved")
         return MergeResult(merged=True, sha="3" * 40, message="merged")
 
+    def _note(self, step: str, subject: str) -> None:
+        """Record a forge call that never fails or waits (comments and labels)."""
+        self.calls.append((step, subject))
+        self.times.append(trio.current_time())
+
     async def comment(self, target: Target, body: str) -> None:
-        self.calls.append(("comment", _subject(target)))
+        self._note("comment", _subject(target))
+        self.comments.append((_subject(target), body))
 
     async def add_labels(self, target: Target, labels: tuple[str, ...]) -> None:
-        self.calls.append(("add_labels", _subject(target)))
+        self._note("add_labels", _subject(target))
 
     async def remove_label(self, target: Target, label: str) -> None:
-        self.calls.append(("remove_label", _subject(target)))
+        self._note("remove_label", _subject(target))
+        self.removed_labels.append((_subject(target), label))
 
     async def escalate(self, target: Target, reason: str, details: Mapping[str, Any]) -> None:
         await self._step("escalate", _subject(target))

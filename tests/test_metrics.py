@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
-from tamma_trio.models import QueueStats, TaskStatus
+from tamma_trio.models import NewTask, QueueStats, TaskStatus
 from tamma_trio.status import ServiceState, ServiceStatus
+from tamma_trio.store.memory import MemoryStore
+from tamma_trio.version import tamma_version
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -66,7 +71,6 @@ def test_snapshot_gauges_are_read_at_scrape_time() -> None:
     assert got[("tamma_tasks", (("status", "failed"),))] == 0
     assert got[("tamma_queue_depth", ())] == 5
     assert got[("tamma_oldest_queued_task_age_seconds", ())] == 12.5
-    assert got[("tamma_active_tasks", ())] == 1
     assert got[("tamma_running_tasks", (("type", "pr_comment"),))] == 1
     assert got[("tamma_ready", ())] == 1
     assert got[("tamma_service_state", (("state", "running"),))] == 1
@@ -85,3 +89,29 @@ def test_each_instance_has_its_own_registry() -> None:
 def test_unknown_outcome_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown outcome"):
         Metrics(ServiceStatus(started_at=0.0)).task_finished("pr_comment", "exploded", 1.0)
+
+
+def test_process_metrics_and_build_info() -> None:
+    got = samples(Metrics(ServiceStatus(started_at=0.0)))
+    assert got[("process_resident_memory_bytes", ())] > 1_000_000
+    assert got[("process_open_fds", ())] >= 3
+    assert got[("process_cpu_seconds_total", ())] > 0
+    [(labels, value)] = [(k[1], v) for k, v in got.items() if k[0] == "tamma_build_info"]
+    assert dict(labels) == {"version": tamma_version(), "python": platform.python_version()}
+    assert value == 1
+
+
+async def test_intake_counts_new_tasks_by_source_and_not_duplicates() -> None:
+    metrics = Metrics(ServiceStatus(started_at=0.0))
+    store = MemoryStore()
+    await store.open()
+    intake = Intake(store, counted=metrics.tasks_received)
+    payload = {"repository": "acme/widgets", "pull_request": {"number": 1}}
+    news = [NewTask.build("pr_review_requested", payload, key=key) for key in ("a", "b")]
+    await intake.submit(news, source="api")
+    await intake.submit(news[:1], source="api")  # known key: nothing new
+    await intake.submit_one(NewTask.build("pr_review_requested", payload), source="forge")
+    got = samples(metrics)
+    assert got[("tamma_intake_tasks_total", (("source", "api"),))] == 2
+    assert got[("tamma_intake_tasks_total", (("source", "forge"),))] == 1
+    assert got[("tamma_intake_tasks_total", (("source", "webhook"),))] == 0

@@ -188,6 +188,13 @@ async def test_cancelling_a_running_task_stops_it_at_the_next_lease_renewal(
         assert not daemon.worker.running
     assert (await store.get(task.id)).status is TaskStatus.CANCELLED
     assert "completed" not in await event_kinds(store, task.id)
+    # the forge hears of it: the in-progress label goes, a comment says who cancelled
+    assert engine.removed_labels == [("acme/widgets#7", "tamma:in-progress")]
+    [(subject, body)] = engine.comments
+    assert (
+        subject == "acme/widgets#7"
+        and f"task {task.id} (issue_assigned) was cancelled by test" in body
+    )
     outcome = daemon.metrics.registry.get_sample_value(
         "tamma_task_outcomes_total", {"type": "issue_assigned", "outcome": "cancelled"}
     )

@@ -77,8 +77,13 @@ def command(config_path: Path | None, log_format: str | None) -> int:
 
 async def _serve(config: Config, announce: Announcer, early: StartupSignals) -> int:
     from tamma_trio.daemon import serve
+    from tamma_trio.systemd import Notifier
 
-    return await serve(config, announce=announce, early=early)
+    notifier = Notifier.from_environment(os.environ, os.getpid())
+    try:
+        return await serve(config, announce=announce, early=early, notifier=notifier)
+    finally:
+        notifier.close()
 
 
 def sole_cause(exc: BaseException) -> BaseException:

@@ -10,17 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from tamma_trio.config import Config, env_overrides, resolve_config_path
-
-
-def tamma_version() -> str:
-    try:
-        return version("tamma-trio")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
+from tamma_trio.version import tamma_version
 
 
 def startup_block(

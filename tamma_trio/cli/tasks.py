@@ -29,7 +29,7 @@ from tamma_trio.store.base import TaskStore
 
 T = TypeVar("T")
 
-command = click.Group("tasks", help="Add, list, inspect, cancel and retry tasks.")
+command = click.Group("tasks", help="Add, list, inspect, cancel, retry and prune tasks.")
 
 STATUS_CHOICE = click.Choice([status.value for status in TaskStatus])
 
@@ -126,48 +126,6 @@ def add(
         config, lambda store: Intake(store).submit_one(new, source="cli"), create=True
     )
     click.echo(task.id)
-    return 0
-
-
-@command.command("list")
-@click.option("--status", type=STATUS_CHOICE, default=None)
-@click.option("--type", "task_type", default=None, help="Only tasks of this type.")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
-@with_config
-def list_(
-    status: str | None, task_type: str | None, limit: int, as_json: bool, config: Config
-) -> int:
-    """List tasks, newest first."""
-    wanted_type = parse_task_type(task_type) if task_type else None
-    wanted_status = TaskStatus(status) if status else None
-    tasks = run_with_store(
-        config,
-        lambda store: store.list_tasks(status=wanted_status, type=wanted_type, limit=limit),
-    )
-    if as_json:
-        click.echo(json.dumps([task.public() for task in tasks], indent=2))
-    else:
-        render.print_task_table(tasks)
-    return 0
-
-
-@command.command("show")
-@click.argument("task_id", type=ROW_ID)
-@click.option("--json", "as_json", is_flag=True)
-@with_config
-def show(task_id: int, as_json: bool, config: Config) -> int:
-    """Show one task and its event history."""
-
-    async def fetch(store: TaskStore) -> tuple[Any, Any]:
-        return await store.get(task_id), await store.events(task_id)
-
-    task, events = run_with_store(config, fetch)
-    if as_json:
-        document = {**task.public(), "events": [event.model_dump(mode="json") for event in events]}
-        click.echo(json.dumps(document, indent=2))
-    else:
-        render.print_task(task, events)
     return 0
 
 

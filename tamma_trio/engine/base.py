@@ -19,6 +19,11 @@ Level = Literal["low", "medium", "high", "critical"]
 LEVELS: tuple[Level, ...] = ("low", "medium", "high", "critical")
 
 
+# The label an engine puts on an issue while it works on it (the handlers take it off when an
+# operator cancels the work).
+IN_PROGRESS_LABEL = "tamma:in-progress"
+
+
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -18,6 +18,7 @@ from tamma_trio.engine import analysis as analysis_rules
 from tamma_trio.engine import prompts
 from tamma_trio.engine.agent import AgentRequest, AgentRunner, Mode, extract_json_object
 from tamma_trio.engine.base import (
+    IN_PROGRESS_LABEL,
     AgentRun,
     Analysis,
     Branch,
@@ -40,7 +41,7 @@ from tamma_trio.engine.workspaces import Workspaces
 from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.log import REDACTOR
 
-IN_PROGRESS = "tamma:in-progress"
+IN_PROGRESS = IN_PROGRESS_LABEL
 NEEDS_HUMAN = "needs-human-review"
 AUTOMATED = "tamma-automated"
 ISSUE_OF_BRANCH = re.compile(r"^tamma/(\d+)-")

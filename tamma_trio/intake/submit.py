@@ -21,10 +21,20 @@ def _no_poller() -> None:
     """The CLI has no poller to wake: a running daemon sees its tasks within poll_interval."""
 
 
+def _not_counted(source: Source, created: int) -> None:
+    """The CLI keeps no counters: it exits right after storing."""
+
+
 class Intake:
-    def __init__(self, store: TaskStore, wake: Callable[[], None] = _no_poller) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        wake: Callable[[], None] = _no_poller,
+        counted: Callable[[Source, int], None] = _not_counted,
+    ) -> None:
         self.store = store
         self.wake = wake
+        self.counted = counted  # (source, tasks created): the daemon's intake counter
 
     async def submit(self, news: Sequence[NewTask], *, source: Source) -> list[tuple[Task, bool]]:
         """Store ``news`` in one transaction; (task, created) for each, in order.
@@ -37,7 +47,9 @@ class Intake:
             added = [await self.store.add(news[0])]
         else:
             added = await self.store.add_many(news)
-        if any(created for _task, created in added):
+        created = sum(1 for _task, was_created in added if was_created)
+        if created:
+            self.counted(source, created)
             self.wake()
         return added
 

@@ -42,4 +42,4 @@ class WebDeps:
     @cached_property
     def intake(self) -> Intake:
         """Where every task the HTTP side accepts goes: stored, then the poller is woken."""
-        return Intake(self.store, self.wake)
+        return Intake(self.store, self.wake, self.metrics.tasks_received)
