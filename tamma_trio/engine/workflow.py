@@ -9,6 +9,7 @@ call the next step after a restart; these rules cover a crash in the middle of a
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,12 +34,15 @@ from tamma_trio.engine.base import (
 )
 from tamma_trio.engine.forge.base import Forge
 from tamma_trio.engine.git import minimal_env
+from tamma_trio.engine.limits import RunGuard, enforcement
 from tamma_trio.engine.process import run_in_group
 from tamma_trio.engine.workflow_options import TestsOptions, parse_options
 from tamma_trio.engine.workflow_ports import build_ports
 from tamma_trio.engine.workspace import Workspace
 from tamma_trio.errors import EngineError
 from tamma_trio.log import REDACTOR
+
+log = logging.getLogger(__name__)
 
 IN_PROGRESS = "tamma:in-progress"
 NEEDS_HUMAN = "needs-human-review"
@@ -61,6 +65,7 @@ class WorkflowEngine:
         self.workspace = workspace
         self.agent = agent
         self.tests = tests
+        self.tests_guard = RunGuard(tests.limits(), "the tests")
         self.bot = bot_name
         self.repository = workspace.repository
         self.structured = structured
@@ -69,6 +74,12 @@ class WorkflowEngine:
         """Open the forge and clone or fetch origin now, so a bad setup stops the daemon early."""
         await self.forge.open()
         await self.workspace.prepare()
+        log.info(
+            "resource limits: agent %s; tests %s; enforced by %s",
+            self.agent.guard.limits.describe() if self.agent.guard else "none",
+            self.tests_guard.limits.describe(),
+            enforcement(),
+        )
 
     async def aclose(self) -> None:
         await self.forge.aclose()
@@ -213,7 +224,15 @@ class WorkflowEngine:
             timeout=self.tests.timeout,
             log_path=self.workspace.task_dir(number) / "tests.log",
             log_max_bytes=self.tests.log_max_bytes,
+            guard=self.tests_guard,
         )
+        if outcome.limit_exceeded:
+            raise EngineError(
+                self.tests_guard.message(outcome.limit_exceeded),
+                code="limit_exceeded",
+                retryable=False,
+                context={"output_tail": outcome.tail[-1500:]},
+            )
         note = f"\n[timed out after {self.tests.timeout:g} s]" if outcome.timed_out else ""
         return TestResult(
             passed=outcome.exit_code == 0 and not outcome.timed_out,

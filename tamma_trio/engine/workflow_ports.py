@@ -14,6 +14,7 @@ from tamma_trio.engine.forge.base import Forge
 from tamma_trio.engine.forge.local import LocalForge
 from tamma_trio.engine.forge.local_git import CiSettings
 from tamma_trio.engine.git import Git
+from tamma_trio.engine.limits import RunGuard
 from tamma_trio.engine.workflow_options import WorkflowOptions
 from tamma_trio.engine.workspace import Workspace
 from tamma_trio.engine.worktree import Identity
@@ -40,6 +41,7 @@ def build_ports(settings: WorkflowOptions, context: EngineContext) -> Ports:
             settings.tests.timeout,
             root / "ci",
             settings.tests.log_max_bytes,
+            RunGuard(settings.tests.limits(), "the tests"),
         ),
         bot_name=context.bot_name,
         bot_email=settings.bot_email,
@@ -60,5 +62,6 @@ def build_ports(settings: WorkflowOptions, context: EngineContext) -> Ports:
         log_max_bytes=settings.agent.log_max_bytes,
         kill_grace=settings.agent.kill_grace,
         env_names=settings.agent.env,
+        guard=RunGuard(settings.agent.limits(), "the agent"),
     )
     return Ports(forge=forge, workspace=workspace, agent=agent)
