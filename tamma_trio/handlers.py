@@ -1,10 +1,11 @@
 """Task types onto engine steps: the story's four flows, each ending in one of its result actions.
 
-Step records are stored with the task (``store.save_progress``) right after each step that
-changes the world or costs an agent run, so a task interrupted after any step resumes with the
-next one instead of repeating it. Pure reads (``monitor_pr``) are never stored: a resumed task
-must look at the pull request again, not at an old answer. A comment that is not a command ends
-as ``ignored`` without touching the engine or writing anything but the result.
+Each step the engine runs starts with a ``step`` event (timeline.py reads the trail into a
+step timeline). Step records are stored with the task (``store.save_progress``) right after each
+step that changes the world or costs an agent run, so a task interrupted after any step resumes
+with the next one instead of repeating it. Pure reads (``monitor_pr``) are never stored: a
+resumed task must look at the pull request again, not at an old answer. A comment that is not a
+command ends as ``ignored`` without touching the engine or writing anything but the result.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tamma_trio.errors import EngineError
 from tamma_trio.models import Outcome, Task, TaskType
 from tamma_trio.policy import Failure, Verdict, diff_verdict, plan_verdict
 from tamma_trio.store.base import TaskStore
+from tamma_trio.timeline import STEP_EVENT, step_detail
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class TaskRun:
                 log.warning(
                     "stored %s record of task %s is unreadable; redoing", name, self.task.id
                 )
+        await self.record(STEP_EVENT, step_detail(name, self.task.attempts))
         record = await call()
         self.progress[name] = record.model_dump(mode="json")
         await self.store.save_progress(self.task.id, self.token, dict(self.progress))

@@ -305,6 +305,16 @@ class QueueStats(BaseModel):
         }
 
 
+class ThroughputBucket(BaseModel):
+    """Tasks that ended in one time bucket, by how they ended (the dashboard's charts)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: dt.datetime
+    completed: int = 0
+    failed: int = 0
+
+
 class Outcome(BaseModel):
     """What a handler returns: the story's result ``action`` plus details stored on the task."""
 

@@ -105,6 +105,13 @@ async def test_list_filters_and_pages(api: Any) -> None:
     assert [t["id"] for t in page["tasks"]] == [t["id"] for t in all_tasks["tasks"][1:3]]
     none = await client.get("/api/tasks", query_string={"status": "failed"})
     assert (await none.get_json())["tasks"] == []
+    newest = all_tasks["tasks"][0]["id"]
+    older = await client.get("/api/tasks", query_string={"before": newest, "text": "issue"})
+    assert [t["id"] for t in (await older.get_json())["tasks"]] == [
+        t["id"] for t in all_tasks["tasks"][1:]
+    ]
+    other_repo = await client.get("/api/tasks", query_string={"repository": "o/other"})
+    assert (await other_repo.get_json())["tasks"] == []
 
 
 async def test_cancel_then_retry(api: Any) -> None:
@@ -309,6 +316,12 @@ async def test_cancel_with_a_non_json_body_changes_nothing(api: Any) -> None:
         ({"offset": "-1"}, "offset"),
         ({"offset": "9" * 5000}, "offset"),
         ({"page": "2"}, "page"),
+        ({"repository": "no-slash"}, "repository"),
+        ({"repository": "../x"}, "repository"),
+        ({"text": ""}, "text"),
+        ({"text": "x" * 201}, "text"),
+        ({"before": "0"}, "before"),
+        ({"before": "soon"}, "before"),
     ],
 )
 async def test_bad_list_filters_are_400(api: Any, query: dict[str, str], field: str) -> None:

@@ -21,7 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from tamma_trio.models import NewTask, QueueStats, Task, TaskEvent, TaskStatus, TaskType
+from tamma_trio.models import (
+    NewTask,
+    QueueStats,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    TaskType,
+    ThroughputBucket,
+)
 
 WallClock = Callable[[], float]
 
@@ -30,6 +38,10 @@ DEFAULT_LEASE_SECONDS = 60.0
 # A task that keeps dying with the daemon (OOM, segfault in a tool) is parked as failed after
 # this many crash interruptions instead of taking the daemon down forever.
 DEFAULT_QUARANTINE_AFTER = 3
+
+# A text search looks at this many of the newest tasks that pass the other filters, and no
+# further: a substring match cannot use an index, so an unbounded search would read every task.
+TEXT_SEARCH_WINDOW = 10_000
 
 
 class TaskStore(Protocol):
@@ -69,16 +81,29 @@ class TaskStore(Protocol):
         *,
         status: TaskStatus | None = None,
         type: TaskType | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+        before: int | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Task]:
-        """Tasks newest first, filtered by status and type."""
+        """Tasks newest first, filtered by status, type and repository (``owner/name``).
+
+        ``before`` keeps ids below it (keyset paging: the next page starts after the last id
+        shown, at the cost of one index seek however deep it is). ``text`` is a case-insensitive
+        (ASCII) substring of the payload's JSON or the error, searched among the newest
+        TEXT_SEARCH_WINDOW tasks that pass the other filters.
+        """
 
     async def events(self, task_id: int) -> list[TaskEvent]:
         """The task's audit trail, oldest first (TaskNotFoundError for an unknown id)."""
 
     async def stats(self) -> QueueStats:
         """Counts by status, queue depth (queued tasks) and the oldest queued task's age."""
+
+    async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
+        """Completed and failed tasks by finished_at, in buckets of ``bucket_seconds`` from
+        wall time ``since``; only buckets with a task, oldest first."""
 
     async def next_due(self) -> float | None:
         """Wall time of the earliest not_before among queued tasks, or None when none is queued."""

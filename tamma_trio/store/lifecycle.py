@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import string
 import uuid
 from typing import Any, NamedTuple
 
@@ -85,6 +86,23 @@ def lease_expiry(now: float, lease_seconds: float) -> float:
 def check_page(limit: int, offset: int) -> None:
     if limit < 0 or offset < 0:
         raise ValueError(f"limit and offset must be >= 0, got limit={limit} offset={offset}")
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def repository_of(subject: str) -> str:
+    """``owner/name`` of a subject ``owner/name#number``."""
+    return subject.partition("#")[0]
+
+
+def contains_text(haystack: str, needle: str) -> bool:
+    """Case-insensitive for ASCII letters only, as SQLite's LIKE is, so backends agree."""
+    return needle.translate(_ASCII_LOWER) in haystack.translate(_ASCII_LOWER)
+
+
+def bucket_index(finished: float, since: float, bucket_seconds: int) -> int:
+    return int((finished - since) // bucket_seconds)
 
 
 def check_operator_retry(status: TaskStatus) -> None:

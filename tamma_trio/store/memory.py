@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pydantic_core
 import trio
 
 from tamma_trio.errors import StoreError, TaskNotFoundError
@@ -24,10 +25,16 @@ from tamma_trio.models import (
     TaskEvent,
     TaskStatus,
     TaskType,
+    ThroughputBucket,
     check_transition,
 )
 from tamma_trio.store import lifecycle
-from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
+from tamma_trio.store.base import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_QUARANTINE_AFTER,
+    TEXT_SEARCH_WINDOW,
+    WallClock,
+)
 from tamma_trio.store.lifecycle import EventSpec
 
 
@@ -93,6 +100,9 @@ class MemoryStore:
         *,
         status: TaskStatus | None = None,
         type: TaskType | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+        before: int | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Task]:
@@ -102,9 +112,31 @@ class MemoryStore:
         matching = [
             t
             for t in newest_first
-            if (status is None or t.status == status) and (type is None or t.type == type)
+            if (status is None or t.status == status)
+            and (type is None or t.type == type)
+            and (repository is None or lifecycle.repository_of(t.subject) == repository)
+            and (before is None or t.id < before)
         ]
+        if text is not None:
+            window = matching[:TEXT_SEARCH_WINDOW]
+            matching = [t for t in window if _contains(t, text)]
         return [_copy(t) for t in matching[offset : offset + limit]]
+
+    async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
+        await self._enter()
+        counts: dict[int, dict[str, int]] = {}
+        for task in self._state.tasks.values():
+            finished = task.finished_at
+            if finished is None or finished.timestamp() < since:
+                continue
+            if task.status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
+                index = lifecycle.bucket_index(finished.timestamp(), since, bucket_seconds)
+                bucket = counts.setdefault(index, {})
+                bucket[task.status.value] = bucket.get(task.status.value, 0) + 1
+        return [
+            ThroughputBucket(start=lifecycle.utc(since + index * bucket_seconds), **counts[index])
+            for index in sorted(counts)
+        ]
 
     async def events(self, task_id: int) -> list[TaskEvent]:
         await self._enter()
@@ -354,3 +386,9 @@ _NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_ex
 def _copy(task: Task) -> Task:
     """A deep copy, so a caller editing a payload dict never edits the store."""
     return task.model_copy(deep=True)
+
+
+def _contains(task: Task, text: str) -> bool:
+    """The payload as the SQLite store keeps it (compact JSON), or the error."""
+    payload = pydantic_core.to_json(task.payload).decode()
+    return lifecycle.contains_text(payload, text) or lifecycle.contains_text(task.error or "", text)

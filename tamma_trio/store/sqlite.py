@@ -28,8 +28,16 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from tamma_trio.errors import StoreError, StoreLockedError
-from tamma_trio.models import NewTask, QueueStats, Task, TaskEvent, TaskStatus, TaskType
-from tamma_trio.store import lifecycle, sqlite_ops
+from tamma_trio.models import (
+    NewTask,
+    QueueStats,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    TaskType,
+    ThroughputBucket,
+)
+from tamma_trio.store import lifecycle, sqlite_ops, sqlite_queries
 from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
 from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.sqlite_rows import (
@@ -137,12 +145,27 @@ class SqliteStore:
         *,
         status: TaskStatus | None = None,
         type: TaskType | None = None,
+        repository: str | None = None,
+        text: str | None = None,
+        before: int | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Task]:
         lifecycle.check_page(limit, offset)
-        rows = await self._read(sqlite_ops.list_tasks, status, type, limit, offset)
+        rows = await self._read(
+            sqlite_queries.list_tasks, status, type, repository, text, before, limit, offset
+        )
         return [task_from_row(row) for row in rows]
+
+    async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
+        rows = await self._read(sqlite_queries.throughput, since, bucket_seconds)
+        counts: dict[int, dict[str, int]] = {}
+        for index, status, count in rows:
+            counts.setdefault(index, {})[status] = count
+        return [
+            ThroughputBucket(start=lifecycle.utc(since + index * bucket_seconds), **counts[index])
+            for index in sorted(counts)
+        ]
 
     async def events(self, task_id: int) -> list[TaskEvent]:
         return [event_from_row(row) for row in await self._read(sqlite_ops.list_events, task_id)]

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from tamma_trio.errors import TaskNotFoundError
-from tamma_trio.models import TaskStatus, TaskType, check_transition
+from tamma_trio.models import TaskStatus, check_transition
 from tamma_trio.store import lifecycle
 from tamma_trio.store.sqlite_rows import (
     EVENT_COLUMNS,
@@ -105,25 +105,6 @@ def get_task(conn: sqlite3.Connection, task_id: int) -> Row:
     if row is None:
         raise TaskNotFoundError(task_id)
     return row
-
-
-def list_tasks(
-    conn: sqlite3.Connection,
-    status: TaskStatus | None,
-    task_type: TaskType | None,
-    limit: int,
-    offset: int,
-) -> list[Row]:
-    clauses, params = [], []
-    if status is not None:
-        clauses.append("status = ?")
-        params.append(TaskStatus(status).value)
-    if task_type is not None:
-        clauses.append("type = ?")
-        params.append(TaskType(task_type).value)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY id DESC LIMIT ? OFFSET ?"
-    return conn.execute(sql, (*params, limit, offset)).fetchall()
 
 
 def list_events(conn: sqlite3.Connection, task_id: int) -> list[Row]:

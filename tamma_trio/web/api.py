@@ -20,6 +20,7 @@ from tamma_trio.models import (
     TaskPriority,
     TaskStatus,
     TaskType,
+    check_repository,
     parse_task_type,
     validate_payload,
 )
@@ -39,7 +40,8 @@ MAX_PAGE = 500
 MAX_BATCH = 500
 DEFAULT_PAGE = 50
 _NEW_TASK_FIELDS = ("type", "priority", "payload", "max_retries", "key")
-_LIST_FILTERS = ("status", "type", "limit", "offset")
+_LIST_FILTERS = ("status", "type", "repository", "text", "before", "limit", "offset")
+MAX_TEXT = 200
 # NewTask.build names the field first in these messages: "priority must be 0-3, got 7".
 _BUILD_FIELDS = ("priority", "max_retries", "key")
 
@@ -121,6 +123,25 @@ def _query_int(args: Mapping[str, str], name: str, default: int, low: int, high:
     return value
 
 
+def _query_repository(args: Mapping[str, str]) -> str | None:
+    raw = args.get("repository")
+    if raw is None:
+        return None
+    try:
+        return check_repository(raw)
+    except ValueError as exc:
+        raise _invalid("repository", f"repository {exc}") from None
+
+
+def _query_text(args: Mapping[str, str]) -> str | None:
+    raw = args.get("text")
+    if raw is None:
+        return None
+    if not 1 <= len(raw) <= MAX_TEXT:
+        raise _invalid("text", f"text must be 1 to {MAX_TEXT} characters")
+    return raw
+
+
 def list_filters(args: Mapping[str, str]) -> dict[str, Any]:
     """Query string -> keyword arguments of TaskStore.list_tasks."""
     unknown = set(args) - set(_LIST_FILTERS)
@@ -138,9 +159,13 @@ def list_filters(args: Mapping[str, str]) -> dict[str, Any]:
             task_type = parse_task_type(args["type"])
         except ValidationError as exc:
             raise _invalid("type", str(exc)) from None
+    before = args.get("before")
     return {
         "status": status,
         "type": task_type,
+        "repository": _query_repository(args),
+        "text": _query_text(args),
+        "before": None if before is None else _query_int(args, "before", 0, 1, 2**63 - 1),
         "limit": _query_int(args, "limit", DEFAULT_PAGE, 1, MAX_PAGE),
         "offset": _query_int(args, "offset", 0, 0, 2**62),
     }

@@ -1,0 +1,79 @@
+"""The SQLite store's list and chart queries, built from the caller's filters.
+
+Each filter maps onto an index (sqlite_schema.py): status onto ``tasks_by_status``, the
+repository onto ``tasks_repository``, ``before`` onto the primary key, so the default pages of
+the dashboard and the API read one page of rows, not the table. A text search reads at most
+TEXT_SEARCH_WINDOW rows: LIKE with a leading wildcard cannot use an index.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from tamma_trio.models import TaskStatus, TaskType
+from tamma_trio.store.base import TEXT_SEARCH_WINDOW
+from tamma_trio.store.sqlite_rows import TASK_COLUMNS, Row
+from tamma_trio.store.sqlite_schema import REPOSITORY_EXPRESSION
+
+_THROUGHPUT = """SELECT CAST((finished_at - ?1) / ?2 AS INTEGER) AS bucket, status, count(*)
+    FROM tasks INDEXED BY tasks_finished
+    WHERE finished_at IS NOT NULL AND finished_at >= ?1 AND status IN ('completed', 'failed')
+    GROUP BY bucket, status ORDER BY bucket"""
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` with LIKE's own wildcards escaped, so '50%' means a literal percent sign."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _where(
+    status: TaskStatus | None,
+    task_type: TaskType | None,
+    repository: str | None,
+    before: int | None,
+) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(TaskStatus(status).value)
+    if task_type is not None:
+        clauses.append("type = ?")
+        params.append(TaskType(task_type).value)
+    if repository is not None:
+        clauses.append(f"{REPOSITORY_EXPRESSION} = ?")
+        params.append(repository)
+    if before is not None:
+        clauses.append("id < ?")
+        params.append(before)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+def list_tasks(
+    conn: sqlite3.Connection,
+    status: TaskStatus | None,
+    task_type: TaskType | None,
+    repository: str | None,
+    text: str | None,
+    before: int | None,
+    limit: int,
+    offset: int,
+) -> list[Row]:
+    where, params = _where(status, task_type, repository, before)
+    if text is None:
+        sql = f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY id DESC LIMIT ? OFFSET ?"
+        return conn.execute(sql, (*params, limit, offset)).fetchall()
+    window = f"SELECT * FROM tasks {where} ORDER BY id DESC LIMIT {TEXT_SEARCH_WINDOW}"
+    sql = f"""SELECT {TASK_COLUMNS} FROM ({window})
+        WHERE payload LIKE ? ESCAPE '\\' OR error LIKE ? ESCAPE '\\'
+        ORDER BY id DESC LIMIT ? OFFSET ?"""
+    pattern = like_pattern(text)
+    return conn.execute(sql, (*params, pattern, pattern, limit, offset)).fetchall()
+
+
+def throughput(
+    conn: sqlite3.Connection, since: float, bucket_seconds: int
+) -> list[tuple[int, str, int]]:
+    """(bucket index, status, count) rows, read from the covering index tasks_finished."""
+    return conn.execute(_THROUGHPUT, (since, bucket_seconds)).fetchall()
