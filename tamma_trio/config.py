@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio.errors import ConfigError
+from tamma_trio.notify_config import NotifyTarget
 
 ENV_PREFIX = "TAMMA_"
 CONFIG_ENV = "TAMMA_CONFIG"
@@ -146,6 +147,7 @@ class Config(Section):
     service: ServiceConfig = ServiceConfig()
     engine: EngineConfig = EngineConfig()
     log: LogConfig = LogConfig()
+    notify: tuple[NotifyTarget, ...] = ()
 
 
 def resolve_config_path(path: Path | None, env: Mapping[str, str]) -> Path | None:

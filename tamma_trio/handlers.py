@@ -34,7 +34,7 @@ from tamma_trio.engine.base import (
     TestResult,
 )
 from tamma_trio.errors import EngineError
-from tamma_trio.models import Outcome, Task, TaskType
+from tamma_trio.models import ESCALATED_FOR_APPROVAL, Outcome, Task, TaskType
 from tamma_trio.policy import Failure, Verdict, diff_verdict, plan_verdict
 from tamma_trio.store.base import TaskStore
 from tamma_trio.timeline import STEP_EVENT, step_detail
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 R = TypeVar("R", bound=Record)
 
 AUTO_APPROVED = "auto_approved"
-ESCALATED_FOR_APPROVAL = "escalated_for_approval"
 MERGED = "merged"
 MONITORING = "monitoring"
 IGNORED = "ignored"

@@ -32,8 +32,11 @@ from tamma_trio.engine.loader import load_engine
 from tamma_trio.handlers import Handlers
 from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, Task, TaskStatus
+from tamma_trio.notify.publisher import Publisher
+from tamma_trio.notify.sender import Sender
 from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
+from tamma_trio.service_events import EventFeed, EventKind
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store import open_store
 from tamma_trio.store.base import TaskStore, WallClock
@@ -92,6 +95,11 @@ class Service:
         )
         self.engine = build_engine(context)
         self.handlers = Handlers(self.engine, store, svc)
+        self.event_feed = EventFeed()
+        self.sender = Sender(
+            store, config.notify, wall=wall, rng=rng, poll_interval=svc.poll_interval
+        )
+        self.publisher = Publisher(store, config.notify, self.event_feed, self.sender.wake)
         self.worker = Worker(
             store,
             self.handlers,
@@ -102,6 +110,7 @@ class Service:
             rng=rng,
             on_done=self.poller.wake,
             on_retry_scheduled=self.retry_timer.schedule,
+            events=self.publisher,
         )
         self.lease_keeper = LeaseKeeper(store, self.worker, svc.lease_duration)
         self.urls: dict[str, str] = {}
@@ -138,13 +147,17 @@ class Service:
         self.status.engine = type(self.engine).__name__
         try:
             for task in quarantined:
-                await self.worker.escalate_failed(task, _crash_loop(task))
+                failure = _crash_loop(task)
+                await self.publisher.emit(EventKind.TASK_QUARANTINED, task, failure.message)
+                await self.worker.escalate_failed(task, failure)
             async with trio.open_nursery() as root:
                 self.urls = await self._start_http(root)
                 async with trio.open_nursery() as background:
                     await background.start(self._snapshots)
                     await background.start(self.lease_keeper.run)
+                    await background.start(self.sender.run)
                     await self._work(task_status)
+                    await self.publisher.emit(EventKind.SERVICE_STOPPED, reason="shutdown")
                     background.cancel_scope.cancel()
                 self._http_stop.set()
         finally:
@@ -163,6 +176,9 @@ class Service:
                     if not self._stopping:
                         self._set_state(ServiceState.RUNNING)
                     log.info("started: %d worker slot(s)", self.limiter.total_tokens)
+                    await self.publisher.emit(
+                        EventKind.SERVICE_STARTED, reason=f"boot {self.store.boot_id}"
+                    )
                     task_status.started(self.urls)
                     reported = True
                     await trio.sleep_forever()  # until request_shutdown cancels _claiming
@@ -240,7 +256,13 @@ class Service:
         from tamma_trio.web import WebDeps, create_app, serve_app
 
         deps = WebDeps(
-            self.store, self.status, self.metrics, self.poller.wake, svc, trio.current_time
+            self.store,
+            self.status,
+            self.metrics,
+            self.poller.wake,
+            svc,
+            trio.current_time,
+            events=self.event_feed,
         )
         host = svc.health_check.host
         shared = health and metrics and svc.health_check.port == svc.metrics.port

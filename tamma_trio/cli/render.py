@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tamma_trio.models import QueueStats, Task, TaskEvent, TaskPriority, TaskStatus
+from tamma_trio.service_events import Delivery, DeliveryStatus
 
 STATUS_STYLE = {
     TaskStatus.QUEUED: "cyan",
@@ -97,3 +98,21 @@ def print_stats(stats: QueueStats) -> None:
     age = stats.oldest_queued_age
     out.print(f"queue depth: {stats.queue_depth}")
     out.print(f"oldest queued: {'-' if age is None else f'{age:.1f} s'}")
+
+
+def print_delivery_table(deliveries: Sequence[Delivery], targets: dict[str, str]) -> None:
+    """Webhook deliveries; ``targets`` maps stored target names to printable URLs."""
+    table = Table("id", "event", "type", "target", "status", "attempts", "next attempt", "error")
+    for item in deliveries:
+        table.add_row(
+            str(item.id),
+            str(item.event.id),
+            item.event.kind.value,
+            targets.get(item.target, f"{item.target} (not configured)"),
+            item.status.value,
+            str(item.attempts),
+            when(item.next_attempt_at) if item.status is DeliveryStatus.PENDING else "-",
+            item.last_error or "",
+        )
+    out = console()
+    out.print(table if deliveries else "no deliveries")

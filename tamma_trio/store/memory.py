@@ -36,6 +36,7 @@ from tamma_trio.store.base import (
     WallClock,
 )
 from tamma_trio.store.lifecycle import EventSpec
+from tamma_trio.store.memory_events import MemoryOutbox, MemoryOutboxMethods
 
 
 @dataclass
@@ -47,9 +48,10 @@ class MemoryState:
     keys: dict[str, int] = field(default_factory=dict)
     last_task_id: int = 0
     last_event_id: int = 0
+    outbox: MemoryOutbox = field(default_factory=MemoryOutbox)
 
 
-class MemoryStore:
+class MemoryStore(MemoryOutboxMethods):
     """TaskStore over plain dicts (see the module docstring)."""
 
     def __init__(
@@ -288,6 +290,10 @@ class MemoryStore:
         return _copy(self._change(task, changes, lifecycle.retried(task.status, actor), now))
 
     # --- internals ------------------------------------------------------------------------
+    @property
+    def _outbox(self) -> MemoryOutbox:
+        return self._state.outbox
+
     async def _enter(self) -> None:
         await trio.lowlevel.checkpoint()
         if not self._open:

@@ -37,7 +37,8 @@ from tamma_trio.models import (
     TaskType,
     ThroughputBucket,
 )
-from tamma_trio.store import lifecycle, sqlite_ops, sqlite_queries
+from tamma_trio.service_events import Delivery, DeliveryStatus, NewServiceEvent, ServiceEvent
+from tamma_trio.store import lifecycle, sqlite_events, sqlite_ops, sqlite_queries
 from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
 from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.sqlite_rows import (
@@ -232,6 +233,36 @@ class SqliteStore:
     async def retry(self, task_id: int, actor: str = "cli") -> Task:
         now = self._clock()
         return task_from_row(await self._write(sqlite_ops.retry, task_id, actor, now))
+
+    # --- service events and their webhook outbox ------------------------------------------
+    async def publish(self, event: NewServiceEvent, targets: Sequence[str] = ()) -> ServiceEvent:
+        now = self._clock()
+        row = (
+            *(now, event.kind.value, event.task_id, event.task_type, event.repository),
+            *(event.subject, event.reason, dumps(event.detail)),
+        )
+        event_id = await self._write(sqlite_events.publish, row, list(targets), now)
+        return ServiceEvent(id=event_id, at=lifecycle.utc(now), **event.model_dump())
+
+    async def service_events(self, *, after: int = 0, limit: int = 100) -> list[ServiceEvent]:
+        rows = await self._read(sqlite_events.events_after, after, limit)
+        return [sqlite_events.event_from_row(row) for row in rows]
+
+    async def deliveries(
+        self, *, status: DeliveryStatus | None = None, limit: int = 100
+    ) -> list[Delivery]:
+        rows = await self._read(sqlite_events.select_deliveries, status, limit)
+        return [sqlite_events.delivery_from_row(row) for row in rows]
+
+    async def record_delivery(
+        self, delivery_id: int, *, error: str | None, next_attempt: float | None = None
+    ) -> None:
+        now = self._clock()
+        await self._write(sqlite_events.record_delivery, delivery_id, error, next_attempt, now)
+
+    async def redeliver(self, delivery_ids: Sequence[int] | None = None) -> int:
+        ids = None if delivery_ids is None else list(delivery_ids)
+        return await self._write(sqlite_events.redeliver, ids, self._clock())
 
     # --- internals ------------------------------------------------------------------------
     async def _write(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from tamma_trio.config import ServiceConfig
 from tamma_trio.metrics import Metrics
+from tamma_trio.service_events import EventFeed
 from tamma_trio.status import ServiceStatus
 from tamma_trio.store.base import TaskStore
 
@@ -23,3 +24,4 @@ class WebDeps:
     wake: Callable[[], None]  # tells the poller a task was added in-process
     config: ServiceConfig
     now: Callable[[], float]  # trio-based monotonic seconds, the clock of status.started_at
+    events: EventFeed | None = None  # wakes GET /api/events streams; None: they poll the store
