@@ -67,8 +67,12 @@ class SqliteQueueConfig(Section):
 
 
 class RedisQueueConfig(Section):
+    # May carry a password (redis://:secret@host/0): never printed, never logged.
     url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
-    prefix: str = "tamma"
+    # Every key of the store starts with {prefix}: several stores can share one server.
+    prefix: str = Field(default="tamma", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # Refuse to start unless the server runs with appendonly yes.
+    require_aof: bool = False
 
 
 class SqsQueueConfig(Section):

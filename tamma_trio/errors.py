@@ -30,6 +30,14 @@ class ValidationError(TammaError):
     """Input from outside (CLI, API, webhook) does not fit: an unknown type, a bad payload field."""
 
 
+class FieldError(ValidationError):
+    """One named input field is wrong; ``field`` lets the API answer with it, the CLI print it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class StoreError(TammaError):
     """The task store cannot be opened or used (not our database, corrupt, locked by a daemon)."""
 

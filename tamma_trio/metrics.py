@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
@@ -70,6 +70,11 @@ class SnapshotCollector(Collector):
         )
 
     def _service_gauges(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "tamma_leases_reclaimed",
+            "Tasks this daemon took back because their lease expired.",
+            value=self._status.reclaimed,
+        )
         yield GaugeMetricFamily(
             "tamma_ready",
             "1 when the daemon claims work and its store answers.",

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field,
 from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio.errors import TransitionError, ValidationError
+from tamma_trio.strict_json import check_value
 
 
 class TaskType(StrEnum):
@@ -63,18 +64,28 @@ def check_transition(current: TaskStatus, target: TaskStatus) -> None:
 
 
 class _Payload(BaseModel):
-    """Base for payloads: extra fields are kept, the story's camelCase names are accepted."""
+    """Base for payloads: extra fields are kept, the story's camelCase names are accepted.
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    Strict: ``"12"``, ``true`` and ``3.0`` are not the integer 12, 1 or 3. A payload is data
+    from outside; guessing what a sender meant hides its bugs until a handler acts on the guess.
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True, strict=True)
+
+
+# GitHub's GraphQL API numbers issues with a 32-bit Int; anything larger is not an issue, and
+# 2**63 or more would not even fit the store's integer column.
+MAX_NUMBER = 2**31 - 1
+Number = Annotated[int, Field(ge=1, le=MAX_NUMBER)]
 
 
 class IssueRef(_Payload):
-    number: int = Field(ge=1)
+    number: Number
     title: str = ""
 
 
 class PullRequestRef(_Payload):
-    number: int = Field(ge=1)
+    number: Number
 
 
 class CommentRef(_Payload):
@@ -82,14 +93,18 @@ class CommentRef(_Payload):
     author: str = Field(min_length=1)
 
 
-_REPOSITORY_SHAPE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# GitHub's rules: an owner is 1-39 letters, digits or '-'; a name 1-100 letters, digits, '.',
+# '_' or '-', and never "." or ".." (the name ends up in workspace paths).
+_REPOSITORY_SHAPE = re.compile(r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")
 
 
 def check_repository(value: str) -> str:
-    """``owner/name`` as the forges spell it; "." and ".." never pass, since the name ends up in
-    workspace paths."""
-    if not _REPOSITORY_SHAPE.match(value) or {".", ".."} & set(value.split("/")):
-        raise ValueError("must be owner/name (letters, digits, '_', '.', '-')")
+    """``owner/name`` as GitHub allows it; ValueError naming the rule otherwise."""
+    if not _REPOSITORY_SHAPE.fullmatch(value) or value.split("/")[1] in (".", ".."):
+        raise ValueError(
+            "must be owner/name: an owner of 1-39 letters, digits or '-', "
+            "a name of 1-100 letters, digits, '.', '_' or '-' (not '.' or '..')"
+        )
     return value
 
 
@@ -140,6 +155,7 @@ def validate_payload(task_type: TaskType, raw: Any) -> dict[str, Any]:
     """
     if not isinstance(raw, dict):
         raise ValidationError(f"payload for {task_type.value} must be a JSON object")
+    check_value(raw, "payload")
     model = PAYLOAD_MODELS[task_type]
     try:
         parsed = model.model_validate(raw)

@@ -31,6 +31,17 @@ DUE_MARGIN = 0.001
 # While the earliest queued task is already due but not claimable (capacity or its subject is
 # busy), later backoffs are hidden behind it; look again this often.
 STALE_RECHECK = 1.0
+# After a failed claim (the store is unreachable) wait this long, doubling per failure up to
+# the cap; wake-ups do not shorten the wait, since each would only fail again.
+CLAIM_BACKOFF = 0.25
+CLAIM_BACKOFF_CAP = 10.0
+
+
+def claim_backoff(failures: int) -> float:
+    """Seconds to wait after ``failures`` claims in a row have failed (0 after a success)."""
+    if failures <= 0:
+        return 0.0
+    return float(min(CLAIM_BACKOFF * 2 ** (failures - 1), CLAIM_BACKOFF_CAP))
 
 
 class Poller:
@@ -49,6 +60,7 @@ class Poller:
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
         self.generation = AsyncValue(0)
+        self.failures = 0  # claims failed in a row
 
     def wake(self) -> None:
         """Claim now: something was enqueued in-process, a slot freed, or a backoff expired."""
@@ -62,6 +74,9 @@ class Poller:
         while True:
             seen = self.generation.value
             await self.claim_due(start)
+            if self.failures:
+                await trio.sleep(claim_backoff(self.failures))
+                continue
             with trio.move_on_at(trio.current_time() + self.poll_interval):
                 await self.generation.wait_value(partial(operator.ne, seen))
 
@@ -76,14 +91,29 @@ class Poller:
                     tasks = await self.store.claim(len(slots), self.lease_seconds)
             except Exception as exc:
                 self._give_back(slots)
-                log.warning("claiming tasks failed: %s", exc)
+                self._claim_failed(exc)
                 return
+            if self.failures:
+                log.info("claiming works again after %d failed attempt(s)", self.failures)
+                self.failures = 0
             self._give_back(slots[len(tasks) :])
             # No checkpoint from the claim to here: every claimed task reaches a worker.
             for task, slot in zip(tasks, slots, strict=False):
                 start(task, slot)
             if len(tasks) < len(slots):
                 return
+
+    def _claim_failed(self, exc: Exception) -> None:
+        """Count the failure; log the first of a run and then every tenth, not each retry."""
+        self.failures += 1
+        if self.failures == 1 or self.failures % 10 == 0:
+            wait = claim_backoff(self.failures)
+            log.warning(
+                "claiming tasks failed (%d in a row, next try in %.2f s): %s",
+                self.failures,
+                wait,
+                exc,
+            )
 
     async def _take_slots(self) -> list[object]:
         """One capacity token per task to claim: wait for the first, take every free one."""

@@ -30,12 +30,14 @@ from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
 from tamma_trio.engine.loader import load_engine
 from tamma_trio.handlers import Handlers
+from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.notify.publisher import Publisher
 from tamma_trio.notify.sender import Sender
 from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
+from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
 from tamma_trio.service_events import EventFeed, EventKind
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store import open_store
@@ -90,6 +92,7 @@ class Service:
             store, self.limiter, poll_interval=svc.poll_interval, lease_seconds=svc.lease_duration
         )
         self.retry_timer = RetryTimer(store, wall, self.poller.wake)
+        self.intake = Intake(store, self.poller.wake)
         context = EngineContext(
             bot_name=svc.bot_name, database_path=database_path, enqueue=self.enqueue
         )
@@ -113,6 +116,9 @@ class Service:
             events=self.publisher,
         )
         self.lease_keeper = LeaseKeeper(store, self.worker, svc.lease_duration)
+        self.reclaimer = LeaseReclaimer(
+            store, reclaim_interval(svc.lease_duration), self._on_reclaimed
+        )
         self.urls: dict[str, str] = {}
         self._stopping = False
         self._stop_at = math.inf
@@ -123,8 +129,7 @@ class Service:
 
     async def enqueue(self, new: NewTask) -> Task:
         """Add a task and claim it at once (the engine's and the embedders' intake)."""
-        task, _created = await self.store.add(new)
-        self.poller.wake()
+        task, _created = await self.intake.submit_one(new, source="forge")
         return task
 
     def request_shutdown(self) -> None:
@@ -147,14 +152,13 @@ class Service:
         self.status.engine = type(self.engine).__name__
         try:
             for task in quarantined:
-                failure = _crash_loop(task)
-                await self.publisher.emit(EventKind.TASK_QUARANTINED, task, failure.message)
-                await self.worker.escalate_failed(task, failure)
+                await self._quarantined(task)
             async with trio.open_nursery() as root:
                 self.urls = await self._start_http(root)
                 async with trio.open_nursery() as background:
                     await background.start(self._snapshots)
                     await background.start(self.lease_keeper.run)
+                    await background.start(self.reclaimer.run)
                     await background.start(self.sender.run)
                     await self._work(task_status)
                     await self.publisher.emit(EventKind.SERVICE_STOPPED, reason="shutdown")
@@ -205,7 +209,13 @@ class Service:
         self.state.value = state
 
     async def _recover_orphans(self) -> list[Task]:
-        """Requeue what a crashed daemon left in progress; return the quarantined ones."""
+        """Requeue what a crashed daemon left in progress; return the quarantined ones.
+
+        Only on a single-daemon store: on a shared one the other boots are alive, and what a
+        dead one held comes back when its leases expire.
+        """
+        if not self.store.single_daemon:
+            return []
         recovered = await self.store.recover_orphans()
         quarantined = [task for task in recovered if task.status is TaskStatus.FAILED]
         if recovered:
@@ -216,6 +226,23 @@ class Service:
             )
         self.status.failed += len(quarantined)
         return quarantined
+
+    async def _on_reclaimed(self, tasks: list[Task]) -> None:
+        """Stop any attempt of ours still running a reclaimed task, let the poller claim the
+        requeued ones, and escalate the ones quarantined for expiring too often."""
+        for task in tasks:
+            self.worker.lose(task.id)
+        self.poller.wake()
+        self.status.reclaimed += len(tasks)
+        for task in tasks:
+            if task.status is TaskStatus.FAILED:
+                self.status.failed += 1
+                await self._quarantined(task)
+
+    async def _quarantined(self, task: Task) -> None:
+        failure = _crash_loop(task)
+        await self.publisher.emit(EventKind.TASK_QUARANTINED, task, failure.message)
+        await self.worker.escalate_failed(task, failure)
 
     # --- status and HTTP --------------------------------------------------------------------
 
@@ -309,14 +336,16 @@ def _crash_loop(task: Task) -> Failure:
 async def serve(config: Config, *, announce: Callable[[str], None]) -> int:
     """Run the daemon until SIGTERM/SIGINT: 0 after a clean drain, 1 after a second signal.
 
-    Raises StoreLockedError when another daemon holds the SQLite file, before touching it.
+    Raises StoreLockedError when another daemon holds the SQLite file, before touching it
+    (a shared store, Redis, has no such lock: several daemons are its point).
     ``announce`` receives the one stable line with the bound URLs (see ``listening_line``).
     """
     wall = trio_wall_clock()
     # Opened first, so a signal that arrives during start-up is queued, not fatal.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         store = open_store(config.service.queue, clock=wall)
-        store.lock_for_daemon()
+        if store.single_daemon:
+            store.lock_for_daemon()
         try:
             await store.open()
             service = Service(

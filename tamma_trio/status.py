@@ -34,6 +34,7 @@ class ServiceStatus:
     retried: int = 0
     escalated: int = 0
     interrupted: int = 0
+    reclaimed: int = 0  # tasks whose lease expired while this daemon ran
     engine: str = ""
     components: dict[str, str] = field(default_factory=dict)
 

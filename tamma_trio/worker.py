@@ -124,6 +124,13 @@ class Worker:
             entry.stop_reason = reason
             entry.scope.cancel()
 
+    def lose(self, task_id: int) -> None:
+        """The store took ``task_id`` back (its lease expired): stop the attempt running it, so
+        the task never runs twice at once here; its late ending is refused by the token."""
+        for token, entry in list(self.running.items()):
+            if entry.task.id == task_id:
+                self.stop(token, LEASE_LOST)
+
     def interrupt_all(self) -> None:
         """The drain deadline passed: stop every attempt; each is released, not retried."""
         for token in list(self.running):

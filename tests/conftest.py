@@ -1,8 +1,15 @@
-"""Shared fixtures. Task stores: every backend, a hand-driven wall clock, a task builder."""
+"""Shared fixtures. Task stores: every backend, a hand-driven wall clock, a task builder.
+
+Every test also runs hermetically: without the shell's TAMMA_* variables and in an empty
+working directory, so an operator's quickstart (a ./tamma.toml, TAMMA_CONFIG) cannot change
+what a test sees, in this process or in the daemons and CLIs it starts.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +17,23 @@ import pytest
 
 from tamma_trio.models import NewTask
 from tamma_trio.store.base import TaskStore
-from tests.store_helpers import STORE_BACKENDS, FakeWall, StoreFactory, TaskBuilder
+from tests.redis_server import RedisServer, RedisServerMissingError
+from tests.store_helpers import (
+    SHARED_BACKENDS,
+    SINGLE_DAEMON_BACKENDS,
+    STORE_BACKENDS,
+    FakeWall,
+    StoreFactory,
+    TaskBuilder,
+)
+
+
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No TAMMA_* from the shell, and a fresh empty working directory for every test."""
+    for name in [name for name in os.environ if name.startswith("TAMMA_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture
@@ -18,15 +41,66 @@ def wall() -> FakeWall:
     return FakeWall()
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session; each test's stores use their own key prefix.
+
+    Without redis-server the Redis tests skip on a developer machine, but fail under CI
+    (CI=true), so a CI run can never pass with the Redis backend untested.
+    """
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    except RedisServerMissingError as exc:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI must test the Redis store: {exc}")
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+def _factory(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> StoreFactory:
+    factory = StoreFactory(backend=backend, path=tmp_path / "tasks.db")
+    if backend == "redis":
+        factory.redis_url = request.getfixturevalue("redis_server").url
+    return factory
+
+
 @pytest.fixture(params=STORE_BACKENDS)
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    return StoreFactory(backend=request.param, path=tmp_path / "tasks.db")
+    return _factory(request, request.param, tmp_path)
+
+
+@pytest.fixture(params=SHARED_BACKENDS)
+def shared_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """The backends several daemons share."""
+    return _factory(request, request.param, tmp_path)
+
+
+@pytest.fixture(params=SINGLE_DAEMON_BACKENDS)
+def single_daemon_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """The backends one daemon owns at a time, where a task of an older boot is an orphan."""
+    return _factory(request, request.param, tmp_path)
 
 
 @pytest.fixture
 async def store(store_factory: StoreFactory, wall: FakeWall) -> AsyncIterator[TaskStore]:
     """An open store of each backend, on the hand-driven clock ``wall``."""
-    opened = store_factory(clock=wall, boot_id="boot-a")
+    async with _opened(store_factory, wall) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def single_daemon_store(
+    single_daemon_factory: StoreFactory, wall: FakeWall
+) -> AsyncIterator[TaskStore]:
+    """Like ``store``, over the single-daemon backends only."""
+    async with _opened(single_daemon_factory, wall) as opened:
+        yield opened
+
+
+@contextlib.asynccontextmanager
+async def _opened(factory: StoreFactory, wall: FakeWall) -> AsyncIterator[TaskStore]:
+    opened = factory(clock=wall, boot_id="boot-a")
     await opened.open()
     try:
         yield opened

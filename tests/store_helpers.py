@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,13 +12,19 @@ from typing import Any
 from tamma_trio.models import NewTask, Task
 from tamma_trio.store.base import DEFAULT_QUARANTINE_AFTER, TaskStore, WallClock
 from tamma_trio.store.memory import MemoryState, MemoryStore
+from tamma_trio.store.redis_store import RedisStore
 from tamma_trio.store.sqlite import SqliteStore
 
 # 2026-01-01T00:00:00Z: a round start for the hand-driven wall clock.
 START_WALL = 1_767_225_600.0
 
-# One entry per backend of the contract suite; Redis and SQS join as further entries.
-STORE_BACKENDS = ("memory", "sqlite-inline", "sqlite-thread")
+# One entry per backend of the contract suite (SQS joins as a further entry); each is built by
+# StoreFactory below, and the conftest's store_factory fixture supplies what it needs.
+STORE_BACKENDS = ("memory", "sqlite-inline", "sqlite-thread", "redis")
+# Backends several daemons share (``single_daemon`` False): no lock, no orphan recovery.
+SHARED_BACKENDS = ("redis",)
+# The backends one daemon owns at a time: orphan recovery applies.
+SINGLE_DAEMON_BACKENDS = tuple(b for b in STORE_BACKENDS if b not in SHARED_BACKENDS)
 
 TaskBuilder = Callable[..., NewTask]
 
@@ -47,6 +54,8 @@ class StoreFactory:
     backend: str
     path: Path
     memory: MemoryState = field(default_factory=MemoryState)
+    redis_url: str = ""
+    redis_prefix: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex}")
 
     def __call__(
         self,
@@ -62,6 +71,8 @@ class StoreFactory:
         }
         if self.backend == "memory":
             return MemoryStore(state=self.memory, **options)
+        if self.backend == "redis":
+            return RedisStore(self.redis_url, prefix=self.redis_prefix, **options)
         inline = self.backend == "sqlite-inline"
         return SqliteStore(self.path, inline=inline, **options)
 

@@ -339,6 +339,7 @@ async def test_store_failure_is_503_not_500(autojump_clock: Any) -> None:
     added = await post(client, "/api/tasks", PR_REVIEW)
     for response in (listing, added):
         assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
         assert (await response.get_json())["error"] == "store_unavailable"
 
 

@@ -143,3 +143,41 @@ def test_impossible_transitions_are_refused(cli: Cli) -> None:
 def test_memory_queue_is_refused_by_the_cli(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TAMMA_SERVICE__QUEUE__TYPE", "memory")
     assert "memory queue lives inside the daemon" in cli.refuses("tasks", "list")
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ('{"repository": "o/r", "issue": {"number": 1, "title": "\\ud800"}}', "lone surrogate"),
+        ('{"repository": "o/r", "issue": {"number": 1}, "x": ' + "[" * 500 + "]" * 500 + "}",
+         "nested too deeply"),
+        ('{"repository": "o/r", "issue": {"number": NaN}}', "NaN is not valid JSON"),
+        ('{"repository": "o/r", "issue": {"number": 1}, "issue": {"number": 2}}',
+         "duplicate key 'issue'"),
+        ('{"repository": "o/r", "issue": {"number": "12"}}', "valid integer"),
+        ('{"repository": "o/r", "issue": {"number": 9223372036854775808}}', "less than or equal"),
+        ('{"repository": ".../...", "issue": {"number": 1}}', "owner/name"),
+    ],
+)  # fmt: skip
+def test_bad_payloads_are_one_line_exit_2(cli: Cli, payload: str, message: str) -> None:
+    err = cli.refuses("tasks", "add", "issue_assigned", "--payload", payload)
+    assert message in err and err.count("\n") == 1
+    assert cli.json("tasks", "list") == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"repository": "o/r", "issue": {"number": 1, "title": "\xff"}}', "is not UTF-8"),
+        (b'{"repository": "o/r", "issue": {"number": 1, "title": "\\udc00"}}', "lone surrogate"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ],
+)
+def test_bad_payload_files_are_one_line_exit_2(
+    cli: Cli, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "payload.json"
+    path.write_bytes(content)
+    err = cli.refuses("tasks", "add", "issue_assigned", "--payload", f"@{path}")
+    assert message in err and str(path) in err and err.count("\n") == 1
+    assert cli.json("tasks", "list") == []

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tamma_trio.errors import LeaseLostError, TaskNotFoundError, TransitionError
+from tamma_trio.errors import LeaseLostError, StoreError, TaskNotFoundError, TransitionError
 from tamma_trio.models import TaskStatus
 from tamma_trio.store.base import TaskStore
 from tamma_trio.store.lifecycle import lease_lost, quarantine_error
-from tests.store_helpers import at, claim_one, kinds
+from tests.store_helpers import SINGLE_DAEMON_BACKENDS, at, claim_one, kinds
 
 if TYPE_CHECKING:
     from tests.store_helpers import FakeWall, StoreFactory, TaskBuilder
@@ -173,11 +173,15 @@ async def test_progress_is_saved_and_survives_a_release(
 
 
 async def test_orphans_of_an_older_boot_are_requeued_with_the_attempt_refunded(
-    store: TaskStore, store_factory: StoreFactory, make_task: TaskBuilder, wall: FakeWall
+    single_daemon_store: TaskStore,
+    single_daemon_factory: StoreFactory,
+    make_task: TaskBuilder,
+    wall: FakeWall,
 ) -> None:
+    store = single_daemon_store
     orphan, _ = await store.add(make_task(1))
     await claim_one(store)
-    later = store_factory(clock=wall, boot_id="boot-b")
+    later = single_daemon_factory(clock=wall, boot_id="boot-b")
     await later.open()
     try:
         await later.add(make_task(2))
@@ -199,12 +203,16 @@ async def test_orphans_of_an_older_boot_are_requeued_with_the_attempt_refunded(
 
 
 async def test_a_task_that_keeps_crashing_the_daemon_is_quarantined(
-    store: TaskStore, store_factory: StoreFactory, make_task: TaskBuilder, wall: FakeWall
+    single_daemon_store: TaskStore,
+    single_daemon_factory: StoreFactory,
+    make_task: TaskBuilder,
+    wall: FakeWall,
 ) -> None:
+    store = single_daemon_store
     task, _ = await store.add(make_task())
     await claim_one(store)
     for boot in ("boot-b", "boot-c"):
-        restarted = store_factory(clock=wall, boot_id=boot, quarantine_after=2)
+        restarted = single_daemon_factory(clock=wall, boot_id=boot, quarantine_after=2)
         await restarted.open()
         try:
             recovered = await restarted.recover_orphans()
@@ -222,6 +230,32 @@ async def test_a_task_that_keeps_crashing_the_daemon_is_quarantined(
     assert quarantined.finished_at is not None
     assert (await kinds(store, task.id))[-1] == "quarantined"
     assert (await store.retry(task.id)).interruptions == 0  # the operator gives a fresh budget
+
+
+async def test_single_daemon_says_which_rules_apply(
+    store: TaskStore, store_factory: StoreFactory
+) -> None:
+    assert store.single_daemon is (store_factory.backend in SINGLE_DAEMON_BACKENDS)
+
+
+async def test_a_shared_store_refuses_the_single_host_rules(
+    shared_factory: StoreFactory, make_task: TaskBuilder, wall: FakeWall
+) -> None:
+    """Where daemons share the store, another boot's task is running, not orphaned."""
+    first, other = (shared_factory(clock=wall, boot_id=boot) for boot in ("boot-a", "boot-b"))
+    with pytest.raises(StoreError, match="no one-daemon lock"):
+        other.lock_for_daemon()
+    await first.open()
+    await other.open()
+    try:
+        await first.add(make_task())
+        running = await claim_one(first)
+        with pytest.raises(StoreError, match="only an expired lease frees it"):
+            await other.recover_orphans()
+        assert await other.get(running.id) == running
+    finally:
+        await other.aclose()
+        await first.aclose()
 
 
 # --- operator actions -----------------------------------------------------------------------

@@ -29,11 +29,11 @@ from tamma_trio.cli.common import (
 )
 from tamma_trio.cli.tasks import run_with_store
 from tamma_trio.config import Config, resolve_config_path
-from tamma_trio.engine.forge.local import issue_task
 from tamma_trio.engine.forge.local_db import ForgeDb
 from tamma_trio.engine.forge.seed import init_origin
 from tamma_trio.engine.workflow_options import WorkflowOptions, parse_options
 from tamma_trio.errors import ConfigError
+from tamma_trio.intake.local_forge import issue_task
 
 QUICKSTART_CONFIG = """\
 # Written by `tamma-trio forge init`: the offline quickstart (see README).

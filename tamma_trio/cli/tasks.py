@@ -15,10 +15,14 @@ from typing import Any, TypeVar
 import click
 import trio
 
+from tamma_trio import strict_json
 from tamma_trio.cli import render
 from tamma_trio.cli.common import fail_usage, with_config
 from tamma_trio.config import Config
-from tamma_trio.models import NewTask, TaskPriority, TaskStatus, parse_task_type
+from tamma_trio.errors import FieldError
+from tamma_trio.intake import Intake
+from tamma_trio.intake.requests import new_task_from
+from tamma_trio.models import TaskPriority, TaskStatus, parse_task_type
 from tamma_trio.store.base import TaskStore
 
 T = TypeVar("T")
@@ -62,19 +66,18 @@ class PriorityType(click.ParamType[int]):
 
 
 def read_payload(text: str) -> Any:
-    """Parse --payload: inline JSON, or @FILE to read the JSON from a file."""
-    source = "--payload"
-    if text.startswith("@"):
+    """Parse --payload: inline JSON, or @FILE to read the JSON from a file (strict JSON)."""
+    try:
+        if not text.startswith("@"):
+            return strict_json.loads(text, "--payload")
         path = Path(text[1:])
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except OSError as exc:
             fail_usage(f"cannot read payload file {path}: {exc.strerror}")
-        source = str(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        fail_usage(f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+        return strict_json.loads(raw, f"payload file {path}")
+    except strict_json.JsonError as exc:
+        fail_usage(str(exc))
 
 
 @command.command("add")
@@ -96,15 +99,18 @@ def add(
 ) -> int:
     """Add a task and print its id."""
     parse_task_type(task_type)  # an unknown type is refused before the payload is even read
-    new = NewTask.build(
-        task_type,
-        read_payload(payload),
-        priority=priority,
-        max_retries=config.service.max_retries if max_retries is None else max_retries,
-        key=key,
-        actor="cli",
+    request = {"type": task_type, "payload": read_payload(payload), "priority": priority}
+    if max_retries is not None:
+        request["max_retries"] = max_retries
+    if key is not None:
+        request["key"] = key
+    try:
+        new = new_task_from(request, default_retries=config.service.max_retries, actor="cli")
+    except FieldError as exc:
+        fail_usage(str(exc))
+    task, _created = run_with_store(
+        config, lambda store: Intake(store).submit_one(new, source="cli")
     )
-    task, _created = run_with_store(config, lambda store: store.add(new))
     click.echo(task.id)
     return 0
 

@@ -2,7 +2,7 @@
 
 ``open_store`` only builds the store; the caller opens it (``await store.open()``) inside its
 trio run and closes it with ``aclose()``. The daemon, and only the daemon, also calls
-``lock_for_daemon()`` on a SQLite store before opening it.
+``lock_for_daemon()`` on a single-daemon store (SQLite) before opening it.
 """
 
 from __future__ import annotations
@@ -35,5 +35,16 @@ def open_store(
             clock=clock,
             boot_id=boot_id,
             inline=inline,
+        )
+    if queue.type == "redis":
+        # Imported here: a SQLite daemon never loads redis-py.
+        from tamma_trio.store.redis_store import RedisStore
+
+        return RedisStore(
+            queue.redis.url.get_secret_value(),
+            prefix=queue.redis.prefix,
+            require_aof=queue.redis.require_aof,
+            clock=clock,
+            boot_id=boot_id,
         )
     raise StoreError(f"the {queue.type} queue backend is not available yet")

@@ -11,6 +11,8 @@ The contract, checked by tests/test_store_contract.py against every backend:
 - ``release`` hands a task back (shutdown) without spending a retry: attempts is refunded.
   ``recover_orphans`` does the same for tasks of an older boot (a crash) and also counts a crash
   interruption in ``Task.interruptions``; after ``quarantine_after`` of them the task fails.
+- ``reclaim_expired`` does the same, while the daemon runs, for every task whose lease expired
+  (whoever holds it); the old holder's token is dead from then on.
 - Every status change appends a TaskEvent with time, actor and detail.
 - Timestamps come from the store's injected wall clock (seconds since the epoch), so trio's
   MockClock can drive persisted times in tests.
@@ -50,11 +52,18 @@ class TaskStore(Protocol):
 
     boot_id: str
 
+    # True when one daemon at a time owns the store (memory, SQLite): the daemon takes
+    # ``lock_for_daemon`` and, at start, requeues what older boots left (``recover_orphans``).
+    # False when several daemons share it (Redis): the others are alive, so a task of another
+    # boot is no orphan, there is no lock, and both calls raise StoreError; only an expired
+    # lease (``reclaim_expired``) frees a task.
+    single_daemon: bool
+
     def lock_for_daemon(self) -> None:
         """Claim the store for this daemon (before ``open``); StoreLockedError if another has it.
 
-        Two daemons on one store would each requeue the other's running tasks as orphans.
-        Backends that coordinate several daemons themselves make this a no-op.
+        Two daemons on one single-daemon store would each requeue the other's running tasks as
+        orphans.
         """
 
     async def open(self) -> None:
@@ -148,6 +157,15 @@ class TaskStore(Protocol):
 
         Each counts as a crash interruption; past the quarantine threshold the task fails
         instead, with the evidence in its error.
+        """
+
+    async def reclaim_expired(self) -> list[Task]:
+        """Requeue every in_progress task whose lease_expires <= now; return them.
+
+        The holder stopped renewing (it hangs, lost the store, or died without a restart), so
+        the attempt is refunded and one interruption counted, with a "lease_expired" event; past
+        the quarantine threshold the task fails instead, like ``recover_orphans``. A late
+        complete/fail/retry_later/release by the old holder raises LeaseLostError.
         """
 
     # --- operator actions -----------------------------------------------------------------

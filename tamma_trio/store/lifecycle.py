@@ -13,6 +13,8 @@ fail               failed; error; finished_at = now; lease cleared
 release            queued now; attempt refunded; lease cleared (shutdown, handback)
 recover_orphans    queued now; attempt refunded; interruptions + 1; lease cleared; or, once
                    interruptions reaches quarantine_after, failed with the evidence as error
+reclaim_expired    like recover_orphans, for every in_progress task whose lease_expires <= now
+                   (any owner, this boot included), with a "lease_expired" event
 cancel             cancelled; finished_at = now; lease cleared, so the worker's token dies
 retry              queued now; attempts and interruptions 0; error, result, finished_at
                    cleared; progress kept, so a retried task resumes after its last step
@@ -46,6 +48,7 @@ class EventKind:
     FAILED = "failed"
     RELEASED = "released"
     ORPHAN_RECOVERED = "orphan_recovered"
+    LEASE_EXPIRED = "lease_expired"
     QUARANTINED = "quarantined"
     CANCELLED = "cancelled"
     RETRIED = "retried"
@@ -118,6 +121,10 @@ def quarantine_error(interruptions: int) -> str:
     return f"quarantined: interrupted by {interruptions} daemon crashes"
 
 
+def lease_quarantine_error(interruptions: int) -> str:
+    return f"quarantined: interrupted {interruptions} times, the last by a lease that expired"
+
+
 def lease_lost(task_id: int, status: TaskStatus) -> LeaseLostError:
     return LeaseLostError(
         f"task {task_id} is no longer held by this lease (it is {status.value} now, "
@@ -171,6 +178,22 @@ def orphan_outcome(
     if interruptions >= quarantine_after:
         return EventSpec(EventKind.QUARANTINED, ACTOR_DAEMON, TaskStatus.FAILED, detail)
     return EventSpec(EventKind.ORPHAN_RECOVERED, ACTOR_DAEMON, TaskStatus.QUEUED, detail)
+
+
+def lease_expired_outcome(
+    previous_owner: str | None, expired_at: float, interruptions: int, quarantine_after: int
+) -> EventSpec:
+    """Requeue a task whose holder stopped renewing its lease (hung, partitioned, or dead), or
+    quarantine it like a crash orphan: a lease that keeps expiring is the same poison."""
+    detail = {
+        "previous_owner": previous_owner,
+        "lease_expires": utc(expired_at).isoformat(),
+        "interruptions": interruptions,
+    }
+    if interruptions >= quarantine_after:
+        detail["cause"] = EventKind.LEASE_EXPIRED
+        return EventSpec(EventKind.QUARANTINED, ACTOR_DAEMON, TaskStatus.FAILED, detail)
+    return EventSpec(EventKind.LEASE_EXPIRED, ACTOR_DAEMON, TaskStatus.QUEUED, detail)
 
 
 def cancelled(previous: TaskStatus, actor: str) -> EventSpec:

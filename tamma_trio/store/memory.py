@@ -54,6 +54,8 @@ class MemoryState:
 class MemoryStore(MemoryOutboxMethods):
     """TaskStore over plain dicts (see the module docstring)."""
 
+    single_daemon = True
+
     def __init__(
         self,
         *,
@@ -263,6 +265,16 @@ class MemoryStore(MemoryOutboxMethods):
         ]
         return [_copy(self._recover(task, now)) for task in sorted(orphans, key=lambda t: t.id)]
 
+    async def reclaim_expired(self) -> list[Task]:
+        await self._enter()
+        now = self._clock()
+        expired = [
+            t
+            for t in self._with_status(TaskStatus.IN_PROGRESS)
+            if t.lease_expires is not None and t.lease_expires.timestamp() <= now
+        ]
+        return [_copy(self._reclaim(task, now)) for task in sorted(expired, key=lambda t: t.id)]
+
     # --- operator actions -----------------------------------------------------------------
     async def cancel(self, task_id: int, actor: str = "cli") -> Task:
         await self._enter()
@@ -339,13 +351,27 @@ class MemoryStore(MemoryOutboxMethods):
     def _recover(self, task: Task, now: float) -> Task:
         interruptions = task.interruptions + 1
         spec = lifecycle.orphan_outcome(task.lease_owner, interruptions, self._quarantine_after)
+        return self._interrupt(task, spec, lifecycle.quarantine_error(interruptions), now)
+
+    def _reclaim(self, task: Task, now: float) -> Task:
+        assert task.lease_expires is not None  # only expired leases are reclaimed
+        interruptions = task.interruptions + 1
+        expired_at = task.lease_expires.timestamp()
+        spec = lifecycle.lease_expired_outcome(
+            task.lease_owner, expired_at, interruptions, self._quarantine_after
+        )
+        return self._interrupt(task, spec, lifecycle.lease_quarantine_error(interruptions), now)
+
+    def _interrupt(self, task: Task, spec: EventSpec, quarantine_error: str, now: float) -> Task:
+        """Requeue with the attempt refunded, or fail as quarantined, as ``spec`` decided."""
+        interruptions = task.interruptions + 1
         changes: dict[str, Any] = {
             "attempts": max(task.attempts - 1, 0),
             "interruptions": interruptions,
             **_NO_LEASE,
         }
         if spec.status is TaskStatus.FAILED:
-            changes["error"] = lifecycle.quarantine_error(interruptions)
+            changes["error"] = quarantine_error
             changes["finished_at"] = lifecycle.utc(now)
         else:
             changes["not_before"] = lifecycle.utc(now)

@@ -58,6 +58,8 @@ T = TypeVar("T")
 class SqliteStore:
     """TaskStore in one SQLite file (see the module docstring)."""
 
+    single_daemon = True
+
     def __init__(
         self,
         path: str | Path,
@@ -223,6 +225,11 @@ class SqliteStore:
         rows = await self._write(
             sqlite_ops.recover_orphans, self.boot_id, now, self._quarantine_after
         )
+        return [task_from_row(row) for row in rows]
+
+    async def reclaim_expired(self) -> list[Task]:
+        now = self._clock()
+        rows = await self._write(sqlite_ops.reclaim_expired, now, self._quarantine_after)
         return [task_from_row(row) for row in rows]
 
     # --- operator actions -----------------------------------------------------------------

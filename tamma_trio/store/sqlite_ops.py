@@ -64,6 +64,9 @@ _EXTEND_LEASE = """UPDATE tasks SET lease_expires = ?
 
 _ORPHANS = """SELECT id, lease_owner, interruptions FROM tasks
     WHERE status = 'in_progress' AND lease_owner IS NOT ? ORDER BY id"""
+_EXPIRED = """SELECT id, lease_owner, interruptions, lease_expires FROM tasks
+    INDEXED BY tasks_by_status
+    WHERE status = 'in_progress' AND lease_expires <= ? ORDER BY id"""
 _REQUEUE_ORPHAN = f"""UPDATE tasks SET status = 'queued', attempts = max(attempts - 1, 0),
     interruptions = ?, not_before = ?, {_NO_LEASE} WHERE id = ? RETURNING {TASK_COLUMNS}"""
 _QUARANTINE = f"""UPDATE tasks SET status = 'failed', attempts = max(attempts - 1, 0),
@@ -219,14 +222,37 @@ def recover_orphans(
     for task_id, owner, interruptions in conn.execute(_ORPHANS, (boot_id,)).fetchall():
         count = interruptions + 1
         spec = lifecycle.orphan_outcome(owner, count, quarantine_after)
-        if spec.status is TaskStatus.FAILED:
-            params: tuple[object, ...] = (count, lifecycle.quarantine_error(count), now, task_id)
-            row = conn.execute(_QUARANTINE, params).fetchone()
-        else:
-            row = conn.execute(_REQUEUE_ORPHAN, (count, now, task_id)).fetchone()
-        append_event(conn, task_id, event_row(now, spec))
-        recovered.append(row)
+        error = lifecycle.quarantine_error(count)
+        recovered.append(_interrupt(conn, task_id, count, spec, error, now))
     return recovered
+
+
+def reclaim_expired(conn: sqlite3.Connection, now: float, quarantine_after: int) -> list[Row]:
+    reclaimed = []
+    for task_id, owner, interruptions, expired_at in conn.execute(_EXPIRED, (now,)).fetchall():
+        count = interruptions + 1
+        spec = lifecycle.lease_expired_outcome(owner, expired_at, count, quarantine_after)
+        error = lifecycle.lease_quarantine_error(count)
+        reclaimed.append(_interrupt(conn, task_id, count, spec, error, now))
+    return reclaimed
+
+
+def _interrupt(
+    conn: sqlite3.Connection,
+    task_id: int,
+    interruptions: int,
+    spec: lifecycle.EventSpec,
+    quarantine_error: str,
+    now: float,
+) -> Row:
+    """Requeue with the attempt refunded, or fail as quarantined, as ``spec`` decided."""
+    if spec.status is TaskStatus.FAILED:
+        params: tuple[object, ...] = (interruptions, quarantine_error, now, task_id)
+        row: Row = conn.execute(_QUARANTINE, params).fetchone()
+    else:
+        row = conn.execute(_REQUEUE_ORPHAN, (interruptions, now, task_id)).fetchone()
+    append_event(conn, task_id, event_row(now, spec))
+    return row
 
 
 # --- operator actions -----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The tasks API: list, show, add, cancel and retry tasks over HTTP.
 
-Every input is checked here, field by field, before the store is called, so a rejected request
-leaves nothing behind; the task rules themselves stay in models.NewTask.build.
+Every input is checked before the store is called, so a rejected request leaves nothing behind;
+task requests are parsed by the intake package (the same code as `tasks add`), and added tasks
+reach the store through its one "store, then wake" path.
 """
 
 from __future__ import annotations
@@ -13,17 +14,10 @@ from typing import Any
 from quart import Quart, request
 from quart.typing import ResponseReturnValue
 
-from tamma_trio.errors import ValidationError
+from tamma_trio.errors import FieldError, ValidationError
+from tamma_trio.intake.requests import new_task_from, new_tasks_from, shorten
 from tamma_trio.log import task_logger
-from tamma_trio.models import (
-    NewTask,
-    TaskPriority,
-    TaskStatus,
-    TaskType,
-    check_repository,
-    parse_task_type,
-    validate_payload,
-)
+from tamma_trio.models import TaskStatus, TaskType, check_repository, parse_task_type
 from tamma_trio.web.auth import require_mutation_allowed
 from tamma_trio.web.body import ascii_int, read_json_object, read_optional_json_object
 from tamma_trio.web.deps import WebDeps
@@ -36,81 +30,23 @@ TASKS_PATH = "/api/tasks"
 _TASK_PATH = TASKS_PATH + "/<int(min=1, max=9223372036854775807):task_id>"
 
 MAX_PAGE = 500
-# A batch is validated whole before anything is stored, and written in one transaction.
-MAX_BATCH = 500
 DEFAULT_PAGE = 50
-_NEW_TASK_FIELDS = ("type", "priority", "payload", "max_retries", "key")
 _LIST_FILTERS = ("status", "type", "repository", "text", "before", "limit", "offset")
 MAX_TEXT = 200
-# NewTask.build names the field first in these messages: "priority must be 0-3, got 7".
-_BUILD_FIELDS = ("priority", "max_retries", "key")
 
 
 def _invalid(field: str, detail: str) -> ApiError:
     return ApiError(400, "invalid_field", detail, field=field)
 
 
+def _field_error(exc: FieldError) -> ApiError:
+    return _invalid(exc.field, str(exc))
+
+
 def _unknown(kind: str, names: set[str]) -> ApiError:
     """Name the first unknown key, cut short: a client's key may be a megabyte long."""
-    name = min(names)
-    shown = name if len(name) <= 60 else name[:57] + "..."
+    shown = shorten(min(names))
     return _invalid(shown, f"unknown {kind} {shown!r}")
-
-
-def _int_field(body: Mapping[str, Any], name: str, default: int) -> int:
-    value = body.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid(name, f"{name} must be an integer")
-    return value
-
-
-def new_task_from(body: Mapping[str, Any], default_retries: int) -> NewTask:
-    """Validate a POST body into a NewTask, naming the first bad field."""
-    unknown = set(body) - set(_NEW_TASK_FIELDS)
-    if unknown:
-        raise _unknown("field", unknown)
-    type_name = body.get("type")
-    if not isinstance(type_name, str):
-        raise _invalid("type", "type must be a string naming a task type")
-    key = body.get("key")
-    if key is not None and not isinstance(key, str):
-        raise _invalid("key", "key must be a string or null")
-    priority = _int_field(body, "priority", TaskPriority.NORMAL)
-    max_retries = _int_field(body, "max_retries", default_retries)
-    try:
-        task_type = parse_task_type(type_name)
-    except ValidationError as exc:
-        raise _invalid("type", str(exc)) from None
-    try:
-        validate_payload(task_type, body.get("payload"))
-    except ValidationError as exc:
-        raise _invalid("payload", str(exc)) from None
-    try:
-        return NewTask.build(
-            type_name, body["payload"], priority=priority, max_retries=max_retries, key=key
-        )
-    except ValidationError as exc:
-        field = next((f for f in _BUILD_FIELDS if str(exc).startswith(f)), "body")
-        raise _invalid(field, str(exc)) from None
-
-
-def new_tasks_from(body: Mapping[str, Any], default_retries: int) -> list[NewTask]:
-    """Validate a batch body ``{"tasks": [...]}``; the first bad task is named by its index."""
-    unknown = set(body) - {"tasks"}
-    if unknown:
-        raise _unknown("field", unknown)
-    items = body.get("tasks")
-    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
-        raise _invalid("tasks", f"tasks must be a list of 1 to {MAX_BATCH} task objects")
-    news: list[NewTask] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise _invalid(f"tasks[{index}]", f"tasks[{index}] must be a JSON object")
-        try:
-            news.append(new_task_from(item, default_retries))
-        except ApiError as exc:
-            raise _invalid(f"tasks[{index}].{exc.field}", f"tasks[{index}]: {exc.detail}") from None
-    return news
 
 
 def _query_int(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -194,21 +130,26 @@ def register_api_routes(app: Quart, deps: WebDeps) -> None:
     async def add_task() -> ResponseReturnValue:
         require_mutation_allowed(api.token)
         body = await read_json_object(api.max_body_bytes)
-        new = new_task_from(body, deps.config.max_retries)
-        task, created = await store.add(new)
+        try:
+            new = new_task_from(body, default_retries=deps.config.max_retries, actor="api")
+        except FieldError as exc:
+            raise _field_error(exc) from None
+        task, created = await deps.intake.submit_one(new, source="api")
         if not created:
             return task.public(), 200, NO_STORE
-        deps.wake()
         task_logger(task, log.name).info("added through the API (priority %d)", task.priority)
         return task.public(), 201, {**NO_STORE, "Location": f"{TASKS_PATH}/{task.id}"}
 
     async def add_tasks() -> ResponseReturnValue:
         require_mutation_allowed(api.token)
         body = await read_json_object(api.max_body_bytes)
-        added = await store.add_many(new_tasks_from(body, deps.config.max_retries))
+        try:
+            news = new_tasks_from(body, default_retries=deps.config.max_retries, actor="api")
+        except FieldError as exc:
+            raise _field_error(exc) from None
+        added = await deps.intake.submit(news, source="api")
         created = sum(1 for _task, is_new in added if is_new)
         if created:
-            deps.wake()
             log.info("added %d task(s) through the API in one batch", created)
         tasks = [task.public() for task, _is_new in added]
         return {"tasks": tasks, "created": created}, 201 if created else 200, NO_STORE

@@ -7,19 +7,14 @@ MAX_CONTENT_LENGTH stops a chunked body that lies about its length).
 
 from __future__ import annotations
 
-import json
-from typing import Any, NoReturn
+from typing import Any
 
 from quart import request
 
+from tamma_trio.strict_json import JsonError, loads_object
 from tamma_trio.web.errors import ApiError
 
 JSON_MEDIA_TYPE = "application/json"
-
-
-def _reject_constant(name: str) -> NoReturn:
-    # NaN and Infinity are not JSON; stored, they would make the task unreadable as JSON later.
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def ascii_int(raw: str, low: int, high: int) -> int | None:
@@ -45,17 +40,11 @@ def declared_length(max_bytes: int) -> int | None:
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """One strict JSON object (see tamma_trio.strict_json), or a 400 naming the problem."""
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_json", "body is not UTF-8") from None
-    except RecursionError:
-        raise ApiError(400, "invalid_json", "body is nested too deeply") from None
-    except ValueError as exc:
-        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ApiError(400, "invalid_json", "body must be a JSON object")
-    return value
+        return loads_object(raw)
+    except JsonError as exc:
+        raise ApiError(400, "invalid_json", str(exc)) from None
 
 
 def _require_json_media_type() -> None:
@@ -64,7 +53,7 @@ def _require_json_media_type() -> None:
         raise ApiError(415, "unsupported_media_type", f"expected {JSON_MEDIA_TYPE}, got {shown}")
 
 
-async def _read_bounded(max_bytes: int) -> bytes:
+async def read_bounded(max_bytes: int) -> bytes:
     """The whole body, refusing more than ``max_bytes`` whatever the headers claimed."""
     declared_length(max_bytes)
     raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
@@ -77,12 +66,12 @@ async def read_json_object(max_bytes: int) -> dict[str, Any]:
     """The body, which must be one JSON object of at most ``max_bytes``."""
     declared_length(max_bytes)
     _require_json_media_type()
-    return parse_json_object(await _read_bounded(max_bytes))
+    return parse_json_object(await read_bounded(max_bytes))
 
 
 async def read_optional_json_object(max_bytes: int) -> dict[str, Any] | None:
     """None for an empty body (HTTP/2 may send no length at all, so read to know)."""
-    raw = await _read_bounded(max_bytes)
+    raw = await read_bounded(max_bytes)
     if not raw:
         return None
     _require_json_media_type()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from tamma_trio.config import ServiceConfig
+from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
 from tamma_trio.service_events import EventFeed
 from tamma_trio.status import ServiceStatus
@@ -25,3 +27,8 @@ class WebDeps:
     config: ServiceConfig
     now: Callable[[], float]  # trio-based monotonic seconds, the clock of status.started_at
     events: EventFeed | None = None  # wakes GET /api/events streams; None: they poll the store
+
+    @cached_property
+    def intake(self) -> Intake:
+        """Where every task the HTTP side accepts goes: stored, then the poller is woken."""
+        return Intake(self.store, self.wake)

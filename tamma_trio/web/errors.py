@@ -91,9 +91,19 @@ async def _on_validation(exc: ValidationError) -> ResponseReturnValue:
     return error_response(ApiError(400, "invalid_request", str(exc)))
 
 
+# How soon a client may try again while the store is down (a Redis restart, a failover).
+STORE_RETRY_AFTER = "5"
+
+
 async def _on_store_error(exc: StoreError) -> ResponseReturnValue:
     log.warning("store unavailable for an API call: %s", exc)
-    return error_response(ApiError(503, "store_unavailable", "the task store did not answer"))
+    refusal = ApiError(
+        503,
+        "store_unavailable",
+        "the task store did not answer; nothing was stored, try again",
+        headers={"Retry-After": STORE_RETRY_AFTER},
+    )
+    return error_response(refusal)
 
 
 async def _on_unexpected(exc: Exception) -> ResponseReturnValue:

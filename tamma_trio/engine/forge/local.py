@@ -24,6 +24,7 @@ from tamma_trio.engine.forge.local_git import BareRepository, CiSettings
 from tamma_trio.engine.forge.local_schema import CheckRow, ItemRow, PullRow
 from tamma_trio.engine.git import Git
 from tamma_trio.errors import EngineError
+from tamma_trio.intake.local_forge import review_task
 from tamma_trio.models import NewTask
 
 T = TypeVar("T")
@@ -31,27 +32,6 @@ PrState = Literal["open", "closed", "merged"]
 PR_STATES: Mapping[str, PrState] = {"open": "open", "merged": "merged"}
 Enqueue = Callable[[NewTask], Awaitable[None]]
 CLOSES = re.compile(r"(?im)^\s*(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s+#(\d+)\b")
-
-
-def review_task(repository: str, number: int) -> NewTask:
-    """The task a forge webhook would create when a pull request asks for review."""
-    return NewTask.build(
-        "pr_review_requested",
-        {"repository": repository, "pull_request": {"number": number}},
-        key=f"local-forge:{repository}:pr-opened:{number}",
-        actor="local-forge",
-    )
-
-
-def issue_task(repository: str, number: int, title: str, *, max_retries: int = 3) -> NewTask:
-    """The task a webhook would create when an issue is assigned to (or labelled for) the bot."""
-    return NewTask.build(
-        "issue_assigned",
-        {"repository": repository, "issue": {"number": number, "title": title}},
-        key=f"local-forge:{repository}:issue-opened:{number}",
-        actor="local-forge",
-        max_retries=max_retries,
-    )
 
 
 class LocalForge:
