@@ -187,13 +187,24 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
+def env_overrides(env: Mapping[str, str]) -> list[str]:
+    """The names of the TAMMA_<SECTION>__<KEY> variables that override the config, sorted
+    (names only: a value may be a secret)."""
+    return sorted(name for name in env if _override_path(name) is not None)
+
+
+def _override_path(name: str) -> list[str] | None:
+    if not name.startswith(ENV_PREFIX) or "__" not in name:
+        return None
+    path = name[len(ENV_PREFIX) :].lower().split("__")
+    return path if all(path) else None
+
+
 def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
     """Fold TAMMA_SERVICE__QUEUE__TYPE=memory into data["service"]["queue"]["type"]."""
     for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        path = name[len(ENV_PREFIX) :].lower().split("__")
-        if not all(path):
+        path = _override_path(name)
+        if path is None:
             continue
         node = data
         for part in path[:-1]:

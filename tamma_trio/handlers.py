@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import trio
 from pydantic import ValidationError as PydanticValidationError
 
+from tamma_trio import step_log
 from tamma_trio.commands import Command, parse_command
 from tamma_trio.config import ServiceConfig
 from tamma_trio.engine.base import (
@@ -42,6 +43,7 @@ from tamma_trio.timeline import STEP_EVENT, step_detail
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Record)
+T = TypeVar("T")
 
 AUTO_APPROVED = "auto_approved"
 MERGED = "merged"
@@ -74,7 +76,7 @@ class TaskRun:
                     "stored %s record of task %s is unreadable; redoing", name, self.task.id
                 )
         await self.record(STEP_EVENT, step_detail(name, self.task.attempts))
-        record = await call()
+        record = await timed(self.task, name, call)
         self.progress[name] = record.model_dump(mode="json")
         await self.store.save_progress(self.task.id, self.token, dict(self.progress))
         return record
@@ -84,6 +86,18 @@ class TaskRun:
 
     async def record(self, kind: str, detail: dict[str, Any]) -> None:
         await self.store.record_event(self.task.id, kind, detail)
+
+
+async def timed(task: Task, step: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Run one engine step and log its end at INFO (or its failure, with the output's tail)."""
+    started = trio.current_time()
+    try:
+        result = await call()
+    except Exception as exc:
+        step_log.step_failed(task, step, trio.current_time() - started, exc)
+        raise
+    step_log.step_done(task, step, trio.current_time() - started)
+    return result
 
 
 class Handlers:
@@ -98,7 +112,7 @@ class Handlers:
         payload = task.payload
         repository = str(payload["repository"])
         if task.type is TaskType.PR_REVIEW_REQUESTED:
-            return await self._review_pr(repository, int(payload["pull_request"]["number"]))
+            return await self._review_pr(task, repository, int(payload["pull_request"]["number"]))
         if task.type is TaskType.PR_COMMENT:
             return await self._on_pr_comment(task, repository)
         run = TaskRun(task, token, self.store, dict(task.progress))
@@ -169,6 +183,7 @@ class Handlers:
     async def _approved(self, run: TaskRun, verdict: Verdict, target: Target) -> bool:
         """Record the decision with every rule; escalate to a human when it is a no."""
         await run.record("approval", verdict.as_event())
+        step_log.approval_decided(run.task, verdict.stage, verdict.approved, list(verdict.reasons))
         if verdict.approved:
             return True
         reason = f"the {verdict.stage} needs a human's approval: " + "; ".join(verdict.reasons)
@@ -200,9 +215,10 @@ class Handlers:
         )
         if verdict.command is None:
             return Outcome(action=IGNORED, detail={"reason": verdict.reason})
-        return await self._review_pr(repository, int(task.payload["pull_request"]["number"]))
+        number = int(task.payload["pull_request"]["number"])
+        return await self._review_pr(task, repository, number)
 
-    async def _review_pr(self, repository: str, number: int) -> Outcome:
+    async def _review_pr(self, task: Task, repository: str, number: int) -> Outcome:
         """One look at the pull request: merge it when it may be merged, else say why not.
 
         Nothing is stored between the steps: after a crash the pull request is looked at again,
@@ -217,7 +233,9 @@ class Handlers:
             return Outcome(action=IGNORED, detail={**detail, "reason": "pull request is closed"})
         if not status.ready_to_merge:
             return Outcome(action=MONITORING, detail={**detail, **_status_detail(status)})
-        merge = await self.engine.merge_pr(repository, number, status.head_sha)
+        merge = await timed(
+            task, "merge_pr", lambda: self.engine.merge_pr(repository, number, status.head_sha)
+        )
         if not merge.merged:
             reasons = [merge.message or "the forge refused the merge"]
             return Outcome(action=MONITORING, detail={**detail, "reasons": reasons})

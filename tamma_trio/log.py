@@ -216,6 +216,14 @@ class JsonFormatter(logging.Formatter):
         return _json_line(line)
 
 
+def json_record(logger: str, message: str, **fields: Any) -> str:
+    """One INFO line in the JSON log format, for what is printed rather than logged (the
+    listening line on stdout), so a shipper reading stdout sees only JSON."""
+    record = logging.LogRecord(logger, logging.INFO, "", 0, message, None, None)
+    record.__dict__.update(fields)
+    return REDACTOR.redact(JsonFormatter().format(record))
+
+
 class ConsoleFormatter(logging.Formatter):
     """Readable lines: time, level, logger, task context first, then the message and extras."""
 

@@ -387,9 +387,7 @@ async def _serve_until_signalled(
         # moved out of the collector's reach, full collections stop scanning it, which cut
         # /health's tail latency under load (30 ms pauses, measured with bench/throughput.py).
         gc.freeze()
-        line = listening_line(urls)
-        log.info("%s", line)
-        announce(line)
+        announce(listening_line(urls))  # the caller logs it, in its start-up block
         await service.state.wait_value(ServiceState.STOPPED)
         nursery.cancel_scope.cancel()
     log.info(

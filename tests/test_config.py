@@ -98,7 +98,12 @@ def test_an_override_below_a_plain_value_is_refused() -> None:
 def test_config_check_prints_the_effective_config_with_secrets_masked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write(tmp_path, '[service.api]\ntoken = "hunter2-secret"\n[service]\nmax_retries = 5\n')
+    # An engine without pre-flight checks: this test is about printing the config.
+    path = write(
+        tmp_path,
+        '[service.api]\ntoken = "hunter2-secret"\n[service]\nmax_retries = 5\n'
+        '[engine]\nname = "tests.fake_engine:create"\n',
+    )
     monkeypatch.setenv("TAMMA_SERVICE__QUEUE__REDIS__URL", "redis://:pw-secret@localhost:6379/0")
     assert main(["config", "check", "--config", str(path)]) == 0
     out = capsys.readouterr().out

@@ -25,6 +25,7 @@ from tamma_trio.cli import main as cli_main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 20.0
+SERVE = (sys.executable, "-m", "tamma_trio", "serve")
 
 
 def wait_until(condition: Callable[[], Any], what: str, within: float = DEADLINE) -> Any:
@@ -70,8 +71,16 @@ def _toml(value: Any) -> str:
 class Daemon:
     """One `tamma-trio serve` process; its stdout and stderr go to files in tmp_path."""
 
-    def __init__(self, config: Path, name: str = "daemon") -> None:
+    def __init__(
+        self,
+        config: Path,
+        name: str = "daemon",
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.config = config
+        self.args = args
+        self.env = env
         self.out = config.parent / f"{name}.out"
         self.err = config.parent / f"{name}.err"
         self.process: subprocess.Popen[bytes] | None = None
@@ -80,8 +89,9 @@ class Daemon:
     def start(self) -> Daemon:
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tamma_trio", "serve", "--config", str(self.config)],
+                [*SERVE, "--config", str(self.config), *self.args],
                 cwd=REPO_ROOT,
+                env=self.env,
                 stdout=out,
                 stderr=err,
             )

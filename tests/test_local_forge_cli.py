@@ -48,14 +48,31 @@ def test_forge_init_writes_config_and_a_bare_origin_with_a_tested_project(projec
     assert tests.returncode == 0  # the starter project's own test passes
 
 
-def test_forge_init_twice_refuses_and_keeps_the_origin(
+def test_forge_init_twice_keeps_config_and_origin_and_says_so(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     head = git_out(project / "origin.git", "rev-parse", "main")
+    config = (project / "tamma.toml").read_text()
+    capsys.readouterr()
+    assert main(["forge", "init"]) == 0
+    out = capsys.readouterr().out
+    assert "kept tamma.toml" in out and "kept" in out.splitlines()[1]
+    assert "origin.git (an existing bare repository)" in out
+    assert git_out(project / "origin.git", "rev-parse", "main") == head
+    assert (project / "tamma.toml").read_text() == config
+
+
+def test_forge_init_refuses_an_origin_that_is_not_a_repository(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "other").mkdir()
+    (project / "other" / "notes.txt").write_text("mine")
+    config = project / "tamma.toml"
+    config.write_text(config.read_text().replace('"./origin.git"', '"./other"'))
     capsys.readouterr()
     assert main(["forge", "init"]) == 2
-    assert "already exists" in capsys.readouterr().err
-    assert git_out(project / "origin.git", "rev-parse", "main") == head
+    assert "other already exists and is not a bare git repository" in capsys.readouterr().err
+    assert [p.name for p in (project / "other").iterdir()] == ["notes.txt"]
 
 
 def test_issue_with_the_trigger_label_is_queued_like_a_webhook(

@@ -23,7 +23,8 @@ command = click.Group("config", help="Inspect the configuration.")
 @command.command("check")
 @config_option
 def check(config_path: Path | None) -> int:
-    """Print the effective config (secrets masked), or every invalid key; exit 2 if invalid."""
+    """Print the effective config (secrets masked), or every invalid key; then run the
+    pre-flight checks `serve` runs (agent, tests, origin, workspace); exit 2 if any fails."""
     try:
         config = load_config(config_path)
         check_engine_options(config)
@@ -33,7 +34,12 @@ def check(config_path: Path | None) -> int:
     source = resolve_config_path(config_path, os.environ)
     click.echo(f"# effective configuration (from {source or 'built-in defaults'})")
     click.echo(to_toml(config.model_dump(mode="json")), nl=False)
-    return EXIT_OK
+    from tamma_trio.cli.startup import preflight_problems
+
+    problems = preflight_problems(config)
+    for problem in problems:
+        click.echo(f"error: pre-flight: {problem}", err=True)
+    return EXIT_USAGE if problems else EXIT_OK
 
 
 def check_engine_options(config: Config) -> None:

@@ -30,7 +30,7 @@ from tamma_trio.cli.common import (
 from tamma_trio.cli.tasks import run_with_store
 from tamma_trio.config import Config, resolve_config_path
 from tamma_trio.engine.forge.local_db import ForgeDb
-from tamma_trio.engine.forge.seed import init_origin
+from tamma_trio.engine.forge.seed import init_origin, is_bare_repository
 from tamma_trio.engine.workflow_options import WorkflowOptions, parse_options
 from tamma_trio.errors import ConfigError
 from tamma_trio.intake.local_forge import issue_task
@@ -105,21 +105,32 @@ forge = click.Group("forge", help="Set up the local forge (offline mode).")
 @forge.command("init")
 @config_option
 def init(config_path: Path | None) -> int:
-    """Create the bare origin repository with a starter project (and ./tamma.toml if none)."""
-    if resolve_config_path(config_path, os.environ) is None:
+    """Create the bare origin repository with a starter project (and ./tamma.toml if none).
+
+    Run again, it keeps an existing config and origin and says so, so the quickstart's
+    `forge init && serve` line works every time.
+    """
+    source = resolve_config_path(config_path, os.environ)
+    if source is None:
         python, agent = json.dumps(sys.executable), json.dumps(str(example_agent()))
         Path("tamma.toml").write_text(
             QUICKSTART_CONFIG.format(python=python, agent=agent), encoding="utf-8"
         )
         click.echo("wrote tamma.toml (the offline quickstart config)")
+    else:
+        click.echo(f"kept {source} (an existing config)")
     config = load_or_exit(config_path)
     setup = local_setup(config)
     origin = setup.settings.forge.origin
-    try:
-        init_origin(origin, setup.settings.forge.default_branch)
-    except FileExistsError:
-        fail_usage(f"{origin} already exists and is not empty")
-    click.echo(f"created {origin} ({setup.settings.forge.default_branch}: a starter project)")
+    branch = setup.settings.forge.default_branch
+    if is_bare_repository(origin):
+        click.echo(f"kept {origin} (an existing bare repository)")
+    else:
+        try:
+            init_origin(origin, branch)
+        except FileExistsError:
+            fail_usage(f"{origin} already exists and is not a bare git repository")
+        click.echo(f"created {origin} ({branch}: a starter project)")
     click.echo(
         f'next: tamma-trio serve, then tamma-trio issues add "..." --label {_trigger(setup)}'
     )

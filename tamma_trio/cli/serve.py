@@ -9,6 +9,8 @@ learn the ports (port 0 in the config picks a free one).
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import click
@@ -20,6 +22,7 @@ from tamma_trio.cli.common import (
     load_or_exit,
     report_config_error,
 )
+from tamma_trio.cli.startup import preflight_problems, startup_block
 from tamma_trio.config import Config
 from tamma_trio.errors import ConfigError, TammaError
 
@@ -35,12 +38,23 @@ from tamma_trio.errors import ConfigError, TammaError
 def command(config_path: Path | None, log_format: str | None) -> int:
     """Run the daemon: claim and run tasks, serve health, metrics and the tasks API."""
     config = load_or_exit(config_path)
-    _setup_logging(config, log_format or config.log.format)
+    fmt = log_format or config.log.format
+    _setup_logging(config, fmt)
+    try:
+        problems = preflight_problems(config)
+    except ConfigError as exc:
+        report_config_error(exc)
+        return EXIT_USAGE
+    if problems:
+        for problem in problems:
+            click.echo(f"error: pre-flight: {problem}", err=True)
+        return EXIT_USAGE
     # Imported here: the other commands should not pay for loading the whole daemon.
     import trio
 
+    announce = Announcer(config, config_path, fmt)
     try:
-        return trio.run(_serve, config)
+        return trio.run(_serve, config, announce)
     except (TammaError, OSError, BaseExceptionGroup) as exc:
         cause = sole_cause(exc)
         if not isinstance(cause, TammaError | OSError):
@@ -52,10 +66,10 @@ def command(config_path: Path | None, log_format: str | None) -> int:
         return EXIT_FAILURE
 
 
-async def _serve(config: Config) -> int:
+async def _serve(config: Config, announce: Announcer) -> int:
     from tamma_trio.service import serve
 
-    return await serve(config, announce=_announce)
+    return await serve(config, announce=announce)
 
 
 def sole_cause(exc: BaseException) -> BaseException:
@@ -65,8 +79,25 @@ def sole_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _announce(line: str) -> None:
-    click.echo(line)  # click.echo flushes, so a pipe sees the line at once
+class Announcer:
+    """Logs the start-up block once the servers are bound, then prints the listening line on
+    stdout: as is for the console format, as one JSON object (message and urls) for json."""
+
+    def __init__(self, config: Config, config_path: Path | None, log_format: str) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.log_format = log_format
+
+    def __call__(self, listening: str) -> None:
+        log = logging.getLogger("tamma_trio.startup")
+        for line in startup_block(self.config, self.config_path, os.environ, listening):
+            log.info("%s", line)
+        if self.log_format == "json":
+            from tamma_trio.log import json_record
+
+            urls = dict(part.split("=", 1) for part in listening.split()[1:] if "=" in part)
+            listening = json_record(log.name, listening, urls=urls)
+        click.echo(listening)  # click.echo flushes, so a pipe sees the line at once
 
 
 def _setup_logging(config: Config, log_format: str) -> None:

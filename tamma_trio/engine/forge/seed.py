@@ -47,6 +47,22 @@ def _git(args: Sequence[str], cwd: Path) -> None:
     )
 
 
+def is_bare_repository(path: Path) -> bool:
+    """True when ``path`` is itself a bare git repository (what `forge init` made earlier)."""
+    if not (path / "HEAD").is_file():
+        return False
+    done = subprocess.run(
+        ["git", "rev-parse", "--is-bare-repository"],
+        cwd=path,
+        env=minimal_env(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull),
+        capture_output=True,
+        text=True,
+        timeout=GIT_TIMEOUT,
+        check=False,
+    )
+    return done.returncode == 0 and done.stdout.strip() == "true"
+
+
 def init_origin(
     origin: Path, default_branch: str = "main", files: Mapping[str, str] | None = None
 ) -> None:
