@@ -153,6 +153,10 @@ def test_breach_from_exit_reads_sigxcpu_and_refused_allocations() -> None:
     assert breach_from_exit(limits, 0, "MemoryError") is None  # it coped and succeeded
     assert breach_from_exit(limits, 1, "AssertionError") is None
     assert breach_from_exit(Limits(), 1, "MemoryError") is None  # no limit set: not ours
+    forks = Limits(max_processes=8)
+    refused = "BlockingIOError: [Errno 11] Resource temporarily unavailable"
+    assert breach_from_exit(forks, 1, refused) == "process limit of 8"
+    assert breach_from_exit(forks, 0, refused) is None
 
 
 def test_sampler_sees_this_session() -> None:

@@ -246,6 +246,7 @@ def test_bad_notify_config_names_the_key_and_hides_secrets(tmp_path: Path, capsy
 
     good = tmp_path / "good.toml"
     good.write_text(
+        '[engine]\nname = "tests.fake_engine:create"\n'
         f"[[notify]]\nurl = {json.dumps('https://bob:pw@hooks.example.com/T/B/tok')}\n"
         'secret = "s3cret-value"\n'
     )

@@ -37,6 +37,10 @@ ALLOCATION_FAILED = re.compile(
     r"memory allocation of \d+ bytes failed|JavaScript heap out of memory",
     re.IGNORECASE,
 )
+# What a process says when RLIMIT_NPROC refuses it a fork (Python, bash, C).
+FORK_FAILED = re.compile(
+    r"BlockingIOError|Resource temporarily unavailable|fork: retry|Cannot fork", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -92,13 +96,15 @@ def breached(limits: Limits, usage: Usage) -> str | None:
 
 
 def breach_from_exit(limits: Limits, returncode: int | None, output_tail: str) -> str | None:
-    """A limit the kernel enforced on its own: SIGXCPU, or a refused allocation."""
+    """A limit the kernel enforced on its own: SIGXCPU, a refused allocation or fork."""
     if returncode is None or returncode == 0:
         return None
     if limits.max_cpu_seconds is not None and returncode == -signal.SIGXCPU:
         return limits.cpu()
     if limits.max_memory_mb is not None and ALLOCATION_FAILED.search(output_tail):
         return limits.memory()
+    if limits.max_processes is not None and FORK_FAILED.search(output_tail):
+        return limits.processes()
     return None
 
 
