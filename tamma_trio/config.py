@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,8 +25,13 @@ ENV_PREFIX = "TAMMA_"
 CONFIG_ENV = "TAMMA_CONFIG"
 DEFAULT_CONFIG_FILE = Path("tamma.toml")
 
-# Keys whose values never appear in an error message, even when invalid.
-SECRET_KEYS = frozenset({"token", "secret", "password", "url"})
+# Words that make a key secret-looking (``token``, ``api_token``, ``clientSecret``): its value
+# never appears in an error message or in `config check`, even when invalid or unknown.
+# Short words (auth, key, url) only as a whole part of the name: ``author`` is not secret.
+SECRET_NAME = re.compile(
+    r"token|secret|passw|pwd|credential|apikey|dsn|(?:^|[_.-])(?:auth|key|url)(?:$|[_.-])"
+)
+MASK = "***"
 
 DEFAULT_BLOCK_FILE_PATTERNS = (
     "package.json",
@@ -104,6 +110,8 @@ class MetricsConfig(Section):
 class ApiConfig(Section):
     # Without a token, mutating API calls are accepted from loopback clients only.
     token: SecretStr | None = None
+    # Serve the API beyond loopback with no token: only behind a proxy that checks every caller.
+    allow_unauthenticated: bool = False
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
 
@@ -142,6 +150,16 @@ class EngineConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class RetentionConfig(Section):
+    """How long finished tasks and their events are kept before the daemon prunes them."""
+
+    enabled: bool = True
+    days: float = Field(default=30, gt=0)  # completed and cancelled tasks
+    failed_days: float = Field(default=90, gt=0)  # failed ones wait longer for a human
+    interval: float = Field(default=3600, ge=1)  # seconds between the daemon's sweeps
+    batch_size: int = Field(default=500, ge=1, le=10_000)  # tasks deleted per transaction
+
+
 class LogConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -152,6 +170,7 @@ class Config(Section):
     engine: EngineConfig = EngineConfig()
     log: LogConfig = LogConfig()
     notify: tuple[NotifyTarget, ...] = ()
+    retention: RetentionConfig = RetentionConfig()
 
 
 def resolve_config_path(path: Path | None, env: Mapping[str, str]) -> Path | None:
@@ -185,6 +204,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
 
 
 def env_overrides(env: Mapping[str, str]) -> list[str]:
@@ -226,14 +251,47 @@ def _env_value(raw: str) -> Any:
 
 
 def _describe(error: Mapping[str, Any]) -> tuple[str, str, str]:
-    loc = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    return describe_problem(error)
+
+
+def looks_secret(key: object) -> bool:
+    """True for a key whose name suggests a credential (any case, any separator)."""
+    return SECRET_NAME.search(str(key).lower()) is not None
+
+
+def describe_problem(error: Mapping[str, Any], prefix: str = "") -> tuple[str, str, str]:
+    """(dotted path, value as shown, what is wrong) for one pydantic error.
+
+    The value is shown only when it cannot be a secret: never for an unknown key (``tokn`` is a
+    mistyped ``token`` more often than not), never for a secret-looking key, and a table or a
+    list only as ``{...}``/``[...]``, since it may hold either.
+    """
+    loc = [str(part) for part in error["loc"]]
+    where = ".".join([prefix, *loc] if prefix else loc) or "(top level)"
+    unknown = error["type"] == "extra_forbidden"
     value = error.get("input")
-    secret = str(error["loc"][-1]) in SECRET_KEYS if error["loc"] else False
-    shown = "***" if secret else _short(value)
-    message = str(error["msg"])
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    return loc, shown, message
+    if unknown or any(looks_secret(part) for part in loc):
+        shown = MASK
+    elif isinstance(value, Mapping):
+        shown = "{...}"
+    elif isinstance(value, list | tuple):
+        shown = "[...]"
+    else:
+        shown = _short(value)
+    return where, shown, "unknown key" if unknown else str(error["msg"])
+
+
+def mask_secrets(value: Any, mask: str = "**********") -> Any:
+    """A copy of a config table with the values of secret-looking keys replaced by ``mask``
+    (by default the one pydantic prints for a SecretStr); an unset one stays unset."""
+    if isinstance(value, Mapping):
+        return {
+            k: mask if looks_secret(k) and v is not None else mask_secrets(v, mask)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [mask_secrets(item, mask) for item in value]
+    return value
 
 
 def _short(value: Any) -> str:

@@ -259,14 +259,18 @@ class Task(BaseModel):
     lease_token: str | None = None
     lease_expires: dt.datetime | None = None
     progress: dict[str, Any] = Field(default_factory=dict)
+    # Why the stored row could not be read (invalid UTF-8, a column that is not JSON), when it
+    # could not; its payload, result and progress are then empty and the task fails unrun.
+    undecodable: str | None = None
 
     @field_serializer("not_before", "created_at", "started_at", "finished_at", "lease_expires")
     def _dump_time(self, value: dt.datetime | None) -> str | None:
         return _iso(value)
 
     def public(self) -> dict[str, Any]:
-        """The JSON shape of DESIGN.md for the CLI and the API (no lease internals)."""
-        return self.model_dump(
+        """The JSON shape of DESIGN.md for the CLI and the API (no lease internals); a row that
+        could not be read also says why, under ``undecodable``."""
+        shown = self.model_dump(
             mode="json",
             include={
                 "id",
@@ -284,6 +288,9 @@ class Task(BaseModel):
                 "result",
             },
         )
+        if self.undecodable is not None:
+            shown["undecodable"] = self.undecodable
+        return shown
 
 
 class TaskEvent(BaseModel):

@@ -24,6 +24,8 @@ from tamma_trio.store.base import TaskStore, WallClock
 log = logging.getLogger(__name__)
 
 StartTask = Callable[[Task, object], None]
+# Told after every claim: None when it worked, else the error (for /ready).
+ClaimReport = Callable[[str | None], None]
 
 # A deadline computed from a wall time can land a hair before it after float rounding; firing
 # this much later makes sure the store, reading the same clock, sees the task as due.
@@ -54,8 +56,10 @@ class Poller:
         *,
         poll_interval: float,
         lease_seconds: float,
+        on_claim: ClaimReport | None = None,
     ) -> None:
         self.store = store
+        self.on_claim = on_claim
         self.limiter = limiter
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
@@ -92,16 +96,22 @@ class Poller:
             except Exception as exc:
                 self._give_back(slots)
                 self._claim_failed(exc)
+                self._report(str(exc))
                 return
             if self.failures:
                 log.info("claiming works again after %d failed attempt(s)", self.failures)
                 self.failures = 0
             self._give_back(slots[len(tasks) :])
+            self._report(None)
             # No checkpoint from the claim to here: every claimed task reaches a worker.
             for task, slot in zip(tasks, slots, strict=False):
                 start(task, slot)
             if len(tasks) < len(slots):
                 return
+
+    def _report(self, error: str | None) -> None:
+        if self.on_claim is not None:
+            self.on_claim(error)
 
     def _claim_failed(self, exc: Exception) -> None:
         """Count the failure; log the first of a run and then every tenth, not each retry."""

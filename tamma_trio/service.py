@@ -38,7 +38,15 @@ from tamma_trio.notify.sender import Sender
 from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
 from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
+from tamma_trio.retention import Retention
 from tamma_trio.service_events import EventFeed, EventKind
+from tamma_trio.start_guard import (
+    STOP_SIGNALS,
+    NewFiles,
+    StartupSignals,
+    check_exposure,
+    store_files,
+)
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store import open_store
 from tamma_trio.store.base import TaskStore, WallClock
@@ -89,7 +97,11 @@ class Service:
         self.metrics = Metrics(self.status)
         self.limiter = trio.CapacityLimiter(svc.max_concurrent_tasks)
         self.poller = Poller(
-            store, self.limiter, poll_interval=svc.poll_interval, lease_seconds=svc.lease_duration
+            store,
+            self.limiter,
+            poll_interval=svc.poll_interval,
+            lease_seconds=svc.lease_duration,
+            on_claim=self.status.record_claim,
         )
         self.retry_timer = RetryTimer(store, wall, self.poller.wake)
         self.intake = Intake(store, self.poller.wake)
@@ -116,6 +128,7 @@ class Service:
             events=self.publisher,
         )
         self.lease_keeper = LeaseKeeper(store, self.worker, svc.lease_duration)
+        self.retention = Retention(store, config.retention, wall)
         self.reclaimer = LeaseReclaimer(
             store, reclaim_interval(svc.lease_duration), self._on_reclaimed
         )
@@ -160,6 +173,8 @@ class Service:
                     await background.start(self.lease_keeper.run)
                     await background.start(self.reclaimer.run)
                     await background.start(self.sender.run)
+                    if self.config.retention.enabled:
+                        await background.start(self.retention.run)
                     await self._work(task_status)
                     await self.publisher.emit(EventKind.SERVICE_STOPPED, reason="shutdown")
                     background.cancel_scope.cancel()
@@ -290,6 +305,7 @@ class Service:
             svc,
             trio.current_time,
             events=self.event_feed,
+            wall=self.worker.wall,
         )
         host = svc.health_check.host
         shared = health and metrics and svc.health_check.port == svc.metrics.port
@@ -333,32 +349,61 @@ def _crash_loop(task: Task) -> Failure:
 # --- `tamma-trio serve` ---------------------------------------------------------------------
 
 
-async def serve(config: Config, *, announce: Callable[[str], None]) -> int:
-    """Run the daemon until SIGTERM/SIGINT: 0 after a clean drain, 1 after a second signal.
+async def serve(
+    config: Config,
+    *,
+    announce: Callable[[str], None],
+    early: StartupSignals | None = None,
+) -> int:
+    """Run the daemon until SIGTERM, SIGINT or SIGHUP: 0 after a clean drain (or a signal
+    before it started), 1 after a second signal.
 
-    Raises StoreLockedError when another daemon holds the SQLite file, before touching it
-    (a shared store, Redis, has no such lock: several daemons are its point).
-    ``announce`` receives the one stable line with the bound URLs (see ``listening_line``).
+    Raises ConfigError for an engine or an exposure the config should not allow, before any
+    file exists; StoreLockedError when another daemon holds the SQLite file (a shared store,
+    Redis, has no such lock: several daemons are its point). A start that fails removes the
+    store files it created. ``announce`` receives the one stable line with the bound URLs (see
+    ``listening_line``); ``early`` holds a signal that came before trio's receiver.
     """
+    check_exposure(config)
     wall = trio_wall_clock()
     # Opened first, so a signal that arrives during start-up is queued, not fatal.
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        if early is not None and early.received is not None:
+            log.info("%s received while starting: exiting", signal.Signals(early.received).name)
+            return EXIT_OK
         store = open_store(config.service.queue, clock=wall)
+        service = Service(  # builds the engine, so bad engine options stop us before any file
+            config,
+            store,
+            lambda context: load_engine(config.engine, context),
+            wall=wall,
+            database_path=database_path(config),
+        )
+        new_files = NewFiles(store_files(database_path(config)))
+        started = False
+
+        def listening(line: str) -> None:
+            nonlocal started
+            started = True
+            announce(line)
+
         if store.single_daemon:
             store.lock_for_daemon()
         try:
             await store.open()
-            service = Service(
-                config,
-                store,
-                lambda context: load_engine(config.engine, context),
-                wall=wall,
-                database_path=database_path(config),
-            )
-            return await _serve_until_signalled(service, signals, announce)
+            return await _serve_until_signalled(service, signals, listening)
+        except BaseException:
+            if not started:
+                await _close(store)
+                new_files.remove()
+            raise
         finally:
-            with trio.move_on_after(STORE_CLOSE_TIMEOUT, shield=True):
-                await store.aclose()
+            await _close(store)
+
+
+async def _close(store: TaskStore) -> None:
+    with trio.move_on_after(STORE_CLOSE_TIMEOUT, shield=True):
+        await store.aclose()
 
 
 async def _serve_until_signalled(

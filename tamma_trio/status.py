@@ -11,6 +11,10 @@ from enum import StrEnum
 
 from tamma_trio.models import QueueStats
 
+# Claims that failed in a row before /ready says so: one failure is a blip (a busy database),
+# several mean no task is being handed out at all.
+CLAIM_FAILURES_NOT_READY = 3
+
 
 class ServiceState(StrEnum):
     STARTING = "starting"
@@ -35,6 +39,8 @@ class ServiceStatus:
     escalated: int = 0
     interrupted: int = 0
     reclaimed: int = 0  # tasks whose lease expired while this daemon ran
+    claim_failures: int = 0  # in a row; reset by a claim that worked
+    claim_error: str | None = None
     engine: str = ""
     components: dict[str, str] = field(default_factory=dict)
 
@@ -43,5 +49,17 @@ class ServiceStatus:
         return self.state is ServiceState.RUNNING
 
     @property
+    def claims_failing(self) -> bool:
+        return self.claim_failures >= CLAIM_FAILURES_NOT_READY
+
+    @property
     def ready(self) -> bool:
-        return self.state is ServiceState.RUNNING and self.store_ok
+        return self.state is ServiceState.RUNNING and self.store_ok and not self.claims_failing
+
+    def record_claim(self, error: str | None) -> None:
+        """The poller's report after each claim."""
+        if error is None:
+            self.claim_failures, self.claim_error = 0, None
+        else:
+            self.claim_failures += 1
+            self.claim_error = error

@@ -206,6 +206,9 @@ class Worker:
 
     async def _attempt(self, entry: Running, tlog: logging.LoggerAdapter[logging.Logger]) -> str:
         """Run the handler, then record the ending; returns the metrics outcome."""
+        if entry.task.undecodable is not None:
+            entry.free_slot()
+            return await self._unreadable(entry, tlog)
         # One scope for the timeout and for stop(): stop_reason tells them apart.
         entry.scope.deadline = trio.current_time() + self.config.task_timeout
         result: Outcome | None = None
@@ -277,6 +280,16 @@ class Worker:
         tlog.error("failed after %d attempt(s): %s", task.attempts, failure.message, exc_info=trace)
         await self._escalate(task, failure, tlog)
         await self._finish(task, None, tlog)
+        return "failed"
+
+    async def _unreadable(self, entry: Running, tlog: logging.LoggerAdapter[logging.Logger]) -> str:
+        """A stored row that cannot be read fails alone, unrun, with the decode error as its
+        evidence: a retry would read the same bytes, and the engine could not even tell which
+        repository to comment on."""
+        error = f"the stored task cannot be read: {entry.task.undecodable}"
+        await self.store.fail(entry.task.id, entry.token, error)
+        self.status.failed += 1
+        tlog.error("failed without running: %s", error)
         return "failed"
 
     async def _escalate(

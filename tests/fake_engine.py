@@ -10,6 +10,8 @@
     tests_pass = true
     pr_state = "open"                             # and mergeable, ci_state, approvals ...
     journal = "/tmp/steps.log"                    # optional: one line per step, across processes
+    gates = { implement_code = "/tmp/gate" }      # a FIFO the step waits on until a writer
+                                                  # opens and closes it (another process's cue)
 
 Sleeps use trio, so MockClock drives them; no I/O happens unless ``journal`` is set.
 """
@@ -86,6 +88,7 @@ class FakeOptions(BaseModel):
     required_approvals: int = 1
     merge_succeeds: bool = True
     journal: Path | None = None
+    gates: dict[str, Path] = {}
 
 
 class FakeEngine:
@@ -116,6 +119,11 @@ class FakeEngine:
             with self.options.journal.open("a", encoding="utf-8") as journal:
                 journal.write(f"{step} {subject}\n")
         self.entered.value += 1
+        gate = self.options.gates.get(step)
+        if gate is not None:
+            # A blocking open of a FIFO in a thread: the step goes on the moment the test
+            # writes, with no polling; abandoned (daemon thread) if the task is cancelled.
+            await trio.to_thread.run_sync(_pass_gate, gate, abandon_on_cancel=True)
         delay = self.options.delays.get(step, self.options.delay)
         if delay:
             self.active += 1
@@ -265,3 +273,8 @@ def _subject(target: Target) -> str:
 def create(options: Mapping[str, Any], context: EngineContext) -> FakeEngine:
     """The EngineFactory: ``[engine] name = "tests.fake_engine:create"``."""
     return FakeEngine(FakeOptions.model_validate(dict(options)), bot_name=context.bot_name)
+
+
+def _pass_gate(gate: Path) -> None:
+    with gate.open("rb") as fifo:
+        fifo.read()

@@ -2,11 +2,15 @@
 
 - ``FailingStore``: any TaskStore whose chosen methods raise StoreError while switched on
   (a store that cannot write: the disk is full, the database is locked, Redis is away).
+- ``poison_task``: make one row of a SQLite store undecodable, as another process or an older
+  version could (invalid UTF-8, a column that is not JSON).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, cast
 
 from tamma_trio.errors import StoreError
@@ -45,3 +49,38 @@ class FailingStore:
 
 
 _SYNC_METHODS = frozenset({"lock_for_daemon"})
+
+
+# How a column can be damaged: SQL that writes the bad value, and a phrase of the decode error.
+POISONS: dict[str, tuple[str, str]] = {
+    "invalid_utf8": ("CAST(x'7b22ff223a317d' AS TEXT)", "invalid UTF-8"),
+    "not_json": ("'{\"repository\": '", "not JSON"),
+    "not_an_object": ("'[1, 2]'", "valid dictionary"),
+}
+
+
+def poison_task(
+    path: Path, task_id: int, column: str = "payload", how: str = "invalid_utf8"
+) -> str:
+    """Overwrite ``column`` of task ``task_id`` behind the store's back; return what the decode
+    error will say. Writes through its own connection, like another process would."""
+    sql, phrase = POISONS[how]
+    conn = sqlite3.connect(path, isolation_level=None, timeout=5)
+    try:
+        changed = conn.execute(f"UPDATE tasks SET {column} = {sql} WHERE id = ?", (task_id,))
+        assert changed.rowcount == 1, f"no task {task_id} in {path}"
+    finally:
+        conn.close()
+    return phrase
+
+
+def poison_events(path: Path, task_id: int) -> None:
+    """Make every event detail of ``task_id`` invalid UTF-8."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=5)
+    try:
+        # task_events is append-only by trigger: a foreign writer would drop it, as we do here.
+        conn.execute("DROP TRIGGER task_events_append_only")
+        sql = POISONS["invalid_utf8"][0]
+        conn.execute(f"UPDATE task_events SET detail = {sql} WHERE task_id = ?", (task_id,))
+    finally:
+        conn.close()

@@ -386,8 +386,18 @@ async def test_cancel_and_retry_need_the_token_too(guarded: Any) -> None:
         response = await post(client, f"/api/tasks/{task.id}/{action}")
         assert response.status_code == 401
     assert (await deps.store.get(task.id)).status is TaskStatus.QUEUED
-    listing = await client.get("/api/tasks")  # reads need no token
-    assert listing.status_code == 200
+
+
+async def test_reads_need_the_token_too(guarded: Any) -> None:
+    client, deps, _ = guarded
+    task, _ = await deps.store.add(NewTask.build("pr_review_requested", PR_REVIEW["payload"]))
+    for path in ("/api/tasks", f"/api/tasks/{task.id}"):
+        refused = await client.get(path, scope_base=remote("127.0.0.1"))
+        assert refused.status_code == 401
+        body = await refused.get_data(as_text=True)
+        assert "pull_request" not in body and "events" not in body
+        allowed = await client.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert allowed.status_code == 200
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.8.9.1", "::1", "::ffff:127.0.0.1"])

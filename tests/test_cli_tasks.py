@@ -15,7 +15,8 @@ class Cli:
 
     def __init__(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         self.config = tmp_path / "tamma.toml"
-        self.config.write_text(f'[service.queue.sqlite]\npath = "{tmp_path / "tasks.db"}"\n')
+        self.database = tmp_path / "tasks.db"
+        self.config.write_text(f'[service.queue.sqlite]\npath = "{self.database}"\n')
         self.capsys = capsys
 
     def __call__(self, *args: str) -> tuple[int, str, str]:
@@ -123,11 +124,12 @@ def test_bad_input_is_one_line_exit_2_and_stores_nothing(
     cli: Cli, args: list[str], message: str
 ) -> None:
     assert message in cli.refuses(*args)
-    assert cli.json("tasks", "list") == []
+    assert not cli.database.exists()
 
 
 @pytest.mark.parametrize("verb", ["show", "cancel", "retry"])
 def test_unknown_id_is_refused(cli: Cli, verb: str) -> None:
+    cli.ok("tasks", "add", "issue_assigned", "--payload", ISSUE)
     assert cli.refuses("tasks", verb, "999").strip() == "error: no task with id 999"
 
 
@@ -162,7 +164,7 @@ def test_memory_queue_is_refused_by_the_cli(cli: Cli, monkeypatch: pytest.Monkey
 def test_bad_payloads_are_one_line_exit_2(cli: Cli, payload: str, message: str) -> None:
     err = cli.refuses("tasks", "add", "issue_assigned", "--payload", payload)
     assert message in err and err.count("\n") == 1
-    assert cli.json("tasks", "list") == []
+    assert not cli.database.exists()  # refused before the store was opened
 
 
 @pytest.mark.parametrize(
@@ -180,4 +182,4 @@ def test_bad_payload_files_are_one_line_exit_2(
     path.write_bytes(content)
     err = cli.refuses("tasks", "add", "issue_assigned", "--payload", f"@{path}")
     assert message in err and str(path) in err and err.count("\n") == 1
-    assert cli.json("tasks", "list") == []
+    assert not cli.database.exists()  # refused before the store was opened

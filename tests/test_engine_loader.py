@@ -59,6 +59,6 @@ def test_options_the_engine_refuses_are_config_errors_with_every_key() -> None:
         load_engine(config, CONTEXT)
     assert str(caught.value) == "invalid [engine] options for 'tests.fake_engine:create'"
     problems = sorted(caught.value.problems)
-    assert problems[0] == ("engine.bogus", "1", "unknown key")
+    assert problems[0] == ("engine.bogus", "***", "unknown key")
     assert problems[1][0:2] == ("engine.delay", "-1")
     assert problems[2] == ("engine.token", "***", "unknown key")

@@ -53,7 +53,7 @@ async def test_before_pages_by_id_and_combines_with_filters(store: TaskStore) ->
     assert await _ids(store, status=TaskStatus.QUEUED, before=7, limit=3) == [6, 4, 3]
 
 
-async def test_text_finds_payload_and_error_text_ignoring_ascii_case(
+async def test_text_finds_payload_result_and_error_text_ignoring_ascii_case(
     store: TaskStore, wall: FakeWall
 ) -> None:
     await store.add_many(
@@ -66,6 +66,8 @@ async def test_text_finds_payload_and_error_text_ignoring_ascii_case(
     )
     running = await claim_one(store)
     await store.fail(running.id, running.lease_token or "", "Agent ran out of TIME")
+    done = await claim_one(store)
+    await store.complete(done.id, done.lease_token or "", {"action": "escalated_for_approval"})
 
     assert await _ids(store, text="parser") == [1]
     assert await _ids(store, text="PARSER") == [1]
@@ -76,6 +78,7 @@ async def test_text_finds_payload_and_error_text_ignoring_ascii_case(
     assert await _ids(store, text="<script>") == [3]
     assert await _ids(store, text="quiet", status=TaskStatus.FAILED) == []
     assert await _ids(store, text="nothing like it") == []
+    assert await _ids(store, text="escalated_for_approval") == [2]
 
 
 async def test_text_search_reads_only_the_newest_window(store: TaskStore) -> None:

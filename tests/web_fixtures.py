@@ -56,6 +56,7 @@ def make_deps(
         wake=wakes,
         config=config or ServiceConfig(),
         now=trio.current_time,
+        wall=wall_clock,
     )
     return deps, wakes
 

@@ -27,6 +27,10 @@ def _register() -> None:
 
     for module in (config_cmd, tasks, serve, events_cmd, notify_cmd):
         cli.add_command(module.command)
+    from tamma_trio.cli.housekeeping import db, prune
+
+    tasks.command.add_command(prune)
+    cli.add_command(db)
     from tamma_trio.cli.forge import commands as forge_commands  # forge init, issues, prs
 
     for group in forge_commands:

@@ -56,6 +56,27 @@ def fail_usage(message: str) -> NoReturn:
     raise SystemExit(EXIT_USAGE)
 
 
+# SQLite's INTEGER is signed 64-bit: no task or issue can have a larger number.
+MAX_ROW_ID = 2**63 - 1
+
+
+class RowIdType(click.ParamType[int]):
+    """A task id or an issue number: 1 to 2**63-1; anything else is one line and exit 2."""
+
+    name = "id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        what = param.human_readable_name if param is not None else "id"
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_ROW_ID:
+            shown = text if len(text) <= 30 else text[:27] + "..."
+            fail_usage(f"{what} must be a whole number from 1 to {MAX_ROW_ID}, got {shown!r}")
+        return int(text)
+
+
+ROW_ID = RowIdType()
+
+
 def with_config(command: F) -> F:
     """Decorate a command taking ``config: Config`` with --config and loading."""
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from tamma_trio.cli.common import EXIT_OK, EXIT_USAGE, config_option, report_config_error
-from tamma_trio.config import Config, load_config, resolve_config_path
+from tamma_trio.config import Config, load_config, mask_secrets, resolve_config_path
 from tamma_trio.errors import ConfigError
 
 command = click.Group("config", help="Inspect the configuration.")
@@ -33,7 +33,8 @@ def check(config_path: Path | None) -> int:
         return EXIT_USAGE
     source = resolve_config_path(config_path, os.environ)
     click.echo(f"# effective configuration (from {source or 'built-in defaults'})")
-    click.echo(to_toml(config.model_dump(mode="json")), nl=False)
+    # Engine options are a free table: mask what looks secret there and everywhere else.
+    click.echo(to_toml(mask_secrets(config.model_dump(mode="json"))), nl=False)
     from tamma_trio.cli.startup import preflight_problems
 
     problems = preflight_problems(config)

@@ -21,6 +21,7 @@ import click
 from tamma_trio.cli import forge_render as render
 from tamma_trio.cli.common import (
     EXIT_USAGE,
+    ROW_ID,
     config_option,
     fail_usage,
     load_or_exit,
@@ -187,7 +188,7 @@ def _enqueue_issue(config: Config, setup: LocalForgeSetup, number: int, title: s
         click.echo("note: not queued (only a sqlite queue can be reached from the CLI)", err=True)
         return
     new = issue_task(setup.repository, number, title, max_retries=config.service.max_retries)
-    task, _ = run_with_store(config, lambda store: store.add(new))
+    task, _ = run_with_store(config, lambda store: store.add(new), create=True)
     click.echo(f"queued task {task.id} (issue_assigned for #{number})", err=True)
 
 
@@ -208,7 +209,7 @@ def list_issues(state: str, as_json: bool, config: Config) -> int:
 
 
 @issues.command("show")
-@click.argument("number", type=int)
+@click.argument("number", type=ROW_ID)
 @click.option("--json", "as_json", is_flag=True)
 @with_config
 def show_issue(number: int, as_json: bool, config: Config) -> int:
@@ -248,7 +249,7 @@ def list_prs(as_json: bool, config: Config) -> int:
 
 
 @prs.command("show")
-@click.argument("number", type=int)
+@click.argument("number", type=ROW_ID)
 @click.option("--json", "as_json", is_flag=True)
 @with_config
 def show_pr(number: int, as_json: bool, config: Config) -> int:
@@ -270,7 +271,7 @@ def show_pr(number: int, as_json: bool, config: Config) -> int:
 
 
 @prs.command("approve")
-@click.argument("number", type=int)
+@click.argument("number", type=ROW_ID)
 @click.option("--as", "reviewer", default="operator", show_default=True)
 @with_config
 def approve(number: int, reviewer: str, config: Config) -> int:

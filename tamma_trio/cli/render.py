@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from tamma_trio.cli.timefmt import local_time
 from tamma_trio.models import QueueStats, Task, TaskEvent, TaskPriority, TaskStatus
 from tamma_trio.service_events import Delivery, DeliveryStatus
 
@@ -32,7 +33,7 @@ def console() -> Console:
 
 
 def when(value: dt.datetime | None) -> str:
-    return "-" if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return local_time(value)
 
 
 def outcome_of(task: Task) -> str:

@@ -1,8 +1,10 @@
-"""`tamma-trio serve`: run the daemon in the foreground until SIGTERM or SIGINT.
+"""`tamma-trio serve`: run the daemon in the foreground until SIGTERM, SIGINT or SIGHUP.
 
 Exit codes: 0 after a clean drain; 1 when it cannot start (another daemon holds the store, a port
 is taken, the engine fails to initialise) or after a second signal cut the drain short; 2 for a
-bad config, including an engine name or engine options that do not fit. Once the servers are
+bad config, including an engine name or engine options that do not fit, or an API exposed beyond
+loopback without a token. A failed start removes the store files it created, and a stop signal
+during start-up exits 0. Once the servers are
 up it prints one line to stdout, ``listening health=URL metrics=URL``, which scripts can parse to
 learn the ports (port 0 in the config picks a free one).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,6 +29,9 @@ from tamma_trio.cli.startup import preflight_problems, startup_block
 from tamma_trio.config import Config
 from tamma_trio.errors import ConfigError, TammaError
 
+if TYPE_CHECKING:
+    from tamma_trio.start_guard import StartupSignals
+
 
 @click.command("serve")
 @config_option
@@ -37,6 +43,9 @@ from tamma_trio.errors import ConfigError, TammaError
 )
 def command(config_path: Path | None, log_format: str | None) -> int:
     """Run the daemon: claim and run tasks, serve health, metrics and the tasks API."""
+    from tamma_trio.start_guard import StartupSignals
+
+    early = StartupSignals().install()  # before the slow part: config, imports, trio
     config = load_or_exit(config_path)
     fmt = log_format or config.log.format
     _setup_logging(config, fmt)
@@ -54,7 +63,7 @@ def command(config_path: Path | None, log_format: str | None) -> int:
 
     announce = Announcer(config, config_path, fmt)
     try:
-        return trio.run(_serve, config, announce)
+        return trio.run(_serve, config, announce, early)
     except (TammaError, OSError, BaseExceptionGroup) as exc:
         cause = sole_cause(exc)
         if not isinstance(cause, TammaError | OSError):
@@ -66,10 +75,10 @@ def command(config_path: Path | None, log_format: str | None) -> int:
         return EXIT_FAILURE
 
 
-async def _serve(config: Config, announce: Announcer) -> int:
+async def _serve(config: Config, announce: Announcer, early: StartupSignals) -> int:
     from tamma_trio.service import serve
 
-    return await serve(config, announce=announce)
+    return await serve(config, announce=announce, early=early)
 
 
 def sole_cause(exc: BaseException) -> BaseException:

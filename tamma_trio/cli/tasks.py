@@ -17,7 +17,7 @@ import trio
 
 from tamma_trio import strict_json
 from tamma_trio.cli import render
-from tamma_trio.cli.common import fail_usage, with_config
+from tamma_trio.cli.common import ROW_ID, fail_usage, with_config
 from tamma_trio.config import Config
 from tamma_trio.errors import FieldError
 from tamma_trio.intake import Intake
@@ -32,12 +32,24 @@ command = click.Group("tasks", help="Add, list, inspect, cancel and retry tasks.
 STATUS_CHOICE = click.Choice([status.value for status in TaskStatus])
 
 
-def run_with_store(config: Config, action: Callable[[TaskStore], Awaitable[T]]) -> T:
-    """Open the configured store, run one async action on it, and close it again."""
+def run_with_store(
+    config: Config, action: Callable[[TaskStore], Awaitable[T]], *, create: bool = False
+) -> T:
+    """Open the configured store, run one async action on it, and close it again.
+
+    Only a command that adds tasks (``create``) may create the database: a read, or a cancel of
+    a task that cannot exist, says there is no database instead of leaving an empty one.
+    """
     from tamma_trio.store import open_store
 
-    if config.service.queue.type == "memory":
+    queue = config.service.queue
+    if queue.type == "memory":
         fail_usage("the memory queue lives inside the daemon; use the HTTP API or a sqlite queue")
+    if queue.type == "sqlite" and not create and not queue.sqlite.path.exists():
+        fail_usage(
+            f"no task database at {queue.sqlite.path}: nothing was queued there yet "
+            "(or --config / TAMMA_CONFIG points elsewhere)"
+        )
 
     async def main() -> T:
         store = open_store(config.service.queue)
@@ -109,7 +121,7 @@ def add(
     except FieldError as exc:
         fail_usage(str(exc))
     task, _created = run_with_store(
-        config, lambda store: Intake(store).submit_one(new, source="cli")
+        config, lambda store: Intake(store).submit_one(new, source="cli"), create=True
     )
     click.echo(task.id)
     return 0
@@ -139,7 +151,7 @@ def list_(
 
 
 @command.command("show")
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=ROW_ID)
 @click.option("--json", "as_json", is_flag=True)
 @with_config
 def show(task_id: int, as_json: bool, config: Config) -> int:
@@ -158,7 +170,7 @@ def show(task_id: int, as_json: bool, config: Config) -> int:
 
 
 @command.command("cancel")
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=ROW_ID)
 @with_config
 def cancel(task_id: int, config: Config) -> int:
     """Cancel a queued or running task."""
@@ -168,7 +180,7 @@ def cancel(task_id: int, config: Config) -> int:
 
 
 @command.command("retry")
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=ROW_ID)
 @with_config
 def retry(task_id: int, config: Config) -> int:
     """Send a failed or cancelled task back to the queue with a fresh retry budget."""

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError as PydanticValidationError
 
-from tamma_trio.config import SECRET_KEYS, EngineConfig
+from tamma_trio.config import EngineConfig, describe_problem
 from tamma_trio.engine.base import Engine, EngineContext, EngineFactory
 from tamma_trio.errors import ConfigError
 
@@ -53,16 +53,8 @@ def load_engine(config: EngineConfig, context: EngineContext) -> Engine:
     try:
         return factory(options, context)
     except PydanticValidationError as exc:
-        problems = [_problem(error) for error in exc.errors()]
+        problems = [describe_problem(error, "engine") for error in exc.errors()]
         raise ConfigError(f"invalid [engine] options for {config.name!r}", problems) from None
-
-
-def _problem(error: Mapping[str, Any]) -> tuple[str, str, str]:
-    where = ".".join(["engine", *(str(part) for part in error["loc"])])
-    secret = bool(error["loc"]) and str(error["loc"][-1]) in SECRET_KEYS
-    shown = "***" if secret else repr(error.get("input"))[:80]
-    message = "unknown key" if error["type"] == "extra_forbidden" else str(error["msg"])
-    return where, shown, message
 
 
 def _import(module_name: str, name: str) -> Any:

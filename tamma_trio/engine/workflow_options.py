@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from tamma_trio.config import describe_problem
 from tamma_trio.engine.agent import expand_command
 from tamma_trio.engine.limits import Limits
 from tamma_trio.errors import ConfigError
@@ -141,12 +142,5 @@ def parse_options(options: Mapping[str, Any]) -> WorkflowOptions:
     try:
         return WorkflowOptions.model_validate(dict(options))
     except PydanticValidationError as exc:
-        problems = [
-            (
-                "engine." + ".".join(str(part) for part in error["loc"]),
-                repr(error.get("input"))[:80],
-                "unknown key" if error["type"] == "extra_forbidden" else str(error["msg"]),
-            )
-            for error in exc.errors()
-        ]
+        problems = [describe_problem(error, "engine") for error in exc.errors()]
         raise ConfigError("invalid [engine] options for the workflow engine", problems) from None

@@ -20,7 +20,7 @@ The contract, checked by tests/test_store_contract.py against every backend:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from tamma_trio.models import (
@@ -101,8 +101,8 @@ class TaskStore(Protocol):
 
         ``before`` keeps ids below it (keyset paging: the next page starts after the last id
         shown, at the cost of one index seek however deep it is). ``text`` is a case-insensitive
-        (ASCII) substring of the payload's JSON or the error, searched among the newest
-        TEXT_SEARCH_WINDOW tasks that pass the other filters.
+        (ASCII) substring of the payload's or the result's JSON or of the error, searched among
+        the newest TEXT_SEARCH_WINDOW tasks that pass the other filters.
         """
 
     async def events(self, task_id: int) -> list[TaskEvent]:
@@ -199,3 +199,21 @@ class TaskStore(Protocol):
     async def redeliver(self, delivery_ids: Sequence[int] | None = None) -> int:
         """Dead deliveries (all, or those of ``delivery_ids``) pending again now with a fresh
         attempt count; returns how many."""
+
+    # --- housekeeping ---------------------------------------------------------------------
+    async def prune(
+        self,
+        finished_before: float,
+        statuses: Collection[TaskStatus],
+        limit: int,
+        *,
+        dry_run: bool = False,
+    ) -> list[int]:
+        """Delete up to ``limit`` tasks in ``statuses`` (finished ones only: completed, failed,
+        cancelled; ValueError otherwise) whose finished_at is before wall time
+        ``finished_before``, oldest finished first, with their events; return their ids.
+
+        ``dry_run`` returns the ids that would go and deletes nothing. A backend with a file
+        returns the pages it freed to the file system, a bounded amount per call, so a prune in
+        small batches never holds the store for long.
+        """

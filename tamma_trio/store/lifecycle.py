@@ -16,6 +16,7 @@ recover_orphans    queued now; attempt refunded; interruptions + 1; lease cleare
 reclaim_expired    like recover_orphans, for every in_progress task whose lease_expires <= now
                    (any owner, this boot included), with a "lease_expired" event
 cancel             cancelled; finished_at = now; lease cleared, so the worker's token dies
+prune              a finished task older than the cutoff and its events are deleted
 retry              queued now; attempts and interruptions 0; error, result, finished_at
                    cleared; progress kept, so a retried task resumes after its last step
 =================  =========================================================================
@@ -29,6 +30,7 @@ import datetime as dt
 import secrets
 import string
 import uuid
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 from tamma_trio.errors import LeaseLostError, TransitionError
@@ -115,6 +117,19 @@ def check_operator_retry(status: TaskStatus) -> None:
             f"only a failed or cancelled task can be retried; this one is {status.value}"
         )
     check_transition(status, TaskStatus.QUEUED)
+
+
+PRUNABLE = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+def check_prune(statuses: Collection[TaskStatus], limit: int) -> list[str]:
+    """The status values a prune may touch, sorted; ValueError for anything unfinished."""
+    unfinished = sorted(status.value for status in set(statuses) - PRUNABLE)
+    if unfinished:
+        raise ValueError(f"only finished tasks can be pruned, not {', '.join(unfinished)}")
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    return sorted(status.value for status in statuses)
 
 
 def quarantine_error(interruptions: int) -> str:

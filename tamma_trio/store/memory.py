@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -301,6 +301,32 @@ class MemoryStore(MemoryOutboxMethods):
         }
         return _copy(self._change(task, changes, lifecycle.retried(task.status, actor), now))
 
+    # --- housekeeping ---------------------------------------------------------------------
+    async def prune(
+        self,
+        finished_before: float,
+        statuses: Collection[TaskStatus],
+        limit: int,
+        *,
+        dry_run: bool = False,
+    ) -> list[int]:
+        wanted = lifecycle.check_prune(statuses, limit)
+        await self._enter()
+        cutoff = lifecycle.utc(finished_before)
+        old = sorted(
+            (t.finished_at, t.id)
+            for t in self._state.tasks.values()
+            if t.status.value in wanted and t.finished_at is not None and t.finished_at < cutoff
+        )
+        ids = [task_id for _, task_id in old[:limit]]
+        if not dry_run:
+            for task_id in ids:
+                task = self._state.tasks.pop(task_id)
+                self._state.events.pop(task_id, None)
+                if task.key is not None and self._state.keys.get(task.key) == task_id:
+                    del self._state.keys[task.key]
+        return ids
+
     # --- internals ------------------------------------------------------------------------
     @property
     def _outbox(self) -> MemoryOutbox:
@@ -421,6 +447,9 @@ def _copy(task: Task) -> Task:
 
 
 def _contains(task: Task, text: str) -> bool:
-    """The payload as the SQLite store keeps it (compact JSON), or the error."""
+    """The payload, the error or the result, as the SQLite store keeps them (compact JSON)."""
+    result = "" if task.result is None else pydantic_core.to_json(task.result).decode()
     payload = pydantic_core.to_json(task.payload).decode()
-    return lifecycle.contains_text(payload, text) or lifecycle.contains_text(task.error or "", text)
+    return any(
+        lifecycle.contains_text(where, text) for where in (payload, task.error or "", result)
+    )

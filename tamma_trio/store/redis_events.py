@@ -18,10 +18,18 @@ Publishing an event and queueing its deliveries is one script, like SQLite's one
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
-from tamma_trio.service_events import Delivery, DeliveryStatus, ServiceEvent
+import redis
+
+from tamma_trio.service_events import Delivery, DeliveryStatus, NewServiceEvent, ServiceEvent
+from tamma_trio.store import lifecycle
+from tamma_trio.store import redis_codec as codec
+from tamma_trio.store.base import WallClock
 from tamma_trio.store.lifecycle import utc, utc_or_none
+
+T = TypeVar("T")
 
 PUBLISH = """
 local now = ARGV[2]
@@ -110,3 +118,72 @@ def delivery_from_hash(delivery_id: int, fields: dict[str, Any], event: ServiceE
         last_error=fields.get("last_error"),
         delivered_at=utc_or_none(seconds("delivered_at")),
     )
+
+
+class RedisEventMethods:
+    """The TaskStore methods of the event stream and outbox, for RedisStore to inherit."""
+
+    _clock: WallClock
+
+    def _key(self, name: str) -> str:
+        raise NotImplementedError
+
+    async def _script(self, name: str, args: Sequence[object]) -> Any:
+        raise NotImplementedError
+
+    async def _run(self, call: Callable[[redis.Redis], T]) -> T:
+        raise NotImplementedError
+
+    # --- service events and their webhook outbox ------------------------------------------
+    async def publish(self, event: NewServiceEvent, targets: Sequence[str] = ()) -> ServiceEvent:
+        now = codec.seconds(self._clock())
+        body = event.model_dump_json()
+        event_id = await self._script("publish", [now, body, *targets])
+        return ServiceEvent(id=int(event_id), at=lifecycle.utc(float(now)), **event.model_dump())
+
+    async def service_events(self, *, after: int = 0, limit: int = 100) -> list[ServiceEvent]:
+        key = self._key("sevents")
+        texts = await self._run(
+            lambda client: cast(
+                list[str], client.zrangebyscore(key, f"({after}", "+inf", start=0, num=limit)
+            )
+        )
+        return [event_from_json(text) for text in texts]
+
+    async def deliveries(
+        self, *, status: DeliveryStatus | None = None, limit: int = 100
+    ) -> list[Delivery]:
+        return await self._run(lambda client: self._read_deliveries(client, status, limit))
+
+    def _read_deliveries(
+        self, client: redis.Redis, status: DeliveryStatus | None, limit: int
+    ) -> list[Delivery]:
+        if status is DeliveryStatus.PENDING:
+            found = client.zrange(self._key("dl:pending"), 0, limit - 1)
+        else:
+            index = "dl:ids" if status is None else f"dl:status:{status.value}"
+            found = client.zrevrange(self._key(index), 0, limit - 1)
+        ids = [int(d) for d in cast(list[str], found)]
+        pipe = client.pipeline(transaction=False)
+        for delivery_id in ids:
+            pipe.hgetall(self._key(f"delivery:{delivery_id}"))
+        hashes = cast(list[dict[str, str]], pipe.execute())
+        for fields in hashes:
+            event_id = fields["event_id"]
+            pipe.zrangebyscore(self._key("sevents"), event_id, event_id)
+        events = [event_from_json(found[0]) for found in pipe.execute()]
+        return [
+            delivery_from_hash(d, fields, event)
+            for d, fields, event in zip(ids, hashes, events, strict=True)
+        ]
+
+    async def record_delivery(
+        self, delivery_id: int, *, error: str | None, next_attempt: float | None = None
+    ) -> None:
+        when = "" if next_attempt is None else codec.seconds(next_attempt)
+        now = codec.seconds(self._clock())
+        await self._script("record_delivery", [delivery_id, now, error or "", when])
+
+    async def redeliver(self, delivery_ids: Sequence[int] | None = None) -> int:
+        which = ["all"] if delivery_ids is None else ["ids", *delivery_ids]
+        return int(await self._script("redeliver", [codec.seconds(self._clock()), *which]))

@@ -329,9 +329,11 @@ local highest = '+inf'
 if ARGV[6] ~= '' then highest = '(' .. ARGV[6] end
 local needle, prefix = string.lower(text), repo .. '#'
 local function has_text(t)
-  local found = redis.call('HMGET', t, 'payload', 'error')
-  if string.find(string.lower(found[1]), needle, 1, true) then return true end
-  return found[2] and string.find(string.lower(found[2]), needle, 1, true) ~= nil
+  local found = redis.call('HMGET', t, 'payload', 'error', 'result')
+  for i = 1, 3 do
+    if found[i] and string.find(string.lower(found[i]), needle, 1, true) then return true end
+  end
+  return false
 end
 local searched, position = 0, 0
 while true do

@@ -15,7 +15,7 @@ and with ``require_aof`` refuses a server without AOF.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar, cast
 
 import redis
@@ -31,8 +31,7 @@ from tamma_trio.models import (
     TaskType,
     ThroughputBucket,
 )
-from tamma_trio.service_events import Delivery, DeliveryStatus, NewServiceEvent, ServiceEvent
-from tamma_trio.store import lifecycle, redis_events
+from tamma_trio.store import lifecycle
 from tamma_trio.store import redis_codec as codec
 from tamma_trio.store.base import (
     DEFAULT_LEASE_SECONDS,
@@ -41,7 +40,8 @@ from tamma_trio.store.base import (
     WallClock,
 )
 from tamma_trio.store.lifecycle import EventSpec
-from tamma_trio.store.redis_events import EVENT_SCRIPTS
+from tamma_trio.store.redis_events import EVENT_SCRIPTS, RedisEventMethods
+from tamma_trio.store.redis_housekeeping import PRUNE
 from tamma_trio.store.redis_scripts import PRELUDE, SCRIPTS
 from tamma_trio.store.redis_server import (
     Calls,
@@ -60,7 +60,7 @@ SINGLE_HOST_RULE = (
 )
 
 
-class RedisStore:
+class RedisStore(RedisEventMethods):
     """TaskStore on a Redis (or Valkey) server (see the module docstring)."""
 
     single_daemon = False
@@ -91,7 +91,7 @@ class RedisStore:
         self._calls = Calls(describe(client))
         self._scripts = {
             name: client.register_script(PRELUDE + body)
-            for name, body in {**SCRIPTS, **EVENT_SCRIPTS}.items()
+            for name, body in {**SCRIPTS, **EVENT_SCRIPTS, "prune": PRUNE}.items()
         }
         try:
             await self._calls.run(lambda: self._prepare(client))
@@ -317,59 +317,19 @@ class RedisStore:
         answer = await self._script("retry", [task_id, codec.seconds(self._clock()), *specs])
         return codec.operator_answer(task_id, answer, TaskStatus.QUEUED)
 
-    # --- service events and their webhook outbox ------------------------------------------
-    async def publish(self, event: NewServiceEvent, targets: Sequence[str] = ()) -> ServiceEvent:
-        now = codec.seconds(self._clock())
-        body = event.model_dump_json()
-        event_id = await self._script("publish", [now, body, *targets])
-        return ServiceEvent(id=int(event_id), at=lifecycle.utc(float(now)), **event.model_dump())
-
-    async def service_events(self, *, after: int = 0, limit: int = 100) -> list[ServiceEvent]:
-        key = self._key("sevents")
-        texts = await self._run(
-            lambda client: cast(
-                list[str], client.zrangebyscore(key, f"({after}", "+inf", start=0, num=limit)
-            )
-        )
-        return [redis_events.event_from_json(text) for text in texts]
-
-    async def deliveries(
-        self, *, status: DeliveryStatus | None = None, limit: int = 100
-    ) -> list[Delivery]:
-        return await self._run(lambda client: self._read_deliveries(client, status, limit))
-
-    def _read_deliveries(
-        self, client: redis.Redis, status: DeliveryStatus | None, limit: int
-    ) -> list[Delivery]:
-        if status is DeliveryStatus.PENDING:
-            found = client.zrange(self._key("dl:pending"), 0, limit - 1)
-        else:
-            index = "dl:ids" if status is None else f"dl:status:{status.value}"
-            found = client.zrevrange(self._key(index), 0, limit - 1)
-        ids = [int(d) for d in cast(list[str], found)]
-        pipe = client.pipeline(transaction=False)
-        for delivery_id in ids:
-            pipe.hgetall(self._key(f"delivery:{delivery_id}"))
-        hashes = cast(list[dict[str, str]], pipe.execute())
-        for fields in hashes:
-            event_id = fields["event_id"]
-            pipe.zrangebyscore(self._key("sevents"), event_id, event_id)
-        events = [redis_events.event_from_json(found[0]) for found in pipe.execute()]
-        return [
-            redis_events.delivery_from_hash(d, fields, event)
-            for d, fields, event in zip(ids, hashes, events, strict=True)
-        ]
-
-    async def record_delivery(
-        self, delivery_id: int, *, error: str | None, next_attempt: float | None = None
-    ) -> None:
-        when = "" if next_attempt is None else codec.seconds(next_attempt)
-        now = codec.seconds(self._clock())
-        await self._script("record_delivery", [delivery_id, now, error or "", when])
-
-    async def redeliver(self, delivery_ids: Sequence[int] | None = None) -> int:
-        which = ["all"] if delivery_ids is None else ["ids", *delivery_ids]
-        return int(await self._script("redeliver", [codec.seconds(self._clock()), *which]))
+    # --- housekeeping ---------------------------------------------------------------------
+    async def prune(
+        self,
+        finished_before: float,
+        statuses: Collection[TaskStatus],
+        limit: int,
+        *,
+        dry_run: bool = False,
+    ) -> list[int]:
+        wanted = lifecycle.check_prune(statuses, limit)
+        cutoff = codec.seconds(finished_before)
+        answer = await self._script("prune", [cutoff, limit, "1" if dry_run else "0", *wanted])
+        return [int(task_id) for task_id in answer]
 
     # --- internals ------------------------------------------------------------------------
     def _key(self, name: str) -> str:

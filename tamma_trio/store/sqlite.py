@@ -19,11 +19,10 @@ next checkpoint (see sqlite_runner.py): a claimed task is never lost on its way 
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -38,10 +37,17 @@ from tamma_trio.models import (
     ThroughputBucket,
 )
 from tamma_trio.service_events import Delivery, DeliveryStatus, NewServiceEvent, ServiceEvent
-from tamma_trio.store import lifecycle, sqlite_events, sqlite_ops, sqlite_queries
+from tamma_trio.store import (
+    lifecycle,
+    sqlite_events,
+    sqlite_housekeeping,
+    sqlite_ops,
+    sqlite_queries,
+)
 from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
 from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.sqlite_rows import (
+    decode_text,
     dumps,
     event_from_row,
     event_row,
@@ -85,11 +91,15 @@ class SqliteStore:
 
     # --- life ------------------------------------------------------------------------------
     async def open(self) -> None:
+        await self._runner.start(self._connect)
+
+    def _connect(self) -> sqlite3.Connection:
+        """Runs on the runner's thread; rows written as invalid UTF-8 decode as UndecodableText
+        instead of failing the whole query they are part of."""
         verify = self._lock_fd is not None
-        opener = functools.partial(
-            open_database, self.path, self.synchronous, self._busy_timeout, verify
-        )
-        await self._runner.start(opener)
+        conn = open_database(self.path, self.synchronous, self._busy_timeout, verify)
+        conn.text_factory = decode_text
+        return conn
 
     async def aclose(self) -> None:
         try:
@@ -102,7 +112,9 @@ class SqliteStore:
 
     def lock_for_daemon(self) -> None:
         """Take ``<path>.lock`` for this process, or StoreLockedError if a daemon holds it."""
-        lock_path = Path(f"{self.path}.lock")
+        # Keyed on the real file: a symlink (or a path through a symlinked folder) names the
+        # same database, and a lock beside the link would let a second daemon in.
+        lock_path = Path(f"{os.path.realpath(self.path)}.lock")
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -270,6 +282,18 @@ class SqliteStore:
     async def redeliver(self, delivery_ids: Sequence[int] | None = None) -> int:
         ids = None if delivery_ids is None else list(delivery_ids)
         return await self._write(sqlite_events.redeliver, ids, self._clock())
+
+    # --- housekeeping ---------------------------------------------------------------------
+    async def prune(
+        self,
+        finished_before: float,
+        statuses: Collection[TaskStatus],
+        limit: int,
+        *,
+        dry_run: bool = False,
+    ) -> list[int]:
+        wanted = lifecycle.check_prune(statuses, limit)
+        return await self._write(sqlite_housekeeping.prune, finished_before, wanted, limit, dry_run)
 
     # --- internals ------------------------------------------------------------------------
     async def _write(

@@ -64,12 +64,18 @@ def list_tasks(
     if text is None:
         sql = f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY id DESC LIMIT ? OFFSET ?"
         return conn.execute(sql, (*params, limit, offset)).fetchall()
-    window = f"SELECT * FROM tasks {where} ORDER BY id DESC LIMIT {TEXT_SEARCH_WINDOW}"
-    sql = f"""SELECT {TASK_COLUMNS} FROM ({window})
-        WHERE payload LIKE ? ESCAPE '\\' OR error LIKE ? ESCAPE '\\'
+    # The window's oldest id comes from the index alone (OFFSET walks index entries, not rows);
+    # the search then reads rows newest first and stops at the page's last match.
+    floor = f"SELECT id FROM tasks {where} ORDER BY id DESC LIMIT 1 OFFSET {TEXT_SEARCH_WINDOW - 1}"
+    joiner = "AND" if where else "WHERE"
+    sql = f"""SELECT {TASK_COLUMNS} FROM tasks {where}
+        {joiner} id >= coalesce(({floor}), 0)
+        AND (payload LIKE ? ESCAPE '\\' OR error LIKE ? ESCAPE '\\'
+             OR result LIKE ? ESCAPE '\\')
         ORDER BY id DESC LIMIT ? OFFSET ?"""
     pattern = like_pattern(text)
-    return conn.execute(sql, (*params, pattern, pattern, limit, offset)).fetchall()
+    values = (*params, *params, pattern, pattern, pattern, limit, offset)
+    return conn.execute(sql, values).fetchall()
 
 
 def throughput(

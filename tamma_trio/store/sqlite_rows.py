@@ -11,8 +11,9 @@ import sqlite3
 from typing import Any, NamedTuple
 
 import pydantic_core
+from pydantic import ValidationError as PydanticValidationError
 
-from tamma_trio.errors import TaskNotFoundError
+from tamma_trio.errors import StoreError, TaskNotFoundError
 from tamma_trio.models import NewTask, Task, TaskEvent, TaskStatus
 from tamma_trio.store import lifecycle
 from tamma_trio.store.lifecycle import EventSpec
@@ -53,6 +54,26 @@ class NewTaskRow(NamedTuple):
     key: str | None
     values: tuple[Any, ...]
     event: EventRow
+
+
+class UndecodableText(str):
+    """TEXT that SQLite holds as invalid UTF-8, shown with \\x escapes, with the decode error.
+
+    Another process or an older version can write such bytes; sqlite3's own decoding would raise
+    for the whole query, so one bad row would fail every claim and every list.
+    """
+
+    reason: str
+
+
+def decode_text(raw: bytes) -> str:
+    """The connection's text_factory: UTF-8, or an UndecodableText the row decoder reports."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as exc:
+        text = UndecodableText(raw.decode(errors="backslashreplace"))
+        text.reason = f"invalid UTF-8 ({exc.reason} at byte {exc.start})"
+        return text
 
 
 def dumps(value: Any) -> str:
@@ -98,29 +119,87 @@ def task_from_row(row: Row) -> Task:
     Measured here (bench/store.py's hot path): validating a plain dict costs no more than
     model_construct, which skips validation yet is slow, so rows are validated. Times are
     converted here, not by pydantic, whose epoch parsing gives its own tzinfo class instead of
-    ``datetime.UTC``.
+    ``datetime.UTC``. A row that cannot be read becomes a Task saying why (``undecodable``), so
+    it fails alone instead of failing every claim and list it is part of.
     """
     fields = dict(zip(_TASK_FIELDS, row, strict=True))
     for name in _TIME_FIELDS:
         if fields[name] is not None:
             fields[name] = lifecycle.utc(fields[name])
-    fields["payload"] = loads(fields["payload"])
-    fields["progress"] = loads(fields["progress"])
-    if fields["result"] is not None:
-        fields["result"] = loads(fields["result"])
-    return Task.model_validate(fields)
+    try:
+        _check_text(fields)
+        for name in _JSON_FIELDS:
+            fields[name] = _json_column(name, fields[name])
+        return Task.model_validate(fields)
+    except ValueError as exc:
+        return _damaged_task(fields, describe_decode_error(exc))
+
+
+_JSON_FIELDS = ("payload", "progress", "result")
+_EMPTY_JSON: dict[str, Any] = {"payload": {}, "progress": {}, "result": None}
+
+
+def _check_text(fields: dict[str, Any]) -> None:
+    for name, value in fields.items():
+        if type(value) is UndecodableText:
+            raise ValueError(f"{name}: {value.reason}")
+
+
+def _json_column(name: str, text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{name}: not JSON ({exc})") from None
+
+
+def describe_decode_error(exc: ValueError) -> str:
+    """One line: the column and what is wrong with it."""
+    if isinstance(exc, PydanticValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"{where}: {first['msg']}"
+    return str(exc)
+
+
+def _damaged_task(fields: dict[str, Any], reason: str) -> Task:
+    """The readable part of a row that is not a Task: JSON columns emptied, text kept escaped."""
+    readable = {
+        name: str(value) if isinstance(value, str) else value for name, value in fields.items()
+    }
+    readable.update(_EMPTY_JSON, undecodable=reason)
+    try:
+        return Task.model_validate(readable)
+    except PydanticValidationError as exc:  # a type or status this version does not know
+        task_id = fields["id"]
+        raise StoreError(f"task {task_id} cannot be read: {describe_decode_error(exc)}") from None
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, str) else value
 
 
 def event_from_row(row: Row) -> TaskEvent:
+    """An event; a detail that is not JSON is replaced by the decode error, so the trail of a
+    damaged task still reads."""
     event_id, task_id, at, kind, actor, status, detail = row
+    try:
+        if type(detail) is UndecodableText:
+            raise ValueError(f"detail: {detail.reason}")
+        detail_value = _json_column("detail", detail)
+        if not isinstance(detail_value, dict):
+            raise ValueError("detail: not a JSON object")
+    except ValueError as exc:
+        detail_value = {"undecodable": str(exc)}
     return TaskEvent(
         id=event_id,
         task_id=task_id,
         at=lifecycle.utc(at),
-        kind=kind,
-        actor=actor,
+        kind=str(kind),
+        actor=str(actor),
         status=None if status is None else TaskStatus(status),
-        detail=loads(detail),
+        detail=detail_value,
     )
 
 

@@ -149,6 +149,8 @@ def open_database(
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the task store {path}: {exc}") from None
     try:
+        if fresh:  # only possible before the first table: pruning can then shrink the file
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         _enable_wal(conn, path)
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")

@@ -18,7 +18,7 @@ from tamma_trio.errors import FieldError, ValidationError
 from tamma_trio.intake.requests import new_task_from, new_tasks_from, shorten
 from tamma_trio.log import task_logger
 from tamma_trio.models import TaskStatus, TaskType, check_repository, parse_task_type
-from tamma_trio.web.auth import require_mutation_allowed
+from tamma_trio.web.auth import require_mutation_allowed, require_read_allowed
 from tamma_trio.web.body import ascii_int, read_json_object, read_optional_json_object
 from tamma_trio.web.deps import WebDeps
 from tamma_trio.web.errors import NO_STORE, ApiError
@@ -111,6 +111,7 @@ def register_api_routes(app: Quart, deps: WebDeps) -> None:
     store, api = deps.store, deps.config.api
 
     async def list_tasks() -> ResponseReturnValue:
+        require_read_allowed(api.token)
         filters = list_filters(request.args)
         tasks = await store.list_tasks(**filters)
         body = {
@@ -122,6 +123,7 @@ def register_api_routes(app: Quart, deps: WebDeps) -> None:
         return body, 200, NO_STORE
 
     async def show_task(task_id: int) -> ResponseReturnValue:
+        require_read_allowed(api.token)
         task = await store.get(task_id)
         events = await store.events(task_id)
         body = {**task.public(), "events": [event.model_dump(mode="json") for event in events]}

@@ -1,4 +1,4 @@
-"""create_app(): the quart-trio application for health, metrics and the tasks API.
+"""create_app(): the quart-trio application for health, metrics, the tasks API and the dashboard.
 
 The service may build two apps (one per port) when the health and metrics ports differ, so each
 group of routes can be switched off; the routes themselves live in health.py and api.py.
@@ -13,6 +13,7 @@ from tamma_trio.web.deps import WebDeps
 from tamma_trio.web.errors import install_error_handlers
 from tamma_trio.web.events import register_event_routes
 from tamma_trio.web.health import READY_PATH, register_health_routes, register_metrics_route
+from tamma_trio.web.ui import UI_PREFIX, register_ui
 
 # A body that trickles in slower than this is dropped, so a slow client cannot hold a slot.
 BODY_TIMEOUT_SECONDS = 10
@@ -26,8 +27,8 @@ def _check_paths(deps: WebDeps, *, health: bool, metrics: bool) -> None:
         paths.append(deps.config.metrics.path)
     if len(set(paths)) != len(paths):
         raise ValueError(f"health, ready and metrics paths must differ: {paths}")
-    if any(path.startswith("/api/") for path in paths):
-        raise ValueError("health and metrics paths must not be under /api/")
+    if any(path.startswith(("/api/", UI_PREFIX)) for path in paths):
+        raise ValueError(f"health and metrics paths must not be under /api/ or {UI_PREFIX}")
 
 
 def create_app(
@@ -46,4 +47,5 @@ def create_app(
     if api:
         register_api_routes(app, deps)
         register_event_routes(app, deps)
+        register_ui(app, deps)  # the dashboard lives beside the API, under the same token
     return app

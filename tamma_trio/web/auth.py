@@ -1,7 +1,9 @@
-"""Who may change tasks: a bearer token when one is configured, else loopback clients only.
+"""Who may read and change tasks: a bearer token when one is configured, else loopback only.
 
-Without a token the daemon cannot tell a colleague from an attacker, so it trusts only its own
-host; once a token is set, it is required from everyone, loopback included.
+Without a token the daemon cannot tell a colleague from an attacker, so it lets only its own
+host change tasks; once a token is set, it is required from everyone, loopback included, for
+reads too, since payloads and event histories are the repositories' business. (A daemon that
+binds beyond loopback without a token refuses to start unless told to: see config.py.)
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def token_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
+def require_read_allowed(token: SecretStr | None) -> None:
+    """Raise ApiError 401 unless the current request may read tasks: the token when one is set."""
+    if token is not None:
+        require_token(token)
+
+
 def require_mutation_allowed(token: SecretStr | None) -> None:
     """Raise ApiError (401 or 403) unless the current request may change tasks."""
     if token is None:
@@ -56,6 +64,10 @@ def require_mutation_allowed(token: SecretStr | None) -> None:
                 "[service.api] token is configured",
             )
         return
+    require_token(token)
+
+
+def require_token(token: SecretStr) -> None:
     credential = bearer_credential(request.headers.get("Authorization"))
     if credential is None:
         raise ApiError(

@@ -6,6 +6,7 @@ worker: it gets the store to write to, the status to read, and a callable that w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -27,6 +28,7 @@ class WebDeps:
     config: ServiceConfig
     now: Callable[[], float]  # trio-based monotonic seconds, the clock of status.started_at
     events: EventFeed | None = None  # wakes GET /api/events streams; None: they poll the store
+    wall: Callable[[], float] = time.time  # the store's wall clock: ages and login sessions
 
     @cached_property
     def intake(self) -> Intake:

@@ -73,6 +73,9 @@ def not_ready_reason(status: ServiceStatus) -> str | None:
         return status.state.value
     if not status.store_ok:
         return store_component(status).replace("down", "store unavailable", 1)
+    if status.claims_failing:
+        error = REDACTOR.redact(status.claim_error or "")
+        return f"claiming tasks failed {status.claim_failures} times in a row: {error}"
     return None
 
 

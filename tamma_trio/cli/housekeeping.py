@@ -1,0 +1,92 @@
+"""`tamma-trio tasks prune` and `tamma-trio db backup`: keeping a long-running store in shape.
+
+Prune does by hand what the daemon's retention does on its own, for an operator who wants the
+space back now or a different cut-off; backup makes the consistent copy an upgrade or a move
+starts from, while the daemon keeps running.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from tamma_trio.cli.common import fail_usage, with_config
+from tamma_trio.cli.timefmt import local_time
+from tamma_trio.config import Config
+from tamma_trio.models import TaskStatus
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+FINISHED = ("completed", "failed", "cancelled")
+
+
+def parse_age(text: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` -> seconds; exit 2 naming the bad value."""
+    found = _AGE.match(text.lower())
+    if found is None:
+        fail_usage(f"--older-than {text!r} is not a number with a unit s, m, h, d or w (e.g. 30d)")
+    return float(found.group(1)) * UNITS[found.group(2)]
+
+
+@click.command("prune")
+@click.option("--older-than", "older_than", required=True, help="Age such as 30d, 12h or 2w.")
+@click.option(
+    "--status",
+    "statuses",
+    type=click.Choice(FINISHED),
+    multiple=True,
+    help="Only tasks that ended so (repeatable; default: every finished status).",
+)
+@click.option("--dry-run", is_flag=True, help="Say how many would go; delete nothing.")
+@with_config
+def prune(older_than: str, statuses: tuple[str, ...], dry_run: bool, config: Config) -> int:
+    """Delete finished tasks (and their events) that ended longer ago than --older-than."""
+    import time
+
+    from tamma_trio.cli.tasks import run_with_store
+    from tamma_trio.retention import prune_all
+
+    age = parse_age(older_than)
+    before = time.time() - age
+    wanted = [TaskStatus(status) for status in statuses or FINISHED]
+    batch = config.retention.batch_size
+    count = run_with_store(
+        config, lambda store: prune_all(store, wanted, before, batch, dry_run=dry_run)
+    )
+    verb = "would prune" if dry_run else "pruned"
+    which = "/".join(status.value for status in wanted)
+    click.echo(f"{verb} {count} {which} task(s) that ended before {local_time(before)}")
+    return 0
+
+
+db = click.Group("db", help="The SQLite task store's file.")
+
+
+@db.command("backup")
+@click.argument("target", type=click.Path(path_type=Path, dir_okay=False))
+@with_config
+def backup(target: Path, config: Config) -> int:
+    """Write an online, consistent copy of the database to TARGET (a new file)."""
+    from tamma_trio.errors import StoreError
+    from tamma_trio.store.sqlite_housekeeping import backup_file
+
+    queue = config.service.queue
+    if queue.type != "sqlite":
+        fail_usage(f"db backup copies a sqlite queue; this config uses {queue.type}")
+    source = queue.sqlite.path
+    if not source.is_file():
+        fail_usage(f"there is no database at {source}")
+    if target.exists():
+        fail_usage(f"{target} already exists; choose a new file")
+    if not target.parent.is_dir():
+        fail_usage(f"{target.parent} is not a directory")
+    try:
+        size = backup_file(source, target)
+    except (StoreError, OSError) as exc:
+        target.unlink(missing_ok=True)
+        click.echo(f"error: backup failed: {exc}", err=True)
+        return 1
+    click.echo(f"backed up {source} to {target} ({size} bytes)")
+    return 0

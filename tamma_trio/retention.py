@@ -1,0 +1,90 @@
+"""Retention: the daemon prunes finished tasks older than ``[retention]`` in small batches.
+
+Without it the store grows by every task forever. Completed and cancelled tasks go after
+``days``; failed ones after ``failed_days``, since they wait for a human. Each batch is one
+short transaction, with a checkpoint between batches, so intake and claims interleave with a
+large first sweep instead of waiting behind it. A sweep that fails (the store is busy or down)
+is logged and tried again at the next interval: housekeeping never stops the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import trio
+
+from tamma_trio.config import RetentionConfig
+from tamma_trio.models import TaskStatus
+from tamma_trio.store.base import TaskStore, WallClock
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400.0
+
+
+def cutoffs(config: RetentionConfig, now: float) -> list[tuple[tuple[TaskStatus, ...], float]]:
+    """(statuses, finished before) for each retention period."""
+    return [
+        ((TaskStatus.COMPLETED, TaskStatus.CANCELLED), now - config.days * DAY),
+        ((TaskStatus.FAILED,), now - config.failed_days * DAY),
+    ]
+
+
+async def prune_all(
+    store: TaskStore,
+    statuses: Sequence[TaskStatus],
+    finished_before: float,
+    batch_size: int,
+    *,
+    dry_run: bool = False,
+) -> int:
+    """Prune every matching task, ``batch_size`` per call; how many there were."""
+    if dry_run:  # nothing is deleted, so the batches would repeat: count in one call
+        return len(await store.prune(finished_before, statuses, 10**9, dry_run=True))
+    total = 0
+    while True:
+        ids = await store.prune(finished_before, statuses, batch_size)
+        total += len(ids)
+        if len(ids) < batch_size:
+            return total
+        await trio.lowlevel.checkpoint()
+
+
+class Retention:
+    """The daemon's sweeper: one sweep at start, then one every ``interval`` seconds."""
+
+    def __init__(self, store: TaskStore, config: RetentionConfig, wall: WallClock) -> None:
+        self.store = store
+        self.config = config
+        self.wall = wall
+        self.pruned = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        deadline = trio.current_time()
+        while True:
+            await self.sweep()
+            deadline += self.config.interval
+            await trio.sleep_until(deadline)
+
+    async def sweep(self) -> int:
+        """Prune what is due; the number of tasks pruned (0 when the store failed)."""
+        swept = 0
+        try:
+            for statuses, before in cutoffs(self.config, self.wall()):
+                swept += await prune_all(self.store, statuses, before, self.config.batch_size)
+        except Exception as exc:
+            log.warning(
+                "retention: pruning failed, trying again in %g s: %s", self.config.interval, exc
+            )
+            return swept
+        if swept:
+            self.pruned += swept
+            log.info(
+                "retention: pruned %d finished task(s) (kept %g days, failed %g days)",
+                swept,
+                self.config.days,
+                self.config.failed_days,
+            )
+        return swept
