@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tamma_trio.models import NewTask, TaskStatus
+from tamma_trio.models import NewTask, TaskPriority, TaskStatus
 from tamma_trio.store.base import TEXT_SEARCH_WINDOW, TaskStore
 from tests.store_helpers import at, claim_one
 
@@ -130,3 +130,25 @@ async def test_filters_keep_the_page_limit(store: TaskStore, limit: int) -> None
     await store.add_many([_issue("acme/widgets", n) for n in range(1, 4)])
 
     assert len(await store.list_tasks(repository="acme/widgets", limit=limit)) == limit
+
+
+async def test_queued_by_priority_counts_due_and_waiting_tasks(
+    store: TaskStore, make_task: TaskBuilder, wall: FakeWall
+) -> None:
+    assert await store.queued_by_priority() == dict.fromkeys(TaskPriority, 0)
+    await store.add_many(
+        [make_task(1, priority=3), make_task(2, priority=3), make_task(3, priority=0)]
+        + [make_task(n, priority=1) for n in range(4, 8)]
+    )
+    first = await claim_one(store)  # a critical one leaves the queue
+    await store.retry_later(first.id, first.lease_token or "", "boom", wall.start + 600)
+    running = await claim_one(store)
+    await store.cancel(7)
+
+    assert first.priority == running.priority == TaskPriority.CRITICAL
+    assert await store.queued_by_priority() == {
+        TaskPriority.LOW: 1,
+        TaskPriority.NORMAL: 3,
+        TaskPriority.HIGH: 0,
+        TaskPriority.CRITICAL: 1,  # the one waiting for its retry
+    }

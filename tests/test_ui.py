@@ -130,6 +130,8 @@ async def test_the_overview_shows_queue_running_step_failures_and_escalations(ui
         card = re.search(rf'card-{status}" href="[^"]*">\s*<span class="count">(\d+)', html)
         assert card is not None and card.group(1) == "1", status
     assert html.count('class="bar-slot"') == 12 + 24
+    priorities = re.findall(r'class="priority priority-(\w+)">\w+ <strong>(\d+)', html)
+    assert priorities == [("critical", "0"), ("high", "0"), ("normal", "1"), ("low", "0")]
     assert "1 completed, 1 failed" in html  # the last hour's chart counts both endings
 
 

@@ -28,6 +28,7 @@ from tamma_trio.models import (
     QueueStats,
     Task,
     TaskEvent,
+    TaskPriority,
     TaskStatus,
     TaskType,
     ThroughputBucket,
@@ -114,6 +115,9 @@ class TaskStore(Protocol):
     async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
         """Completed and failed tasks by finished_at, in buckets of ``bucket_seconds`` from
         wall time ``since``; only buckets with a task, oldest first."""
+
+    async def queued_by_priority(self) -> dict[TaskPriority, int]:
+        """Queued tasks (due or not) counted by priority, every priority present."""
 
     async def next_due(self) -> float | None:
         """Wall time of the earliest not_before among queued tasks, or None when none is queued."""

@@ -14,7 +14,6 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pydantic_core
 import trio
 
 from tamma_trio.errors import StoreError, TaskNotFoundError
@@ -23,16 +22,16 @@ from tamma_trio.models import (
     QueueStats,
     Task,
     TaskEvent,
+    TaskPriority,
     TaskStatus,
     TaskType,
     ThroughputBucket,
     check_transition,
 )
-from tamma_trio.store import lifecycle
+from tamma_trio.store import lifecycle, memory_queries
 from tamma_trio.store.base import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_QUARANTINE_AFTER,
-    TEXT_SEARCH_WINDOW,
     WallClock,
 )
 from tamma_trio.store.lifecycle import EventSpec
@@ -112,35 +111,23 @@ class MemoryStore(MemoryOutboxMethods):
     ) -> list[Task]:
         lifecycle.check_page(limit, offset)
         await self._enter()
-        newest_first = sorted(self._state.tasks.values(), key=lambda t: t.id, reverse=True)
-        matching = [
-            t
-            for t in newest_first
-            if (status is None or t.status == status)
-            and (type is None or t.type == type)
-            and (repository is None or lifecycle.repository_of(t.subject) == repository)
-            and (before is None or t.id < before)
-        ]
-        if text is not None:
-            window = matching[:TEXT_SEARCH_WINDOW]
-            matching = [t for t in window if _contains(t, text)]
+        matching = memory_queries.matching_tasks(
+            self._state.tasks.values(),
+            status=status,
+            task_type=type,
+            repository=repository,
+            text=text,
+            before=before,
+        )
         return [_copy(t) for t in matching[offset : offset + limit]]
 
     async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
         await self._enter()
-        counts: dict[int, dict[str, int]] = {}
-        for task in self._state.tasks.values():
-            finished = task.finished_at
-            if finished is None or finished.timestamp() < since:
-                continue
-            if task.status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
-                index = lifecycle.bucket_index(finished.timestamp(), since, bucket_seconds)
-                bucket = counts.setdefault(index, {})
-                bucket[task.status.value] = bucket.get(task.status.value, 0) + 1
-        return [
-            ThroughputBucket(start=lifecycle.utc(since + index * bucket_seconds), **counts[index])
-            for index in sorted(counts)
-        ]
+        return memory_queries.throughput(self._state.tasks.values(), since, bucket_seconds)
+
+    async def queued_by_priority(self) -> dict[TaskPriority, int]:
+        await self._enter()
+        return memory_queries.queued_by_priority(self._state.tasks.values())
 
     async def events(self, task_id: int) -> list[TaskEvent]:
         await self._enter()
@@ -444,12 +431,3 @@ _NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_ex
 def _copy(task: Task) -> Task:
     """A deep copy, so a caller editing a payload dict never edits the store."""
     return task.model_copy(deep=True)
-
-
-def _contains(task: Task, text: str) -> bool:
-    """The payload, the error or the result, as the SQLite store keeps them (compact JSON)."""
-    result = "" if task.result is None else pydantic_core.to_json(task.result).decode()
-    payload = pydantic_core.to_json(task.payload).decode()
-    return any(
-        lifecycle.contains_text(where, text) for where in (payload, task.error or "", result)
-    )

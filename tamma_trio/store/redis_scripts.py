@@ -371,6 +371,22 @@ else out[#out + 1] = redis.call('HGET', task_key(oldest[1]), 'created_at') end
 return out
 """
 
+# Queued tasks by priority: due ones by their claim-order score range, waiting ones one by one
+# (a retry's backoff; few at any time). Answers {count for priority 0, 1, 2, 3}.
+QUEUED_BY_PRIORITY = """
+local out = {}
+for p = 0, 3 do
+  local low = (3 - p) * 1e12
+  out[p + 1] = redis.call('ZCOUNT', key('ready'), string.format('%.0f', low),
+    '(' .. string.format('%.0f', low + 1e12))
+end
+for _, id in ipairs(redis.call('ZRANGE', key('waiting'), 0, -1)) do
+  local p = tonumber(redis.call('HGET', task_key(id), 'priority'))
+  out[p + 1] = out[p + 1] + 1
+end
+return out
+"""
+
 SCRIPTS = {
     "add": ADD,
     "claim": CLAIM,
@@ -386,4 +402,5 @@ SCRIPTS = {
     "record_event": RECORD_EVENT,
     "list": LIST,
     "stats": STATS,
+    "queued_by_priority": QUEUED_BY_PRIORITY,
 }

@@ -27,6 +27,7 @@ from tamma_trio.models import (
     QueueStats,
     Task,
     TaskEvent,
+    TaskPriority,
     TaskStatus,
     TaskType,
     ThroughputBucket,
@@ -202,6 +203,10 @@ class RedisStore(RedisEventMethods):
             queue_depth=counts[TaskStatus.QUEUED],
             oldest_queued_age=lifecycle.oldest_age(self._clock(), oldest),
         )
+
+    async def queued_by_priority(self) -> dict[TaskPriority, int]:
+        answer = await self._script("queued_by_priority", [])
+        return {priority: int(answer[int(priority)]) for priority in TaskPriority}
 
     async def next_due(self) -> float | None:
         first = await self._run(

@@ -32,6 +32,7 @@ from tamma_trio.models import (
     QueueStats,
     Task,
     TaskEvent,
+    TaskPriority,
     TaskStatus,
     TaskType,
     ThroughputBucket,
@@ -192,6 +193,10 @@ class SqliteStore:
             queue_depth=counts.get(TaskStatus.QUEUED.value, 0),
             oldest_queued_age=lifecycle.oldest_age(self._clock(), oldest),
         )
+
+    async def queued_by_priority(self) -> dict[TaskPriority, int]:
+        counts = dict(await self._read(sqlite_queries.queued_by_priority))
+        return {priority: counts.get(int(priority), 0) for priority in TaskPriority}
 
     async def next_due(self) -> float | None:
         return await self._read(sqlite_ops.next_due)

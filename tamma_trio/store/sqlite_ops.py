@@ -78,7 +78,7 @@ _CANCEL = f"""UPDATE tasks SET status = 'cancelled', finished_at = ?, {_NO_LEASE
 _RETRY = f"""UPDATE tasks SET status = 'queued', attempts = 0, interruptions = 0, error = NULL,
     result = NULL, finished_at = NULL, not_before = ? WHERE id = ? RETURNING {TASK_COLUMNS}"""
 
-_COUNTS = "SELECT status, n FROM task_counts"
+_COUNTS = "SELECT status, sum(n) FROM task_counts GROUP BY status"
 _OLDEST_QUEUED = """SELECT created_at FROM tasks INDEXED BY tasks_by_status
     WHERE status = 'queued' ORDER BY id LIMIT 1"""
 _NEXT_DUE = "SELECT min(not_before) FROM tasks INDEXED BY tasks_due WHERE status = 'queued'"

@@ -21,6 +21,10 @@ _THROUGHPUT = """SELECT CAST((finished_at - ?1) / ?2 AS INTEGER) AS bucket, stat
     GROUP BY bucket, status ORDER BY bucket"""
 
 
+# Kept by triggers (sqlite_schema.py), like the counts by status.
+_QUEUED_BY_PRIORITY = "SELECT priority, n FROM task_counts WHERE status = 'queued'"
+
+
 def like_pattern(text: str) -> str:
     """``%text%`` with LIKE's own wildcards escaped, so '50%' means a literal percent sign."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -83,3 +87,7 @@ def throughput(
 ) -> list[tuple[int, str, int]]:
     """(bucket index, status, count) rows, read from the covering index tasks_finished."""
     return conn.execute(_THROUGHPUT, (since, bucket_seconds)).fetchall()
+
+
+def queued_by_priority(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+    return conn.execute(_QUEUED_BY_PRIORITY).fetchall()

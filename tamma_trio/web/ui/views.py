@@ -33,6 +33,7 @@ class RunningTask:
 @dataclass(frozen=True)
 class Overview:
     stats: QueueStats
+    by_priority: list[tuple[str, int]]  # highest priority first
     running: list[RunningTask]
     failures: list[Task]
     escalations: list[Task]
@@ -58,8 +59,10 @@ async def overview(store: TaskStore, now: float) -> Overview:
     escalations = await store.list_tasks(
         status=TaskStatus.COMPLETED, text=ESCALATED_ACTION, limit=RECENT_SHOWN
     )
+    by_priority = await store.queued_by_priority()
     return Overview(
         stats=stats,
+        by_priority=[(p.name.lower(), by_priority[p]) for p in sorted(by_priority, reverse=True)],
         running=[await _running(store, task, now) for task in running],
         failures=failures,
         escalations=[t for t in escalations if (t.result or {}).get("action") == ESCALATED_ACTION],
