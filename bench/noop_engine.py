@@ -56,6 +56,9 @@ class NoopEngine:
     async def finish(self, target: Target) -> None:
         return None
 
+    async def author_may_command(self, repository: str, login: str) -> bool:
+        return True
+
     async def comment(self, target: Target, body: str) -> None:
         return None
 

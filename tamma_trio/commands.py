@@ -1,5 +1,5 @@
-"""Commands in comments: `/tamma start` or `@<bot> start` on issues, `/tamma merge` or a line that
-is exactly `lgtm` on pull requests.
+"""Commands in comments: `/tamma start|approve|retry|cancel` (or `@<bot> start` ...) on issues,
+`/tamma merge` or a line that is exactly `lgtm` on pull requests.
 
 A command counts only as a line of its own (after trimming), outside fenced code and quotes,
 from an allowed author and never from the bot itself. Tamma's own spec matched any comment
@@ -17,6 +17,13 @@ from enum import StrEnum
 class Command(StrEnum):
     START = "start"
     MERGE = "merge"
+    APPROVE = "approve"  # run an issue escalated for approval with its plan approved
+    RETRY = "retry"  # run a failed or escalated task of the subject again
+    CANCEL = "cancel"  # cancel the subject's active tasks
+
+
+ISSUE_COMMANDS = (Command.START, Command.APPROVE, Command.RETRY, Command.CANCEL)
+PULL_REQUEST_COMMANDS = (Command.MERGE, Command.RETRY, Command.CANCEL)
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,7 @@ class CommandVerdict:
 # "/tamma start", "@bot start", "/tamma merge", optionally followed by a note: "/tamma start now".
 _COMMAND = re.compile(
     r"""^(?: /tamma | @(?P<mention>[A-Za-z0-9_.\[\]-]+) )
-        \s+ (?P<verb>start|merge)
+        \s+ (?P<verb>start|merge|approve|retry|cancel)
         (?: \s.* )?$""",
     re.IGNORECASE | re.VERBOSE,
 )
@@ -62,6 +69,24 @@ def parse_command(
     )
 
 
+def find_command(body: str, *, allowed: Iterable[Command], bot_name: str) -> Command | None:
+    """The first command of ``allowed`` on a line of its own (outside code and quotes), if any.
+
+    Who wrote the comment is not looked at here: that is the caller's rule to apply.
+    """
+    wanted = tuple(allowed)
+    for line in command_lines(body):
+        for command in wanted:
+            if _matches(line, command, bot_name):
+                return command
+    return None
+
+
+def is_bot(author: str, bot_name: str) -> bool:
+    """GitHub Apps comment as "<name>[bot]"; both spellings are the bot."""
+    return _is_bot(author, bot_name)
+
+
 def command_lines(body: str) -> Iterator[str]:
     """The trimmed lines that may carry a command: not inside fenced code, not quoted."""
     fenced = False
@@ -84,8 +109,8 @@ def _matches(line: str, expected: Command, bot_name: str) -> bool:
     mention = found["mention"]
     if mention is None:
         return True
-    # "@bot merge" is not one of the story's merge spellings; only "@bot start" is.
-    return expected is Command.START and mention.lower() == bot_name.lower()
+    # "@bot merge" is not one of the story's merge spellings; "@bot start" (approve...) is.
+    return expected is not Command.MERGE and mention.lower() == bot_name.lower()
 
 
 def _is_bot(author: str, bot_name: str) -> bool:

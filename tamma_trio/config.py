@@ -150,6 +150,39 @@ class EngineConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+# GitHub's author_association values; a payload claiming anything else is treated as untrusted.
+Association = Literal[
+    "OWNER",
+    "MEMBER",
+    "COLLABORATOR",
+    "CONTRIBUTOR",
+    "FIRST_TIME_CONTRIBUTOR",
+    "FIRST_TIMER",
+    "MANNEQUIN",
+    "NONE",
+]
+
+
+class GithubWebhookConfig(Section):
+    # Every secret verifies (rotation: add the new one, switch the hook, drop the old one).
+    # None configured: every delivery is refused, so a daemon never trusts unsigned bodies.
+    secrets: tuple[SecretStr, ...] = ()
+    trusted_associations: tuple[Association, ...] = ("OWNER", "MEMBER", "COLLABORATOR")
+
+
+class GitlabWebhookConfig(Section):
+    tokens: tuple[SecretStr, ...] = ()
+    # GitLab payloads say nothing about the author's role: only these logins may command.
+    command_authors: tuple[str, ...] = ()
+
+
+class WebhooksConfig(Section):
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=26_214_400)
+    delivery_retention_days: int = Field(default=14, ge=1, le=3650)
+    github: GithubWebhookConfig = GithubWebhookConfig()
+    gitlab: GitlabWebhookConfig = GitlabWebhookConfig()
+
+
 class RetentionConfig(Section):
     """How long finished tasks and their events are kept before the daemon prunes them."""
 
@@ -167,6 +200,7 @@ class LogConfig(Section):
 
 class Config(Section):
     service: ServiceConfig = ServiceConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     engine: EngineConfig = EngineConfig()
     log: LogConfig = LogConfig()
     notify: tuple[NotifyTarget, ...] = ()

@@ -19,7 +19,7 @@ import trio
 from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio import step_log
-from tamma_trio.commands import Command, parse_command
+from tamma_trio.commands import Command, is_bot, parse_command
 from tamma_trio.config import ServiceConfig
 from tamma_trio.engine.base import (
     Analysis,
@@ -35,7 +35,17 @@ from tamma_trio.engine.base import (
     TestResult,
 )
 from tamma_trio.errors import EngineError
-from tamma_trio.models import ESCALATED_FOR_APPROVAL, Outcome, Task, TaskType
+from tamma_trio.models import (
+    ESCALATED_FOR_APPROVAL,
+    Approval,
+    IssueAssignedPayload,
+    IssueCommentPayload,
+    Outcome,
+    PrCommentPayload,
+    PrReviewRequestedPayload,
+    Task,
+    TaskType,
+)
 from tamma_trio.policy import Failure, Verdict, diff_verdict, plan_verdict
 from tamma_trio.store.base import TaskStore
 from tamma_trio.timeline import STEP_EVENT, step_detail
@@ -54,6 +64,8 @@ IGNORED = "ignored"
 FINISH_TIMEOUT = 30.0
 
 ISSUE_TYPES = frozenset({TaskType.ISSUE_ASSIGNED, TaskType.ISSUE_COMMENT})
+# The records a human approves when approving an escalated plan.
+PLAN_STEPS = frozenset({"select_issue", "analyze_issue", "generate_plan"})
 
 
 @dataclass
@@ -109,16 +121,19 @@ class Handlers:
         self.config = config
 
     async def run(self, task: Task, token: str) -> Outcome:
-        payload = task.payload
-        repository = str(payload["repository"])
         if task.type is TaskType.PR_REVIEW_REQUESTED:
-            return await self._review_pr(task, repository, int(payload["pull_request"]["number"]))
+            review = PrReviewRequestedPayload.model_validate(task.payload)
+            return await self._review_pr(task, review.repository, review.pull_request.number)
         if task.type is TaskType.PR_COMMENT:
-            return await self._on_pr_comment(task, repository)
+            return await self._on_pr_comment(task, PrCommentPayload.model_validate(task.payload))
         run = TaskRun(task, token, self.store, dict(task.progress))
         if task.type is TaskType.ISSUE_COMMENT:
-            return await self._on_issue_comment(run, repository)
-        return await self._implement_issue(run, repository, int(payload["issue"]["number"]))
+            return await self._on_issue_comment(
+                run, IssueCommentPayload.model_validate(task.payload)
+            )
+        issue = IssueAssignedPayload.model_validate(task.payload)
+        approved = await self._approval(run, issue.approval)
+        return await self._implement_issue(run, issue.repository, issue.issue.number, approved)
 
     async def escalate(self, task: Task, failure: Failure) -> None:
         """Tell a human on the forge that the task failed for good."""
@@ -139,28 +154,55 @@ class Handlers:
 
     # --- issues -----------------------------------------------------------------------------
 
-    async def _on_issue_comment(self, run: TaskRun, repository: str) -> Outcome:
-        comment = run.task.payload["comment"]
+    async def _on_issue_comment(self, run: TaskRun, payload: IssueCommentPayload) -> Outcome:
         verdict = parse_command(
-            str(comment["body"]),
-            str(comment["author"]),
+            payload.comment.body,
+            payload.comment.author,
             expected=Command.START,
             bot_name=self.config.bot_name,
             allowed_authors=self.config.command_authors,
         )
         if verdict.command is None:
             return Outcome(action=IGNORED, detail={"reason": verdict.reason})
-        number = int(run.task.payload["issue"]["number"])
-        return await self._implement_issue(run, repository, number)
+        return await self._implement_issue(run, payload.repository, payload.issue.number)
 
-    async def _implement_issue(self, run: TaskRun, repository: str, number: int) -> Outcome:
+    async def _approval(self, run: TaskRun, approval: Approval | None) -> str | None:
+        """The stage a human approved (``plan`` or ``diff``), resuming from the escalated plan.
+
+        The escalated task's analysis and plan are what the human read and approved, so this
+        task starts from them instead of planning again; the branch is made afresh (the
+        escalated task's worktree is gone). The bot can never approve.
+        """
+        if approval is None:
+            return None
+        if is_bot(approval.by, self.config.bot_name):
+            raise EngineError("the bot can never approve", code="bot_approval", retryable=False)
+        escalated = await self.store.get(approval.of_task)
+        result = escalated.result or {}
+        if escalated.subject != run.task.subject or result.get("action") != ESCALATED_FOR_APPROVAL:
+            raise EngineError(
+                f"task {approval.of_task} is not waiting for approval on {run.task.subject}",
+                code="not_escalated",
+                retryable=False,
+            )
+        stage = str(result.get("stage", "plan"))
+        if not run.progress:
+            run.progress = {k: v for k, v in escalated.progress.items() if k in PLAN_STEPS}
+            await self.store.save_progress(run.task.id, run.token, dict(run.progress))
+            detail = {"approved": True, "stage": stage, "approved_by": approval.by}
+            await run.record("approval", {**detail, "of_task": approval.of_task})
+        return stage
+
+    async def _implement_issue(
+        self, run: TaskRun, repository: str, number: int, approved: str | None = None
+    ) -> Outcome:
         engine = self.engine
         issue = await run.step(
             "select_issue", Issue, lambda: engine.select_issue(repository, number)
         )
         analysis = await run.step("analyze_issue", Analysis, lambda: engine.analyze_issue(issue))
         plan = await run.step("generate_plan", Plan, lambda: engine.generate_plan(analysis))
-        if not run.done("create_branch"):
+        if not run.done("create_branch") and approved is None:
             verdict = plan_verdict(plan, self.config.auto_approve)
             if not await self._approved(run, verdict, issue.target):
                 return _escalated(verdict, issue)
@@ -168,7 +210,7 @@ class Handlers:
         changes = await run.step(
             "implement_code", Changes, lambda: engine.implement_code(plan, branch)
         )
-        if not run.done("run_tests"):
+        if not run.done("run_tests") and approved != "diff":
             verdict = diff_verdict(changes, self.config.auto_approve)
             if not await self._approved(run, verdict, issue.target):
                 return _escalated(verdict, issue, branch=branch.name)
@@ -204,19 +246,17 @@ class Handlers:
 
     # --- pull requests ----------------------------------------------------------------------
 
-    async def _on_pr_comment(self, task: Task, repository: str) -> Outcome:
-        comment = task.payload["comment"]
+    async def _on_pr_comment(self, task: Task, payload: PrCommentPayload) -> Outcome:
         verdict = parse_command(
-            str(comment["body"]),
-            str(comment["author"]),
+            payload.comment.body,
+            payload.comment.author,
             expected=Command.MERGE,
             bot_name=self.config.bot_name,
             allowed_authors=self.config.command_authors,
         )
         if verdict.command is None:
             return Outcome(action=IGNORED, detail={"reason": verdict.reason})
-        number = int(task.payload["pull_request"]["number"])
-        return await self._review_pr(task, repository, number)
+        return await self._review_pr(task, payload.repository, payload.pull_request.number)
 
     async def _review_pr(self, task: Task, repository: str, number: int) -> Outcome:
         """One look at the pull request: merge it when it may be merged, else say why not.

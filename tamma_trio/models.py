@@ -111,9 +111,17 @@ def check_repository(value: str) -> str:
 Repository = Annotated[str, AfterValidator(check_repository)]
 
 
+class Approval(_Payload):
+    """A human approved the plan of an escalated task: its issue runs again past that stage."""
+
+    by: str = Field(min_length=1, max_length=100)
+    of_task: int = Field(ge=1, le=2**63 - 1)
+
+
 class IssueAssignedPayload(_Payload):
     repository: Repository
     issue: IssueRef
+    approval: Approval | None = None
 
 
 class IssueCommentPayload(IssueAssignedPayload):
@@ -165,7 +173,15 @@ def validate_payload(task_type: TaskType, raw: Any) -> dict[str, Any]:
         raise ValidationError(
             f"invalid payload for {task_type.value}: {where}: {first['msg']}"
         ) from None
-    return parsed.model_dump(mode="json")
+    return dump_payload(parsed)
+
+
+def dump_payload(parsed: BaseModel) -> dict[str, Any]:
+    """A payload model as stored: JSON values, snake_case, no ``approval`` when there is none."""
+    data = parsed.model_dump(mode="json")
+    if data.get("approval", ...) is None:
+        del data["approval"]
+    return data
 
 
 def subject_of(task_type: TaskType, payload: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
 from trio_util import AsyncValue
@@ -29,6 +30,7 @@ from trio_util import AsyncValue
 from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
 from tamma_trio.engine.loader import load_engine
+from tamma_trio.engine.workflow_options import ForgeOptions
 from tamma_trio.handlers import Handlers
 from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
@@ -58,6 +60,9 @@ SNAPSHOT_INTERVAL = 1.0
 SNAPSHOT_TIMEOUT = 2.0
 ENGINE_CLOSE_TIMEOUT = 10.0
 STORE_CLOSE_TIMEOUT = 10.0
+PRUNE_INTERVAL = 3600.0
+DEFAULT_REPOSITORY = ForgeOptions().repository
+DEFAULT_TRIGGER_LABEL = ForgeOptions().trigger_label
 
 EXIT_OK = 0
 EXIT_HARD_STOP = 1
@@ -92,6 +97,7 @@ class Service:
         svc = config.service
         self.config = config
         self.store = store
+        self.wall = wall
         self.status = ServiceStatus(started_at=trio.current_time())
         self.state = AsyncValue(ServiceState.STARTING)
         self.metrics = Metrics(self.status)
@@ -173,6 +179,7 @@ class Service:
                     await background.start(self.lease_keeper.run)
                     await background.start(self.reclaimer.run)
                     await background.start(self.sender.run)
+                    await background.start(self._prune_deliveries)
                     if self.config.retention.enabled:
                         await background.start(self.retention.run)
                     await self._work(task_status)
@@ -259,6 +266,20 @@ class Service:
         await self.publisher.emit(EventKind.TASK_QUARANTINED, task, failure.message)
         await self.worker.escalate_failed(task, failure)
 
+    async def _prune_deliveries(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Forget deliveries older than delivery_retention_days, at start and then hourly."""
+        task_status.started()
+        retention = self.config.webhooks.delivery_retention_days * 86_400
+        while True:
+            try:
+                pruned = await self.store.prune_deliveries(self.wall() - retention)
+            except Exception as exc:  # a busy store: the next round will catch up
+                log.warning("pruning the deliveries log failed: %s", exc)
+            else:
+                if pruned:
+                    log.info("pruned %d delivery record(s) older than the retention", pruned)
+            await trio.sleep(PRUNE_INTERVAL)
+
     # --- status and HTTP --------------------------------------------------------------------
 
     async def _snapshots(self, *, task_status: trio.TaskStatus[None]) -> None:
@@ -305,6 +326,10 @@ class Service:
             svc,
             trio.current_time,
             events=self.event_feed,
+            webhooks=self.config.webhooks,
+            served=served_repositories(self.config),
+            may_command=self.engine.author_may_command,
+            trigger_label=trigger_label(self.config),
             wall=self.worker.wall,
         )
         host = svc.health_check.host
@@ -449,6 +474,25 @@ def listening_line(urls: dict[str, str]) -> str:
     if not urls:
         return "listening (no HTTP server enabled)"
     return "listening " + " ".join(f"{name}={url}" for name, url in sorted(urls.items()))
+
+
+def _forge_options(config: Config) -> dict[str, Any]:
+    forge = config.engine.options().get("forge")
+    return forge if isinstance(forge, dict) else {}
+
+
+def served_repositories(config: Config) -> frozenset[str]:
+    """The repositories whose webhook deliveries are accepted: a remote forge's
+    ``repositories``, else the local forge's ``repository`` (its default when unset)."""
+    forge = _forge_options(config)
+    if isinstance(forge.get("repositories"), list):
+        return frozenset(str(name) for name in forge["repositories"])
+    return frozenset({str(forge.get("repository", DEFAULT_REPOSITORY))})
+
+
+def trigger_label(config: Config) -> str:
+    """The label that asks the bot to work on an issue, as the forge is configured."""
+    return str(_forge_options(config).get("trigger_label", DEFAULT_TRIGGER_LABEL))
 
 
 def database_path(config: Config) -> Path | None:

@@ -25,7 +25,7 @@ class EventKind(StrEnum):
     TASK_QUARANTINED = "task.quarantined"
 
 
-class DeliveryStatus(StrEnum):
+class NotificationStatus(StrEnum):
     PENDING = "pending"  # due at next_attempt_at
     DELIVERED = "delivered"
     DEAD = "dead"  # attempts spent; `notify retry` queues it again
@@ -60,7 +60,7 @@ class ServiceEvent(NewServiceEvent):
         return body
 
 
-class Delivery(BaseModel):
+class Notification(BaseModel):
     """One event on its way to one webhook target (named by a digest of its URL)."""
 
     model_config = ConfigDict(frozen=True)
@@ -68,7 +68,7 @@ class Delivery(BaseModel):
     id: int
     event: ServiceEvent
     target: str
-    status: DeliveryStatus
+    status: NotificationStatus
     attempts: int = 0
     next_attempt_at: dt.datetime | None = None
     last_error: str | None = None

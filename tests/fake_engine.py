@@ -110,6 +110,7 @@ class FakeEngine:
         self.initialized = False
         self.closed = False
         self._failed: dict[str, int] = {}
+        self.no_permission: set[str] = set()  # logins the live permission check refuses
 
     async def _step(self, step: str, subject: str) -> None:
         """Count the call, take the step's time, then fail if told to."""
@@ -264,6 +265,10 @@ class FakeEngine:
 
     async def finish(self, target: Target) -> None:
         await self._step("finish", _subject(target))
+
+    async def author_may_command(self, repository: str, login: str) -> bool:
+        self.calls.append(("author_may_command", login))
+        return login not in self.no_permission
 
 
 def _subject(target: Target) -> str:

@@ -33,6 +33,7 @@ def test_defaults_are_the_storys() -> None:
 def test_the_example_file_shows_the_defaults() -> None:
     example = load_config(EXAMPLE, {})
     assert (example.service, example.log) == (Config().service, Config().log)
+    assert example.webhooks == Config().webhooks
     assert example.engine.name == "workflow"
     assert parse_options(example.engine.options()) == WorkflowOptions()
 

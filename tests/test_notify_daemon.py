@@ -62,7 +62,7 @@ def stop(daemon: Daemon) -> None:
     assert daemon.wait_exit() == 0, daemon.logs()
 
 
-def deliveries(config: Path, *flags: str) -> list[dict[str, Any]]:
+def notifications(config: Path, *flags: str) -> list[dict[str, Any]]:
     """`notify list --json`, in this process (polling through a new interpreter is slow)."""
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
@@ -113,7 +113,7 @@ def test_a_receiver_answering_500_gets_the_event_again(
         daemon = start(daemons, config)
         receiver.wait_for(lambda got: len(got) == 2)
         (row,) = poll(
-            lambda: [d for d in deliveries(config) if d["status"] == "delivered"], "delivered"
+            lambda: [d for d in notifications(config) if d["status"] == "delivered"], "delivered"
         )
         stop(daemon)
     first, again = receiver.requests
@@ -130,9 +130,9 @@ def test_a_notification_pending_at_sigterm_is_delivered_once_after_restart(
     target = {"url": f"http://127.0.0.1:{port}/hook", "events": ["service.started"]}
     config = with_notify(write_config(tmp_path, {}), target)
     first = start(daemons, config, "first")
-    poll(lambda: deliveries(config)[0]["attempts"] >= 1, "a failed attempt")
+    poll(lambda: notifications(config)[0]["attempts"] >= 1, "a failed attempt")
     stop(first)
-    (pending,) = deliveries(config)
+    (pending,) = notifications(config)
     assert pending["status"] == "pending"
     assert pending["last_error"] == "cannot reach the receiver (ConnectError)"
 
@@ -141,8 +141,8 @@ def test_a_notification_pending_at_sigterm_is_delivered_once_after_restart(
         second = start(daemons, config, "second")
         poll(
             lambda: (
-                all(d["status"] == "delivered" for d in deliveries(config))
-                and len(deliveries(config)) == 2
+                all(d["status"] == "delivered" for d in notifications(config))
+                and len(notifications(config)) == 2
             ),
             "both boots' events delivered",
         )
@@ -159,17 +159,17 @@ def test_dead_deliveries_are_listed_and_retried(tmp_path: Path, daemons: list[Da
         target = {"url": base + "/hook", "events": ["service.started"], "max_attempts": 2}
         config = with_notify(write_config(tmp_path, {}), target)
         daemon = start(daemons, config)
-        (dead,) = poll(lambda: deliveries(config, "--failed"), "a dead delivery")
+        (dead,) = poll(lambda: notifications(config, "--failed"), "a dead delivery")
         assert (dead["attempts"], dead["last_error"]) == (2, "HTTP 500")
         assert dead["target_url"] == base + "/..."
         code, out, _ = run_cli("notify", "list", "--failed", "--config", str(config))
         assert code == 0 and "dead" in out and "/hook" not in out
         code, out, _ = run_cli("notify", "retry", "--all", "--config", str(config))
         assert (code, out.strip()) == (0, "1 delivery queued again")
-        poll(lambda: deliveries(config)[0]["status"] == "delivered", "the retry")
+        poll(lambda: notifications(config)[0]["status"] == "delivered", "the retry")
         stop(daemon)
     assert len(receiver.requests) == 3
-    assert deliveries(config, "--failed") == []
+    assert notifications(config, "--failed") == []
 
 
 def test_events_follow_prints_json_lines_live(tmp_path: Path, daemons: list[Daemon]) -> None:
@@ -247,10 +247,10 @@ def test_bad_notify_config_names_the_key_and_hides_secrets(tmp_path: Path, capsy
     good = tmp_path / "good.toml"
     good.write_text(
         '[engine]\nname = "tests.fake_engine:create"\n'
-        f"[[notify]]\nurl = {json.dumps('https://bob:pw@hooks.example.com/T/B/tok')}\n"
+        f"[[notify]]\nurl = {json.dumps('https://bob:pw@hooks.example.com/T/B/hook-path-token')}\n"
         'secret = "s3cret-value"\n'
     )
     assert cli_main(["config", "check", "--config", str(good)]) == 0
     out = capsys.readouterr().out
     assert "[[notify]]" in out and 'url = "**********"' in out
-    assert "pw@" not in out and "tok" not in out and "s3cret-value" not in out
+    assert "pw@" not in out and "hook-path-token" not in out and "s3cret-value" not in out

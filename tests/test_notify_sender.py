@@ -1,5 +1,5 @@
 """The webhook outbox's sender under MockClock: attempt times follow the backoff exactly, spent
-attempts leave a dead delivery that `redeliver` revives, failures are named without the URL, and
+attempts leave a dead delivery that `renotify` revives, failures are named without the URL, and
 a receiver that hangs never holds up a task. HTTP goes through httpx's MockTransport here; the
 tests with a real receiver on loopback are in test_notify_daemon.py."""
 
@@ -15,7 +15,7 @@ from tamma_trio.config import Config
 from tamma_trio.notify.sender import Sender
 from tamma_trio.notify_config import NotifyTarget
 from tamma_trio.service import Service
-from tamma_trio.service_events import DeliveryStatus, EventKind, NewServiceEvent
+from tamma_trio.service_events import EventKind, NewServiceEvent, NotificationStatus
 from tamma_trio.status import ServiceState
 from tamma_trio.store.memory import MemoryStore
 from tests.service_helpers import fake, pr_task, wait_for, zero
@@ -65,8 +65,8 @@ async def with_sender(
         nursery.cancel_scope.cancel()
 
 
-async def delivery_status(store: MemoryStore, status: DeliveryStatus) -> bool:
-    return bool(await store.deliveries(status=status))
+async def delivery_status(store: MemoryStore, status: NotificationStatus) -> bool:
+    return bool(await store.notifications(status=status))
 
 
 async def test_attempts_follow_the_backoff_until_delivered(autojump_clock: Any) -> None:
@@ -77,9 +77,9 @@ async def test_attempts_follow_the_backoff_until_delivered(autojump_clock: Any) 
         event = await store.publish(NewServiceEvent(kind=EventKind.TASK_FAILED), [hook.name])
         start = trio.current_time()
         sender.wake()
-        await wait_for(lambda: delivery_status(store, DeliveryStatus.DELIVERED))
+        await wait_for(lambda: delivery_status(store, NotificationStatus.DELIVERED))
         assert [t - start for t in script.times] == [0, 1, 3]  # then 1 s, then 2 s
-        (done,) = await store.deliveries()
+        (done,) = await store.notifications()
         assert (done.attempts, done.last_error, done.event) == (2, "HTTP 503", event)
         assert {r.headers["x-tamma-event-id"] for r in script.requests} == {str(event.id)}
 
@@ -95,12 +95,12 @@ async def test_spent_attempts_leave_a_dead_delivery_that_can_be_revived(
     async def body(sender: Sender) -> None:
         await store.publish(NewServiceEvent(kind=EventKind.TASK_FAILED), [hook.name])
         sender.wake()
-        await wait_for(lambda: delivery_status(store, DeliveryStatus.DEAD))
-        (dead,) = await store.deliveries(status=DeliveryStatus.DEAD)
+        await wait_for(lambda: delivery_status(store, NotificationStatus.DEAD))
+        (dead,) = await store.notifications(status=NotificationStatus.DEAD)
         assert (dead.attempts, dead.last_error, dead.next_attempt_at) == (3, "HTTP 500", None)
         assert len(script.times) == 3
-        assert await store.redeliver() == 1  # as `notify retry --all` does from another process
-        await wait_for(lambda: delivery_status(store, DeliveryStatus.DELIVERED))
+        assert await store.renotify() == 1  # as `notify retry --all` does from another process
+        await wait_for(lambda: delivery_status(store, NotificationStatus.DELIVERED))
         assert len(script.times) == 4
 
     await with_sender(store, hook, script, body)
@@ -123,10 +123,10 @@ async def test_failures_are_named_without_the_url(autojump_clock: Any) -> None:
         sender.wake()
 
         async def both_dead() -> bool:
-            return len(await store.deliveries(status=DeliveryStatus.DEAD)) == 2
+            return len(await store.notifications(status=NotificationStatus.DEAD)) == 2
 
         await wait_for(both_dead)
-        errors = sorted(d.last_error or "" for d in await store.deliveries())
+        errors = sorted(d.last_error or "" for d in await store.notifications())
         assert errors == ["cannot reach the receiver (ConnectError)", "no answer within 2 s"]
 
     await with_sender(store, hook, handler, body)
@@ -138,8 +138,8 @@ async def test_a_delivery_to_a_target_no_longer_configured_is_dead(autojump_cloc
     async def body(sender: Sender) -> None:
         await store.publish(NewServiceEvent(kind=EventKind.TASK_FAILED), ["hook-removed"])
         sender.wake()
-        await wait_for(lambda: delivery_status(store, DeliveryStatus.DEAD))
-        (dead,) = await store.deliveries()
+        await wait_for(lambda: delivery_status(store, NotificationStatus.DEAD))
+        (dead,) = await store.notifications()
         assert dead.last_error == "the target is no longer configured" and not script.times
 
     await with_sender(store, target(), script, body)
@@ -176,4 +176,4 @@ async def test_a_hanging_receiver_never_holds_up_a_task(autojump_clock: Any) -> 
             await wait_for(all_completed)
         daemon.request_shutdown()
         await daemon.state.wait_value(ServiceState.STOPPED)
-    assert len(await store.deliveries(status=DeliveryStatus.PENDING)) == 3
+    assert len(await store.notifications(status=NotificationStatus.PENDING)) == 3

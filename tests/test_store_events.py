@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tamma_trio.service_events import DeliveryStatus, EventKind, NewServiceEvent
+from tamma_trio.service_events import EventKind, NewServiceEvent, NotificationStatus
 from tamma_trio.store.base import TaskStore
 from tests.store_helpers import at
 
@@ -51,38 +51,38 @@ async def test_publish_queues_one_due_delivery_per_target(store: TaskStore, wall
     event = await store.publish(FAILED, targets=["hook-a", "hook-b"])
     await store.publish(NewServiceEvent(kind=EventKind.SERVICE_STARTED))  # nobody listens
 
-    pending = await store.deliveries(status=DeliveryStatus.PENDING)
+    pending = await store.notifications(status=NotificationStatus.PENDING)
     assert [(d.target, d.event, d.attempts) for d in pending] == [
         ("hook-a", event, 0),
         ("hook-b", event, 0),
     ]
     assert all(d.next_attempt_at == at(wall.start) for d in pending)
-    assert await store.deliveries(status=DeliveryStatus.DEAD) == []
+    assert await store.notifications(status=NotificationStatus.DEAD) == []
 
 
 async def test_a_failed_attempt_waits_and_a_success_delivers(
     store: TaskStore, wall: FakeWall
 ) -> None:
     await store.publish(FAILED, targets=["hook-a", "hook-b"])
-    a, b = await store.deliveries(status=DeliveryStatus.PENDING)
+    a, b = await store.notifications(status=NotificationStatus.PENDING)
 
-    await store.record_delivery(a.id, error="HTTP 500", next_attempt=wall.start + 60)
+    await store.record_notification(a.id, error="HTTP 500", next_attempt=wall.start + 60)
     wall.advance(1)
-    await store.record_delivery(b.id, error=None)
+    await store.record_notification(b.id, error=None)
 
-    (waiting,) = await store.deliveries(status=DeliveryStatus.PENDING)
+    (waiting,) = await store.notifications(status=NotificationStatus.PENDING)
     assert waiting.id == a.id and waiting.attempts == 1 and waiting.last_error == "HTTP 500"
     assert waiting.next_attempt_at == at(wall.start + 60)
-    (done,) = await store.deliveries(status=DeliveryStatus.DELIVERED)
+    (done,) = await store.notifications(status=NotificationStatus.DELIVERED)
     assert done.id == b.id and done.delivered_at == at(wall.start + 1)
 
 
 async def test_pending_deliveries_come_in_due_order(store: TaskStore, wall: FakeWall) -> None:
     await store.publish(FAILED, targets=["late", "soon"])
-    late, soon = await store.deliveries(status=DeliveryStatus.PENDING)
-    await store.record_delivery(late.id, error="down", next_attempt=wall.start + 100)
-    await store.record_delivery(soon.id, error="down", next_attempt=wall.start + 10)
-    assert [d.target for d in await store.deliveries(status=DeliveryStatus.PENDING)] == [
+    late, soon = await store.notifications(status=NotificationStatus.PENDING)
+    await store.record_notification(late.id, error="down", next_attempt=wall.start + 100)
+    await store.record_notification(soon.id, error="down", next_attempt=wall.start + 10)
+    assert [d.target for d in await store.notifications(status=NotificationStatus.PENDING)] == [
         "soon",
         "late",
     ]
@@ -90,31 +90,31 @@ async def test_pending_deliveries_come_in_due_order(store: TaskStore, wall: Fake
 
 async def test_dead_deliveries_can_be_queued_again(store: TaskStore, wall: FakeWall) -> None:
     await store.publish(FAILED, targets=["a", "b", "c"])
-    a, b, c = await store.deliveries(status=DeliveryStatus.PENDING)
+    a, b, c = await store.notifications(status=NotificationStatus.PENDING)
     for delivery in (a, b):
-        await store.record_delivery(delivery.id, error="gone", next_attempt=None)
-    await store.record_delivery(c.id, error=None)
-    dead = await store.deliveries(status=DeliveryStatus.DEAD)
+        await store.record_notification(delivery.id, error="gone", next_attempt=None)
+    await store.record_notification(c.id, error=None)
+    dead = await store.notifications(status=NotificationStatus.DEAD)
     assert [d.id for d in dead] == [b.id, a.id]  # newest first
     assert all(d.attempts == 1 and d.next_attempt_at is None for d in dead)
 
     wall.advance(30)
-    assert await store.redeliver([a.id, c.id]) == 1  # c was delivered: left alone
-    (again,) = await store.deliveries(status=DeliveryStatus.PENDING)
+    assert await store.renotify([a.id, c.id]) == 1  # c was delivered: left alone
+    (again,) = await store.notifications(status=NotificationStatus.PENDING)
     assert again.id == a.id and again.attempts == 0 and again.next_attempt_at == at(wall.now)
-    assert await store.redeliver() == 1  # every dead one: b
-    assert await store.deliveries(status=DeliveryStatus.DEAD) == []
+    assert await store.renotify() == 1  # every dead one: b
+    assert await store.notifications(status=NotificationStatus.DEAD) == []
 
 
 async def test_recording_a_delivery_that_is_no_longer_pending_changes_nothing(
     store: TaskStore,
 ) -> None:
     await store.publish(FAILED, targets=["a"])
-    (a,) = await store.deliveries()
-    await store.record_delivery(a.id, error=None)
-    await store.record_delivery(a.id, error="late failure", next_attempt=None)
-    (after,) = await store.deliveries()
-    assert after.status is DeliveryStatus.DELIVERED and after.last_error is None
+    (a,) = await store.notifications()
+    await store.record_notification(a.id, error=None)
+    await store.record_notification(a.id, error="late failure", next_attempt=None)
+    (after,) = await store.notifications()
+    assert after.status is NotificationStatus.DELIVERED and after.last_error is None
 
 
 async def test_events_and_deliveries_survive_a_restart(
@@ -126,7 +126,7 @@ async def test_events_and_deliveries_survive_a_restart(
     await restarted.open()
     try:
         assert await restarted.service_events() == [event]
-        (pending,) = await restarted.deliveries(status=DeliveryStatus.PENDING)
+        (pending,) = await restarted.notifications(status=NotificationStatus.PENDING)
         assert pending.event == event
         later = await restarted.publish(FAILED)
         assert later.id > event.id

@@ -35,12 +35,26 @@ def check(config_path: Path | None) -> int:
     click.echo(f"# effective configuration (from {source or 'built-in defaults'})")
     # Engine options are a free table: mask what looks secret there and everywhere else.
     click.echo(to_toml(mask_secrets(config.model_dump(mode="json"))), nl=False)
+    for warning in webhook_warnings(config):
+        click.echo(f"# warning: {warning}")
     from tamma_trio.cli.startup import preflight_problems
 
     problems = preflight_problems(config)
     for problem in problems:
         click.echo(f"error: pre-flight: {problem}", err=True)
     return EXIT_USAGE if problems else EXIT_OK
+
+
+def webhook_warnings(config: Config) -> list[str]:
+    """Say which webhook routes refuse everything, so a silent 401 is never a surprise."""
+    warnings = []
+    if not config.webhooks.github.secrets:
+        warnings.append(
+            "[webhooks.github] secrets is empty: every GitHub delivery is refused (401)"
+        )
+    if not config.webhooks.gitlab.tokens:
+        warnings.append("[webhooks.gitlab] tokens is empty: every GitLab delivery is refused (401)")
+    return warnings
 
 
 def check_engine_options(config: Config) -> None:

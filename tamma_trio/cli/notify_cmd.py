@@ -15,12 +15,12 @@ from tamma_trio.cli import render
 from tamma_trio.cli.common import EXIT_OK, fail_usage, with_config
 from tamma_trio.cli.tasks import run_with_store
 from tamma_trio.config import Config
-from tamma_trio.service_events import Delivery, DeliveryStatus
+from tamma_trio.service_events import Notification, NotificationStatus
 from tamma_trio.store.base import TaskStore
 
 command = click.Group("notify", help="Inspect and retry outbound webhook deliveries.")
 
-STATUS_CHOICE = click.Choice([status.value for status in DeliveryStatus])
+STATUS_CHOICE = click.Choice([status.value for status in NotificationStatus])
 
 
 def target_names(config: Config) -> dict[str, str]:
@@ -35,12 +35,12 @@ def target_names(config: Config) -> dict[str, str]:
 @with_config
 def list_(failed: bool, status: str | None, limit: int, as_json: bool, config: Config) -> int:
     """Deliveries newest first (pending ones by when they are due)."""
-    if failed and status is not None and status != DeliveryStatus.DEAD.value:
+    if failed and status is not None and status != NotificationStatus.DEAD.value:
         fail_usage("--failed means --status dead; give only one of them")
-    wanted = DeliveryStatus.DEAD if failed else (DeliveryStatus(status) if status else None)
+    wanted = NotificationStatus.DEAD if failed else (NotificationStatus(status) if status else None)
 
-    async def fetch(store: TaskStore) -> list[Delivery]:
-        return await store.deliveries(status=wanted, limit=limit)
+    async def fetch(store: TaskStore) -> list[Notification]:
+        return await store.notifications(status=wanted, limit=limit)
 
     deliveries = run_with_store(config, fetch)
     shown = target_names(config)
@@ -48,7 +48,7 @@ def list_(failed: bool, status: str | None, limit: int, as_json: bool, config: C
         rows = [{**d.public(), "target_url": shown.get(d.target)} for d in deliveries]
         click.echo(json.dumps(rows, indent=2))
     else:
-        render.print_delivery_table(deliveries, shown)
+        render.print_notification_table(deliveries, shown)
     return EXIT_OK
 
 
@@ -62,7 +62,7 @@ def retry(delivery_ids: tuple[int, ...], every: bool, config: Config) -> int:
         fail_usage("name the dead deliveries to retry, or pass --all")
 
     async def requeue(store: TaskStore) -> int:
-        return await store.redeliver(None if every else delivery_ids)
+        return await store.renotify(None if every else delivery_ids)
 
     count = run_with_store(config, requeue)
     click.echo(f"{count} deliver{'y' if count == 1 else 'ies'} queued again")

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from tamma_trio.cli.timefmt import local_time
 from tamma_trio.models import QueueStats, Task, TaskEvent, TaskPriority, TaskStatus
-from tamma_trio.service_events import Delivery, DeliveryStatus
+from tamma_trio.service_events import Notification, NotificationStatus
 
 STATUS_STYLE = {
     TaskStatus.QUEUED: "cyan",
@@ -101,7 +101,7 @@ def print_stats(stats: QueueStats) -> None:
     out.print(f"oldest queued: {'-' if age is None else f'{age:.1f} s'}")
 
 
-def print_delivery_table(deliveries: Sequence[Delivery], targets: dict[str, str]) -> None:
+def print_notification_table(deliveries: Sequence[Notification], targets: dict[str, str]) -> None:
     """Webhook deliveries; ``targets`` maps stored target names to printable URLs."""
     table = Table("id", "event", "type", "target", "status", "attempts", "next attempt", "error")
     for item in deliveries:
@@ -112,7 +112,7 @@ def print_delivery_table(deliveries: Sequence[Delivery], targets: dict[str, str]
             targets.get(item.target, f"{item.target} (not configured)"),
             item.status.value,
             str(item.attempts),
-            when(item.next_attempt_at) if item.status is DeliveryStatus.PENDING else "-",
+            when(item.next_attempt_at) if item.status is NotificationStatus.PENDING else "-",
             item.last_error or "",
         )
     out = console()

@@ -200,6 +200,12 @@ class Engine(Protocol):
     async def finish(self, target: Target) -> None:
         """Release per-task resources (the worktree) once the task has ended for good."""
 
+    async def author_may_command(self, repository: str, login: str) -> bool:
+        """Whether ``login`` may give the bot commands on ``repository``, asked live.
+
+        A remote forge asks its API (write permission); a payload's claim is never enough.
+        """
+
 
 class EngineContext(Record):
     """What the service tells an engine factory besides the engine's own config table.

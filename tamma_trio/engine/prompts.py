@@ -158,5 +158,14 @@ def escalation_comment(reason: str, details: Mapping[str, Any]) -> str:
     for key, value in details.items():
         if key not in short:
             lines += ["", f"{key}:", "```", str(value)[-3000:].replace("```", "'''"), "```"]
-    lines += ["", "Remove the `needs-human-review` label to let tamma-trio pick this up again."]
-    return "\n".join(lines)
+    return "\n".join([*lines, "", _way_out(details)])
+
+
+def _way_out(details: Mapping[str, Any]) -> str:
+    """The commands that move an escalation forward (an approval escalation carries a stage)."""
+    if "stage" in details:
+        return (
+            "Comment `/tamma approve` to run it with this plan approved "
+            "(or `tamma-trio tasks approve ID`), or `/tamma cancel` to drop it."
+        )
+    return "Comment `/tamma retry` to run it again once the cause is fixed, or `/tamma cancel`."

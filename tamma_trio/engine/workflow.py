@@ -330,6 +330,9 @@ class WorkflowEngine:
         await self.forge.add_labels(target, (NEEDS_HUMAN,))
         await self.forge.remove_label(target, IN_PROGRESS)
 
+    async def author_may_command(self, repository: str, login: str) -> bool:
+        return await self.forge.author_may_command(repository, login)
+
     async def finish(self, target: Target) -> None:
         """Remove the task's worktree. Issues and pull requests share one number sequence, so
         a pull request's number never names an issue's worktree."""

@@ -6,33 +6,21 @@ request the engine opened asks for review. Keys name the event, so replaying it 
 
 from __future__ import annotations
 
-from tamma_trio.models import IssueAssignedPayload, NewTask, PrReviewRequestedPayload, TaskType
+from tamma_trio.intake import build
+from tamma_trio.intake.intents import IssueRef
+from tamma_trio.models import NewTask
 
 ACTOR = "local-forge"
 
 
 def review_task(repository: str, number: int) -> NewTask:
     """The task a forge webhook would create when a pull request asks for review."""
-    payload = PrReviewRequestedPayload.model_validate(
-        {"repository": repository, "pull_request": {"number": number}}
-    )
-    return NewTask(
-        type=TaskType.PR_REVIEW_REQUESTED,
-        payload=payload.model_dump(mode="json"),
-        key=f"local-forge:{repository}:pr-opened:{number}",
-        actor=ACTOR,
-    )
+    key = f"local-forge:{repository}:pr-opened:{number}"
+    return build.review_requested(IssueRef(repository, number), key=key, actor=ACTOR)
 
 
 def issue_task(repository: str, number: int, title: str, *, max_retries: int = 3) -> NewTask:
     """The task a webhook would create when an issue is assigned to (or labelled for) the bot."""
-    payload = IssueAssignedPayload.model_validate(
-        {"repository": repository, "issue": {"number": number, "title": title}}
-    )
-    return NewTask(
-        type=TaskType.ISSUE_ASSIGNED,
-        payload=payload.model_dump(mode="json"),
-        key=f"local-forge:{repository}:issue-opened:{number}",
-        actor=ACTOR,
-        max_retries=max_retries,
-    )
+    key = f"local-forge:{repository}:issue-opened:{number}"
+    target = IssueRef(repository, number, title)
+    return build.issue_assigned(target, key=key, actor=ACTOR, max_retries=max_retries)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+from tamma_trio.delivery import Delivery, DeliveryRecord
 from tamma_trio.models import NewTask, Task
 from tamma_trio.store.base import TaskStore
 
@@ -39,6 +40,15 @@ class Intake:
         if any(created for _task, created in added):
             self.wake()
         return added
+
+    async def submit_delivery(
+        self, record: DeliveryRecord, news: Sequence[NewTask], *, source: Source
+    ) -> tuple[Delivery, list[tuple[Task, bool]]]:
+        """Log a delivery and store its tasks in one transaction, then wake the poller."""
+        delivery, added = await self.store.add_delivery(record, news)
+        if any(created for _task, created in added):
+            self.wake()
+        return delivery, added
 
     async def submit_one(self, new: NewTask, *, source: Source) -> tuple[Task, bool]:
         (added,) = await self.submit([new], source=source)

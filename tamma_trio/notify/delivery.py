@@ -60,7 +60,7 @@ def headers(
         "User-Agent": USER_AGENT,
         "X-Tamma-Event": event.kind.value,
         "X-Tamma-Event-Id": str(event.id),
-        "X-Tamma-Delivery": str(delivery_id),
+        "X-Tamma-Notification": str(delivery_id),
     }
     if target.secret is not None:
         found[SIGNATURE_HEADER] = sign(raw, target.secret.get_secret_value())

@@ -22,7 +22,7 @@ from trio_util import AsyncValue
 
 from tamma_trio.notify import delivery as wire
 from tamma_trio.notify_config import NotifyTarget
-from tamma_trio.service_events import Delivery, DeliveryStatus
+from tamma_trio.service_events import Notification, NotificationStatus
 from tamma_trio.store.base import TaskStore, WallClock
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class Sender:
     async def deliver_due(self, client: httpx.AsyncClient) -> float | None:
         """Send every due delivery; the wall time of the next one due later, or None."""
         while True:
-            pending = await self.store.deliveries(status=DeliveryStatus.PENDING, limit=BATCH)
+            pending = await self.store.notifications(status=NotificationStatus.PENDING, limit=BATCH)
             now = self.wall()
             due = [d for d in pending if _due_at(d) <= now]
             if not due:
@@ -93,7 +93,7 @@ class Sender:
                 for item in due:
                     nursery.start_soon(self._attempt, client, item)
 
-    async def _attempt(self, client: httpx.AsyncClient, item: Delivery) -> None:
+    async def _attempt(self, client: httpx.AsyncClient, item: Notification) -> None:
         async with self.limiter:
             target = self.targets.get(item.target)
             if target is None:
@@ -105,7 +105,7 @@ class Sender:
             next_attempt = None
             if error is not None and attempts_left:
                 next_attempt = self.wall() + backoff(item.attempts + 1, self.rng)
-            await self.store.record_delivery(item.id, error=error, next_attempt=next_attempt)
+            await self.store.record_notification(item.id, error=error, next_attempt=next_attempt)
             if error is not None:
                 fate = "retry later" if next_attempt else "dead"
                 log.warning(
@@ -113,7 +113,7 @@ class Sender:
                 )
 
     async def _post(
-        self, client: httpx.AsyncClient, item: Delivery, target: NotifyTarget
+        self, client: httpx.AsyncClient, item: Notification, target: NotifyTarget
     ) -> str | None:
         """None when the receiver took it (2xx), else why not (never the URL: it is secret)."""
         raw = wire.body(item.event, target)
@@ -135,5 +135,5 @@ class Sender:
         return f"no answer within {target.timeout:g} s"
 
 
-def _due_at(item: Delivery) -> float:
+def _due_at(item: Notification) -> float:
     return item.next_attempt_at.timestamp() if item.next_attempt_at else 0.0

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
+from tamma_trio.delivery import Delivery, DeliveryRecord
 from tamma_trio.models import (
     NewTask,
     QueueStats,
@@ -33,7 +34,12 @@ from tamma_trio.models import (
     TaskType,
     ThroughputBucket,
 )
-from tamma_trio.service_events import Delivery, DeliveryStatus, NewServiceEvent, ServiceEvent
+from tamma_trio.service_events import (
+    NewServiceEvent,
+    Notification,
+    NotificationStatus,
+    ServiceEvent,
+)
 
 WallClock = Callable[[], float]
 
@@ -83,6 +89,16 @@ class TaskStore(Protocol):
     async def add_many(self, news: Sequence[NewTask]) -> list[tuple[Task, bool]]:
         """Like ``add`` for many tasks in one transaction (bulk intake, benchmarks)."""
 
+    async def add_delivery(
+        self, record: DeliveryRecord, news: Sequence[NewTask]
+    ) -> tuple[Delivery, list[tuple[Task, bool]]]:
+        """Log a webhook delivery and store its tasks in one transaction.
+
+        A known (forge, delivery_id) adds nothing and returns the stored delivery with no
+        tasks: the caller answers a redelivery from it. The stored delivery's task_ids are the
+        record's followed by the ids of ``news`` as stored (created or found by key).
+        """
+
     # --- reads ----------------------------------------------------------------------------
     async def get(self, task_id: int) -> Task:
         """The task, or TaskNotFoundError."""
@@ -105,6 +121,18 @@ class TaskStore(Protocol):
         (ASCII) substring of the payload's or the result's JSON or of the error, searched among
         the newest TEXT_SEARCH_WINDOW tasks that pass the other filters.
         """
+
+    async def tasks_of_subject(self, subject: str, limit: int = 20) -> list[Task]:
+        """The newest ``limit`` tasks of one subject (``owner/name#number``), newest first."""
+
+    async def get_delivery(self, forge: str, delivery_id: str) -> Delivery | None:
+        """The logged delivery with this id from this forge, if any."""
+
+    async def list_deliveries(self, *, limit: int = 50, offset: int = 0) -> list[Delivery]:
+        """Logged deliveries, newest first."""
+
+    async def prune_deliveries(self, before: float) -> int:
+        """Forget deliveries received before wall time ``before``; return how many."""
 
     async def events(self, task_id: int) -> list[TaskEvent]:
         """The task's audit trail, oldest first (TaskNotFoundError for an unknown id)."""
@@ -187,20 +215,20 @@ class TaskStore(Protocol):
     async def service_events(self, *, after: int = 0, limit: int = 100) -> list[ServiceEvent]:
         """Events with an id above ``after``, oldest first (resuming a stream)."""
 
-    async def deliveries(
-        self, *, status: DeliveryStatus | None = None, limit: int = 100
-    ) -> list[Delivery]:
+    async def notifications(
+        self, *, status: NotificationStatus | None = None, limit: int = 100
+    ) -> list[Notification]:
         """Deliveries with their events: pending ones by next_attempt_at (the sender's order),
         any other selection newest first."""
 
-    async def record_delivery(
+    async def record_notification(
         self, delivery_id: int, *, error: str | None, next_attempt: float | None = None
     ) -> None:
         """The end of one attempt: ``error`` None means delivered; otherwise the attempt is
         counted and the delivery waits until wall time ``next_attempt``, or is dead without
         one. A delivery that is no longer pending is left alone (an operator got there first)."""
 
-    async def redeliver(self, delivery_ids: Sequence[int] | None = None) -> int:
+    async def renotify(self, delivery_ids: Sequence[int] | None = None) -> int:
         """Dead deliveries (all, or those of ``delivery_ids``) pending again now with a fresh
         attempt count; returns how many."""
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 
+from tamma_trio.delivery import Delivery, DeliveryRecord
 from tamma_trio.errors import StoreError, TaskNotFoundError
 from tamma_trio.models import (
     NewTask,
@@ -45,7 +46,9 @@ class MemoryState:
     tasks: dict[int, Task] = field(default_factory=dict)
     events: dict[int, list[TaskEvent]] = field(default_factory=dict)
     keys: dict[str, int] = field(default_factory=dict)
+    deliveries: dict[tuple[str, str], Delivery] = field(default_factory=dict)
     last_task_id: int = 0
+    last_delivery_id: int = 0
     last_event_id: int = 0
     outbox: MemoryOutbox = field(default_factory=MemoryOutbox)
 
@@ -93,7 +96,48 @@ class MemoryStore(MemoryOutboxMethods):
         now = self._clock()
         return [self._add(new, now) for new in news]
 
+    async def add_delivery(
+        self, record: DeliveryRecord, news: Sequence[NewTask]
+    ) -> tuple[Delivery, list[tuple[Task, bool]]]:
+        await self._enter()
+        known = self._state.deliveries.get((record.forge, record.delivery_id))
+        if known is not None:
+            return known, []
+        now = self._clock()
+        added = [self._add(new, now) for new in news]
+        self._state.last_delivery_id += 1
+        delivery = Delivery(
+            **record.model_dump(exclude={"task_ids"}),
+            task_ids=(*record.task_ids, *(task.id for task, _ in added)),
+            id=self._state.last_delivery_id,
+            received_at=lifecycle.utc(now),
+        )
+        self._state.deliveries[(record.forge, record.delivery_id)] = delivery
+        return delivery, added
+
     # --- reads ----------------------------------------------------------------------------
+    async def get_delivery(self, forge: str, delivery_id: str) -> Delivery | None:
+        await self._enter()
+        return self._state.deliveries.get((forge, delivery_id))
+
+    async def list_deliveries(self, *, limit: int = 50, offset: int = 0) -> list[Delivery]:
+        lifecycle.check_page(limit, offset)
+        await self._enter()
+        newest = sorted(self._state.deliveries.values(), key=lambda d: d.id, reverse=True)
+        return newest[offset : offset + limit]
+
+    async def prune_deliveries(self, before: float) -> int:
+        await self._enter()
+        old = [k for k, d in self._state.deliveries.items() if d.received_at.timestamp() < before]
+        for key in old:
+            del self._state.deliveries[key]
+        return len(old)
+
+    async def tasks_of_subject(self, subject: str, limit: int = 20) -> list[Task]:
+        await self._enter()
+        found = [task for task in self._state.tasks.values() if task.subject == subject]
+        return [_copy(task) for task in sorted(found, key=lambda t: t.id, reverse=True)[:limit]]
+
     async def get(self, task_id: int) -> Task:
         await self._enter()
         return _copy(self._task(task_id))

@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tamma_trio.service_events import Delivery, DeliveryStatus, NewServiceEvent, ServiceEvent
+from tamma_trio.service_events import (
+    NewServiceEvent,
+    Notification,
+    NotificationStatus,
+    ServiceEvent,
+)
 from tamma_trio.store.base import WallClock
 from tamma_trio.store.lifecycle import utc
 
@@ -17,7 +22,7 @@ from tamma_trio.store.lifecycle import utc
 @dataclass
 class MemoryOutbox:
     events: list[ServiceEvent] = field(default_factory=list)
-    deliveries: dict[int, Delivery] = field(default_factory=dict)
+    deliveries: dict[int, Notification] = field(default_factory=dict)
     last_delivery_id: int = 0
 
     def publish(self, event: NewServiceEvent, targets: Sequence[str], now: float) -> ServiceEvent:
@@ -25,11 +30,11 @@ class MemoryOutbox:
         self.events.append(stored)
         for target in targets:
             self.last_delivery_id += 1
-            self.deliveries[self.last_delivery_id] = Delivery(
+            self.deliveries[self.last_delivery_id] = Notification(
                 id=self.last_delivery_id,
                 event=stored,
                 target=target,
-                status=DeliveryStatus.PENDING,
+                status=NotificationStatus.PENDING,
                 next_attempt_at=utc(now),
             )
         return stored
@@ -37,9 +42,9 @@ class MemoryOutbox:
     def after(self, after: int, limit: int) -> list[ServiceEvent]:
         return self.events[max(after, 0) : max(after, 0) + limit]
 
-    def select(self, status: DeliveryStatus | None, limit: int) -> list[Delivery]:
+    def select(self, status: NotificationStatus | None, limit: int) -> list[Notification]:
         found = [d for d in self.deliveries.values() if status is None or d.status == status]
-        if status is DeliveryStatus.PENDING:
+        if status is NotificationStatus.PENDING:
             found.sort(key=lambda d: (d.next_attempt_at or utc(0), d.id))
         else:
             found.sort(key=lambda d: d.id, reverse=True)
@@ -49,28 +54,28 @@ class MemoryOutbox:
         self, delivery_id: int, error: str | None, next_attempt: float | None, now: float
     ) -> None:
         delivery = self.deliveries.get(delivery_id)
-        if delivery is None or delivery.status is not DeliveryStatus.PENDING:
+        if delivery is None or delivery.status is not NotificationStatus.PENDING:
             return
         if error is None:
-            change = {"status": DeliveryStatus.DELIVERED, "delivered_at": utc(now)}
+            change = {"status": NotificationStatus.DELIVERED, "delivered_at": utc(now)}
         else:
             change = {
                 "attempts": delivery.attempts + 1,
                 "last_error": error,
-                "status": DeliveryStatus.PENDING if next_attempt else DeliveryStatus.DEAD,
+                "status": NotificationStatus.PENDING if next_attempt else NotificationStatus.DEAD,
                 "next_attempt_at": utc(next_attempt) if next_attempt else None,
             }
         self.deliveries[delivery_id] = delivery.model_copy(update=change)
 
-    def redeliver(self, delivery_ids: Sequence[int] | None, now: float) -> int:
+    def renotify(self, delivery_ids: Sequence[int] | None, now: float) -> int:
         wanted = set(self.deliveries) if delivery_ids is None else set(delivery_ids)
         count = 0
         for delivery_id in wanted:
             delivery = self.deliveries.get(delivery_id)
-            if delivery is not None and delivery.status is DeliveryStatus.DEAD:
+            if delivery is not None and delivery.status is NotificationStatus.DEAD:
                 self.deliveries[delivery_id] = delivery.model_copy(
                     update={
-                        "status": DeliveryStatus.PENDING,
+                        "status": NotificationStatus.PENDING,
                         "attempts": 0,
                         "next_attempt_at": utc(now),
                     }
@@ -100,18 +105,18 @@ class MemoryOutboxMethods:
         await self._enter()
         return self._outbox.after(after, limit)
 
-    async def deliveries(
-        self, *, status: DeliveryStatus | None = None, limit: int = 100
-    ) -> list[Delivery]:
+    async def notifications(
+        self, *, status: NotificationStatus | None = None, limit: int = 100
+    ) -> list[Notification]:
         await self._enter()
         return self._outbox.select(status, limit)
 
-    async def record_delivery(
+    async def record_notification(
         self, delivery_id: int, *, error: str | None, next_attempt: float | None = None
     ) -> None:
         await self._enter()
         self._outbox.record(delivery_id, error, next_attempt, self._clock())
 
-    async def redeliver(self, delivery_ids: Sequence[int] | None = None) -> int:
+    async def renotify(self, delivery_ids: Sequence[int] | None = None) -> int:
         await self._enter()
-        return self._outbox.redeliver(delivery_ids, self._clock())
+        return self._outbox.renotify(delivery_ids, self._clock())

@@ -5,6 +5,10 @@ complete or a reclaim by another can never see each other half done. The layout 
 prefix ``P`` (a hash tag, ``{tamma}:``, so a cluster keeps every key of one store on one slot):
 
 =================  =========================================================================
+subject:<subject>  sorted set of the subject's task ids (commands act on one issue's tasks)
+deliveries         hash "<forge> <delivery id>" -> the logged delivery as JSON
+deliveries:ids,    sorted sets of those fields, scored by delivery id and by received_at
+deliveries:time
 task:<id>          hash of the task's fields (times as epoch seconds, JSON fields as text)
 events:<id>        list of the task's events, oldest first (append-only)
 ids, status:<s>,   sorted sets of task ids scored by id, for lists newest first and counts
@@ -99,37 +103,47 @@ local function check_lease(id, token)
 end
 """
 
+# Adds the tasks given as ARGV[first..] (seven values each, see ADD); {created, id, fields} each.
+ADD_TASKS = """
+local function add_tasks(now, first)
+  local out = {}
+  for i = first, #ARGV, 7 do
+    local idem, kind, priority = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local known = false
+    if idem ~= '' then known = redis.call('HGET', key('keys'), idem) end
+    if known then
+      out[#out + 1] = {0, known, redis.call('HGETALL', task_key(known))}
+    else
+      local id = redis.call('INCR', key('seq:task'))
+      local t = task_key(id)
+      redis.call('HSET', t, 'id', id, 'type', kind, 'priority', priority,
+        'payload', ARGV[i + 3], 'status', 'queued', 'attempts', 0, 'max_retries', ARGV[i + 4],
+        'created_at', now, 'subject', ARGV[i + 5], 'interruptions', 0, 'progress', '{}')
+      if idem ~= '' then
+        redis.call('HSET', key('keys'), idem, id)
+        redis.call('HSET', t, 'key', idem)
+      end
+      redis.call('ZADD', key('ids'), id, id)
+      redis.call('ZADD', key('status:queued'), id, id)
+      redis.call('ZADD', key('type:') .. kind, id, id)
+      redis.call('ZADD', key('subject:') .. ARGV[i + 5], id, id)
+      queue(id, now, now)
+      append_event(id, ARGV[i + 6], now)
+      out[#out + 1] = {1, id, redis.call('HGETALL', t)}
+    end
+  end
+  return out
+end
+"""
+
 # ARGV: P, now, then per task: key ('' for none), type, priority, payload, max_retries,
 # subject, enqueued spec. Answers {created, id, fields} per task.
-ADD = """
-local now = ARGV[2]
-local out = {}
-for i = 3, #ARGV, 7 do
-  local idem, kind, priority = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local known = false
-  if idem ~= '' then known = redis.call('HGET', key('keys'), idem) end
-  if known then
-    out[#out + 1] = {0, known, redis.call('HGETALL', task_key(known))}
-  else
-    local id = redis.call('INCR', key('seq:task'))
-    local t = task_key(id)
-    redis.call('HSET', t, 'id', id, 'type', kind, 'priority', priority,
-      'payload', ARGV[i + 3], 'status', 'queued', 'attempts', 0, 'max_retries', ARGV[i + 4],
-      'created_at', now, 'subject', ARGV[i + 5], 'interruptions', 0, 'progress', '{}')
-    if idem ~= '' then
-      redis.call('HSET', key('keys'), idem, id)
-      redis.call('HSET', t, 'key', idem)
-    end
-    redis.call('ZADD', key('ids'), id, id)
-    redis.call('ZADD', key('status:queued'), id, id)
-    redis.call('ZADD', key('type:') .. kind, id, id)
-    queue(id, now, now)
-    append_event(id, ARGV[i + 6], now)
-    out[#out + 1] = {1, id, redis.call('HGETALL', t)}
-  end
-end
-return out
+ADD = (
+    ADD_TASKS
+    + """
+return add_tasks(ARGV[2], 3)
 """
+)
 
 # ARGV: P, now, limit, lease expiry, boot id, claimed spec, one fresh token per slot.
 CLAIM = """

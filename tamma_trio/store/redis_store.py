@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 import redis
 from redis.commands.core import Script
 
+from tamma_trio.delivery import Delivery, DeliveryRecord
 from tamma_trio.errors import StoreError, TaskNotFoundError
 from tamma_trio.models import (
     NewTask,
@@ -32,7 +33,7 @@ from tamma_trio.models import (
     TaskType,
     ThroughputBucket,
 )
-from tamma_trio.store import lifecycle
+from tamma_trio.store import lifecycle, redis_deliveries
 from tamma_trio.store import redis_codec as codec
 from tamma_trio.store.base import (
     DEFAULT_LEASE_SECONDS,
@@ -92,7 +93,12 @@ class RedisStore(RedisEventMethods):
         self._calls = Calls(describe(client))
         self._scripts = {
             name: client.register_script(PRELUDE + body)
-            for name, body in {**SCRIPTS, **EVENT_SCRIPTS, "prune": PRUNE}.items()
+            for name, body in {
+                **SCRIPTS,
+                **redis_deliveries.SCRIPTS,
+                **EVENT_SCRIPTS,
+                "prune": PRUNE,
+            }.items()
         }
         try:
             await self._calls.run(lambda: self._prepare(client))
@@ -131,7 +137,57 @@ class RedisStore(RedisEventMethods):
         answers = await self._script("add", args)
         return [(codec.task_from_flat(flat), bool(created)) for created, _id, flat in answers]
 
+    async def add_delivery(
+        self, record: DeliveryRecord, news: Sequence[NewTask]
+    ) -> tuple[Delivery, list[tuple[Task, bool]]]:
+        field = redis_deliveries.field_of(record.forge, record.delivery_id)
+        args = [
+            codec.seconds(self._clock()),
+            field,
+            redis_deliveries.record_json(record),
+            *codec.add_arguments(news),
+        ]
+        _created, stored, answers = await self._script("add_delivery", args)
+        tasks = [(codec.task_from_flat(flat), bool(new)) for new, _id, flat in answers]
+        return redis_deliveries.delivery_from_json(stored), tasks
+
     # --- reads ----------------------------------------------------------------------------
+    async def get_delivery(self, forge: str, delivery_id: str) -> Delivery | None:
+        field = redis_deliveries.field_of(forge, delivery_id)
+        text = await self._run(lambda client: client.hget(self._key("deliveries"), field))
+        return None if text is None else redis_deliveries.delivery_from_json(cast(str, text))
+
+    async def list_deliveries(self, *, limit: int = 50, offset: int = 0) -> list[Delivery]:
+        lifecycle.check_page(limit, offset)
+        if limit == 0:
+            return []
+
+        def read(client: redis.Redis) -> list[str | None]:
+            ids = self._key("deliveries:ids")
+            fields = cast(list[str], client.zrevrange(ids, offset, offset + limit - 1))
+            if not fields:
+                return []
+            return cast(list[str | None], client.hmget(self._key("deliveries"), fields))
+
+        texts = await self._run(read)
+        return [redis_deliveries.delivery_from_json(text) for text in texts if text is not None]
+
+    async def prune_deliveries(self, before: float) -> int:
+        return int(await self._script("prune_deliveries", [codec.seconds(before)]))
+
+    async def tasks_of_subject(self, subject: str, limit: int = 20) -> list[Task]:
+        def read(client: redis.Redis) -> list[list[str]]:
+            key = self._key(f"subject:{subject}")
+            ids = cast(list[str], client.zrevrange(key, 0, limit - 1))
+            pipe = client.pipeline(transaction=False)
+            for task_id in ids:
+                pipe.hgetall(self._task_key(task_id))
+            return [_flat(mapping) for mapping in pipe.execute() if mapping]
+
+        if limit <= 0:
+            return []
+        return [codec.task_from_flat(flat) for flat in await self._run(read)]
+
     async def get(self, task_id: int) -> Task:
         key = self._task_key(task_id)
         flat = await self._run(lambda client: _flat(cast(dict[str, str], client.hgetall(key))))

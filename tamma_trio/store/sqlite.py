@@ -26,6 +26,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from tamma_trio.delivery import Delivery, DeliveryRecord
 from tamma_trio.errors import StoreError, StoreLockedError
 from tamma_trio.models import (
     NewTask,
@@ -37,9 +38,15 @@ from tamma_trio.models import (
     TaskType,
     ThroughputBucket,
 )
-from tamma_trio.service_events import Delivery, DeliveryStatus, NewServiceEvent, ServiceEvent
+from tamma_trio.service_events import (
+    NewServiceEvent,
+    Notification,
+    NotificationStatus,
+    ServiceEvent,
+)
 from tamma_trio.store import (
     lifecycle,
+    sqlite_deliveries,
     sqlite_events,
     sqlite_housekeeping,
     sqlite_ops,
@@ -152,7 +159,32 @@ class SqliteStore:
         rows = await self._write(sqlite_ops.add_tasks, [new_task_row(new, now) for new in news])
         return [(task_from_row(row), created) for row, created in rows]
 
+    async def add_delivery(
+        self, record: DeliveryRecord, news: Sequence[NewTask]
+    ) -> tuple[Delivery, list[tuple[Task, bool]]]:
+        now = self._clock()
+        rows = [new_task_row(new, now) for new in news]
+        row, added = await self._write(sqlite_deliveries.add_delivery, record, rows, now)
+        tasks = [(task_from_row(task_row), created) for task_row, created in added]
+        return sqlite_deliveries.delivery_from_row(row), tasks
+
     # --- reads ----------------------------------------------------------------------------
+    async def get_delivery(self, forge: str, delivery_id: str) -> Delivery | None:
+        row = await self._read(sqlite_deliveries.get_delivery, forge, delivery_id)
+        return None if row is None else sqlite_deliveries.delivery_from_row(row)
+
+    async def list_deliveries(self, *, limit: int = 50, offset: int = 0) -> list[Delivery]:
+        lifecycle.check_page(limit, offset)
+        rows = await self._read(sqlite_deliveries.list_deliveries, limit, offset)
+        return [sqlite_deliveries.delivery_from_row(row) for row in rows]
+
+    async def prune_deliveries(self, before: float) -> int:
+        return await self._write(sqlite_deliveries.prune_deliveries, before)
+
+    async def tasks_of_subject(self, subject: str, limit: int = 20) -> list[Task]:
+        rows = await self._read(sqlite_deliveries.tasks_of_subject, subject, limit)
+        return [task_from_row(row) for row in rows]
+
     async def get(self, task_id: int) -> Task:
         return task_from_row(await self._read(sqlite_ops.get_task, task_id))
 
@@ -272,21 +304,21 @@ class SqliteStore:
         rows = await self._read(sqlite_events.events_after, after, limit)
         return [sqlite_events.event_from_row(row) for row in rows]
 
-    async def deliveries(
-        self, *, status: DeliveryStatus | None = None, limit: int = 100
-    ) -> list[Delivery]:
-        rows = await self._read(sqlite_events.select_deliveries, status, limit)
-        return [sqlite_events.delivery_from_row(row) for row in rows]
+    async def notifications(
+        self, *, status: NotificationStatus | None = None, limit: int = 100
+    ) -> list[Notification]:
+        rows = await self._read(sqlite_events.select_notifications, status, limit)
+        return [sqlite_events.notification_from_row(row) for row in rows]
 
-    async def record_delivery(
+    async def record_notification(
         self, delivery_id: int, *, error: str | None, next_attempt: float | None = None
     ) -> None:
         now = self._clock()
-        await self._write(sqlite_events.record_delivery, delivery_id, error, next_attempt, now)
+        await self._write(sqlite_events.record_notification, delivery_id, error, next_attempt, now)
 
-    async def redeliver(self, delivery_ids: Sequence[int] | None = None) -> int:
+    async def renotify(self, delivery_ids: Sequence[int] | None = None) -> int:
         ids = None if delivery_ids is None else list(delivery_ids)
-        return await self._write(sqlite_events.redeliver, ids, self._clock())
+        return await self._write(sqlite_events.renotify, ids, self._clock())
 
     # --- housekeeping ---------------------------------------------------------------------
     async def prune(

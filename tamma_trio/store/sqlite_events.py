@@ -12,7 +12,7 @@ from typing import Any
 
 import pydantic_core
 
-from tamma_trio.service_events import Delivery, DeliveryStatus, EventKind, ServiceEvent
+from tamma_trio.service_events import EventKind, Notification, NotificationStatus, ServiceEvent
 from tamma_trio.store.lifecycle import utc, utc_or_none
 
 Row = tuple[Any, ...]
@@ -25,7 +25,7 @@ DELIVERY_COLUMNS = (
 )
 _JOINED = (
     f"SELECT {DELIVERY_COLUMNS}, {EVENT_COLUMNS}"
-    " FROM deliveries d JOIN service_events e ON e.id = d.event_id"
+    " FROM notifications d JOIN service_events e ON e.id = d.event_id"
 )
 
 
@@ -36,8 +36,8 @@ def publish(conn: sqlite3.Connection, event: Row, targets: Sequence[str], now: f
         event,
     ).fetchone()
     conn.executemany(
-        "INSERT INTO deliveries (event_id, target, status, next_attempt_at) VALUES (?, ?, ?, ?)",
-        [(event_id, target, DeliveryStatus.PENDING.value, now) for target in targets],
+        "INSERT INTO notifications (event_id, target, status, next_attempt_at) VALUES (?, ?, ?, ?)",
+        [(event_id, target, NotificationStatus.PENDING.value, now) for target in targets],
     )
     return int(event_id)
 
@@ -49,10 +49,10 @@ def events_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Row]:
     ).fetchall()
 
 
-def select_deliveries(
-    conn: sqlite3.Connection, status: DeliveryStatus | None, limit: int
+def select_notifications(
+    conn: sqlite3.Connection, status: NotificationStatus | None, limit: int
 ) -> list[Row]:
-    if status is DeliveryStatus.PENDING:
+    if status is NotificationStatus.PENDING:
         where, order = "WHERE d.status = 'pending'", "d.next_attempt_at, d.id"
     elif status is not None:
         where, order = f"WHERE d.status = '{status.value}'", "d.id DESC"
@@ -61,7 +61,7 @@ def select_deliveries(
     return conn.execute(f"{_JOINED} {where} ORDER BY {order} LIMIT ?", (limit,)).fetchall()
 
 
-def record_delivery(
+def record_notification(
     conn: sqlite3.Connection,
     delivery_id: int,
     error: str | None,
@@ -70,21 +70,21 @@ def record_delivery(
 ) -> None:
     if error is None:
         conn.execute(
-            "UPDATE deliveries SET status = 'delivered', delivered_at = ?"
+            "UPDATE notifications SET status = 'delivered', delivered_at = ?"
             " WHERE id = ? AND status = 'pending'",
             (now, delivery_id),
         )
         return
     conn.execute(
-        "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, status = ?,"
+        "UPDATE notifications SET attempts = attempts + 1, last_error = ?, status = ?,"
         " next_attempt_at = ? WHERE id = ? AND status = 'pending'",
         (error, "pending" if next_attempt else "dead", next_attempt, delivery_id),
     )
 
 
-def redeliver(conn: sqlite3.Connection, delivery_ids: Sequence[int] | None, now: float) -> int:
+def renotify(conn: sqlite3.Connection, delivery_ids: Sequence[int] | None, now: float) -> int:
     update = (
-        "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?"
+        "UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at = ?"
         " WHERE status = 'dead'"
     )
     if delivery_ids is None:
@@ -110,13 +110,13 @@ def event_from_row(row: Row) -> ServiceEvent:
     )
 
 
-def delivery_from_row(row: Row) -> Delivery:
+def notification_from_row(row: Row) -> Notification:
     delivery_id, target, status, attempts, next_attempt, last_error, delivered = row[:7]
-    return Delivery(
+    return Notification(
         id=delivery_id,
         event=event_from_row(row[7:]),
         target=target,
-        status=DeliveryStatus(status),
+        status=NotificationStatus(status),
         attempts=attempts,
         next_attempt_at=utc_or_none(next_attempt),
         last_error=last_error,

@@ -133,6 +133,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                  WHERE status = OLD.status AND priority = OLD.priority; END""",
     ),
     (
+        # The webhook deliveries log; (forge, delivery_id) is the dedupe key of redeliveries.
+        """CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            forge TEXT NOT NULL,
+            delivery_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            action TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            body_sha256 TEXT NOT NULL,
+            task_ids TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            UNIQUE (forge, delivery_id)
+        ) STRICT""",
+        "CREATE INDEX deliveries_received ON deliveries (received_at)",
+        # Commands act on every task of one issue or pull request (cancel, retry, approve).
+        "CREATE INDEX tasks_subject ON tasks (subject, id)",
+    ),
+    (
         # The service event stream (AUTOINCREMENT: an id is never reused, so a client that
         # resumes after one never misses a newer event) and the webhook outbox beside it.
         """CREATE TABLE service_events (
@@ -146,7 +167,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             reason TEXT,
             detail TEXT NOT NULL DEFAULT '{}'
         ) STRICT""",
-        """CREATE TABLE deliveries (
+        """CREATE TABLE notifications (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             event_id INTEGER NOT NULL REFERENCES service_events (id),
             target TEXT NOT NULL,
@@ -156,8 +177,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             last_error TEXT,
             delivered_at REAL
         ) STRICT""",
-        "CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id) WHERE status = 'pending'",
-        "CREATE INDEX deliveries_by_status ON deliveries (status, id)",
+        """CREATE INDEX notifications_due ON notifications (next_attempt_at, id)
+           WHERE status = 'pending'""",
+        "CREATE INDEX notifications_by_status ON notifications (status, id)",
     ),
 )
 

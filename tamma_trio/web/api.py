@@ -59,6 +59,15 @@ def _query_int(args: Mapping[str, str], name: str, default: int, low: int, high:
     return value
 
 
+def query_page(args: Mapping[str, str]) -> tuple[int, int]:
+    """(limit, offset) of a list that takes no other query parameter."""
+    unknown = set(args) - {"limit", "offset"}
+    if unknown:
+        raise _unknown("query parameter", unknown)
+    limit = _query_int(args, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    return limit, _query_int(args, "offset", 0, 0, 2**62)
+
+
 def _query_repository(args: Mapping[str, str]) -> str | None:
     raw = args.get("repository")
     if raw is None:

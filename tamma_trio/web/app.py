@@ -14,6 +14,7 @@ from tamma_trio.web.errors import install_error_handlers
 from tamma_trio.web.events import register_event_routes
 from tamma_trio.web.health import READY_PATH, register_health_routes, register_metrics_route
 from tamma_trio.web.ui import UI_PREFIX, register_ui
+from tamma_trio.web.webhooks import register_webhook_routes
 
 # A body that trickles in slower than this is dropped, so a slow client cannot hold a slot.
 BODY_TIMEOUT_SECONDS = 10
@@ -37,7 +38,10 @@ def create_app(
     """The app with the chosen route groups; raises ValueError when configured paths collide."""
     _check_paths(deps, health=health, metrics=metrics)
     app = QuartTrio("tamma_trio.web", static_folder=None)
-    app.config["MAX_CONTENT_LENGTH"] = deps.config.api.max_body_bytes
+    # Each route enforces its own limit; this one only has to let the largest through.
+    app.config["MAX_CONTENT_LENGTH"] = max(
+        deps.config.api.max_body_bytes, deps.webhooks.max_body_bytes
+    )
     app.config["BODY_TIMEOUT"] = BODY_TIMEOUT_SECONDS
     install_error_handlers(app)
     if health:
@@ -47,5 +51,6 @@ def create_app(
     if api:
         register_api_routes(app, deps)
         register_event_routes(app, deps)
+        register_webhook_routes(app, deps)
         register_ui(app, deps)  # the dashboard lives beside the API, under the same token
     return app

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
-from tamma_trio.config import ServiceConfig
+from tamma_trio.config import ServiceConfig, WebhooksConfig
 from tamma_trio.intake import Intake
+from tamma_trio.intake.authorize import MayCommand
 from tamma_trio.metrics import Metrics
 from tamma_trio.service_events import EventFeed
 from tamma_trio.status import ServiceStatus
 from tamma_trio.store.base import TaskStore
+
+
+async def nobody_may_command(repository: str, login: str) -> bool:
+    """Without an engine to ask, no comment commands the bot (fail closed)."""
+    return False
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,10 @@ class WebDeps:
     wake: Callable[[], None]  # tells the poller a task was added in-process
     config: ServiceConfig
     now: Callable[[], float]  # trio-based monotonic seconds, the clock of status.started_at
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    served: frozenset[str] = frozenset()  # repositories whose deliveries are accepted
+    may_command: MayCommand = nobody_may_command  # the engine's live permission check
+    trigger_label: str = "tamma"  # the label that asks the bot to work on an issue
     events: EventFeed | None = None  # wakes GET /api/events streams; None: they poll the store
     wall: Callable[[], float] = time.time  # the store's wall clock: ages and login sessions
 

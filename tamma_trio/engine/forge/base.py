@@ -74,3 +74,6 @@ class Forge(Protocol):
         """Merge only if the head is still ``expected_sha``; a moved head is merged=False."""
 
     async def delete_branch(self, repository: str, branch: str) -> None: ...
+
+    async def author_may_command(self, repository: str, login: str) -> bool:
+        """Whether ``login`` may command the bot on ``repository`` (the forge's live answer)."""
