@@ -8,17 +8,12 @@ EXECUTING time for pickup latency.
 
 from __future__ import annotations
 
-import json
 import os
-import threading
-import time
-from pathlib import Path
-from typing import Any
 
 from huey import SqliteHuey
-from huey.signals import SIGNAL_COMPLETE, SIGNAL_EXECUTING
 
-from bench.common import HUEY_DB_ENV, HUEY_EXPECT_ENV, HUEY_REPORT_ENV
+from bench.common import HUEY_DB_ENV
+from bench.huey_recorder import install
 
 huey = SqliteHuey(filename=os.environ[HUEY_DB_ENV])
 
@@ -28,50 +23,4 @@ def noop() -> None:
     return None
 
 
-class Recorder:
-    """Thread-safe timings; writes the report once ``expect`` tasks have completed."""
-
-    def __init__(self, report: Path | None, expect: int) -> None:
-        self.report, self.expect = report, expect
-        self.lock = threading.Lock()
-        self.first_executing: float | None = None
-        self.last_complete = 0.0
-        self.completed = 0
-        self.executing: dict[str, float] = {}
-
-    def on_executing(self, task_id: str) -> None:
-        now = time.time()
-        with self.lock:
-            self.first_executing = self.first_executing or now
-            self.executing[task_id] = now
-
-    def on_complete(self) -> None:
-        with self.lock:
-            self.completed += 1
-            self.last_complete = time.time()
-            if self.completed == self.expect and self.report is not None:
-                self.report.write_text(json.dumps(self.summary()))
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "first_executing": self.first_executing,
-            "last_complete": self.last_complete,
-            "completed": self.completed,
-            "executing": self.executing,
-        }
-
-
-RECORDER = Recorder(
-    Path(os.environ[HUEY_REPORT_ENV]) if HUEY_REPORT_ENV in os.environ else None,
-    int(os.environ.get(HUEY_EXPECT_ENV, "0")),
-)
-
-
-@huey.signal(SIGNAL_EXECUTING)  # type: ignore[untyped-decorator]
-def _executing(signal: str, task: Any, *args: Any) -> None:
-    RECORDER.on_executing(task.id)
-
-
-@huey.signal(SIGNAL_COMPLETE)  # type: ignore[untyped-decorator]
-def _complete(signal: str, task: Any, *args: Any) -> None:
-    RECORDER.on_complete()
+RECORDER = install(huey)

@@ -2,14 +2,18 @@
 
 Its monitor_pr reports an open pull request whose CI is still pending, so a pr_review_requested
 task completes with action "monitoring" after one call and no I/O: the benchmark then measures
-the daemon (claim, run, record), not a forge. Every other step refuses, non-retryably, so a
-benchmark that sends the wrong task type fails loudly instead of measuring retries.
+the daemon (claim, run, record), not a forge. With ``wait = SECONDS`` in ``[engine]``,
+monitor_pr first sleeps that long, as a task that waits on an agent would (capacity runs).
+Every other step refuses, non-retryably, so a benchmark that sends the wrong task type fails
+loudly instead of measuring retries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+import trio
 
 from tamma_trio.engine.base import (
     Analysis,
@@ -44,6 +48,9 @@ def _refuse(step: str) -> EngineError:
 
 
 class NoopEngine:
+    def __init__(self, wait: float = 0.0) -> None:
+        self.wait = wait
+
     async def initialize(self) -> None:
         return None
 
@@ -51,6 +58,8 @@ class NoopEngine:
         return None
 
     async def monitor_pr(self, repository: str, number: int) -> PRStatus:
+        if self.wait:
+            await trio.sleep(self.wait)
         return PENDING
 
     async def finish(self, target: Target) -> None:
@@ -99,5 +108,5 @@ class NoopEngine:
 
 
 def create(options: Mapping[str, Any], context: EngineContext) -> NoopEngine:
-    """The EngineFactory; takes no options."""
-    return NoopEngine()
+    """The EngineFactory; its one option is ``wait`` (seconds, default 0)."""
+    return NoopEngine(wait=float(options.get("wait", 0.0)))

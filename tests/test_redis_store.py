@@ -150,10 +150,15 @@ async def test_durability_is_logged_and_require_aof_refuses_a_server_without_it(
         refused = RedisStore(without.url, require_aof=True, clock=wall)
         with pytest.raises(StoreError, match=r"appendonly no, and .*require_aof is set"):
             await refused.open()
+        evicting = redis.Redis.from_url(without.url)
+        evicting.config_set("maxmemory-policy", "allkeys-lru")
+        evicting.close()
         tolerated = RedisStore(without.url, clock=wall)
         await tolerated.open()
         await tolerated.aclose()
         assert "appendonly no: tasks acknowledged since the last RDB snapshot" in caplog.text
+        evictions = [r.getMessage() for r in caplog.records if "may evict tasks" in r.getMessage()]
+        assert len(evictions) == 1 and "maxmemory-policy allkeys-lru" in evictions[0]
     finally:
         with_aof.stop()
         without.stop()

@@ -96,6 +96,8 @@ class Durability:
 
     appendonly: bool
     appendfsync: str | None
+    # Anything but noeviction lets Redis drop keys, tasks included, when it runs out of memory.
+    maxmemory_policy: str | None = None
 
     def promise(self) -> str:
         if not self.appendonly:
@@ -119,11 +121,15 @@ class Durability:
 def read_durability(client: redis.Redis) -> Durability:
     """CONFIG GET where allowed; managed servers often refuse CONFIG, INFO still tells AOF."""
     try:
-        config = cast(dict[str, Any], client.config_get("append*"))
+        config = cast(dict[str, Any], client.config_get("append*", "maxmemory-policy"))
     except redis.ResponseError:
         info: dict[str, Any] = client.info("persistence")
         return Durability(bool(int(info.get("aof_enabled", 0))), None)
-    return Durability(config.get("appendonly") == "yes", config.get("appendfsync"))
+    return Durability(
+        config.get("appendonly") == "yes",
+        config.get("appendfsync"),
+        config.get("maxmemory-policy"),
+    )
 
 
 def check_durability(durability: Durability, where: str, *, require_aof: bool) -> None:
@@ -135,3 +141,11 @@ def check_durability(durability: Durability, where: str, *, require_aof: bool) -
         )
     level = logging.INFO if durability.appendonly else logging.WARNING
     log.log(level, "%s durability: %s", where, durability.promise())
+    policy = durability.maxmemory_policy
+    if policy not in (None, "noeviction"):
+        log.warning(
+            "%s has maxmemory-policy %s: when it runs out of memory it may evict tasks; "
+            "set maxmemory-policy noeviction",
+            where,
+            policy,
+        )

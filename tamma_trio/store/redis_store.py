@@ -1,8 +1,9 @@
 """The Redis TaskStore: one queue shared by several daemons on several hosts.
 
-Every step that changes more than one key is one Lua script (redis_scripts.py), registered once
-through redis-py's Script objects, which load it again when the server answers NOSCRIPT (after
-a restart or SCRIPT FLUSH). Calls run in worker threads on a connection pool (redis_server.py).
+Every step that changes more than one key is one Lua script (redis_scripts.py), loaded once and
+loaded again when the server answers NOSCRIPT (after a restart or SCRIPT FLUSH); script calls
+that overlap in time share one pipeline (redis_batch.py). Calls run in worker threads on a
+connection pool (redis_server.py).
 
 Other daemons are alive while this one runs, so the single-host rules do not hold here: there
 is no one-daemon lock, and a task of another boot is not an orphan. ``single_daemon`` is False;
@@ -42,6 +43,7 @@ from tamma_trio.store.base import (
     WallClock,
 )
 from tamma_trio.store.lifecycle import EventSpec
+from tamma_trio.store.redis_batch import ScriptBatcher
 from tamma_trio.store.redis_events import EVENT_SCRIPTS, RedisEventMethods
 from tamma_trio.store.redis_housekeeping import PRUNE
 from tamma_trio.store.redis_scripts import PRELUDE, SCRIPTS
@@ -86,11 +88,13 @@ class RedisStore(RedisEventMethods):
         self._client: redis.Redis | None = None
         self._scripts: dict[str, Script] = {}
         self._calls = Calls("redis")
+        self._batcher = ScriptBatcher(self._calls)
 
     # --- life ------------------------------------------------------------------------------
     async def open(self) -> None:
         client = connect(self._url)
         self._calls = Calls(describe(client))
+        self._batcher = ScriptBatcher(self._calls)
         self._scripts = {
             name: client.register_script(PRELUDE + body)
             for name, body in {
@@ -400,8 +404,10 @@ class RedisStore(RedisEventMethods):
         return f"{self._base}task:{task_id}"
 
     async def _script(self, name: str, args: Sequence[object]) -> Any:
-        values: list[Any] = [self._base, *args]
-        return await self._run(lambda client: self._scripts[name](args=values, client=client))
+        client = self._client
+        if client is None:
+            raise StoreError("the redis task store is not open")
+        return await self._batcher.run(client, self._scripts[name], [self._base, *args])
 
     async def _run(self, call: Callable[[redis.Redis], T]) -> T:
         client = self._client
