@@ -80,7 +80,9 @@ class NoopEngine:
     async def escalate(self, target: Target, reason: str, details: Mapping[str, Any]) -> None:
         return None
 
-    async def select_issue(self, repository: str, number: int) -> Issue:
+    async def select_issue(
+        self, repository: str, number: int, *, require_trigger: bool = False
+    ) -> Issue:
         raise _refuse("select_issue")
 
     async def analyze_issue(self, issue: Issue) -> Analysis:

@@ -69,7 +69,8 @@ class EngineError(TammaError):
     """A workflow step failed.
 
     ``retryable`` decides between backoff and immediate escalation; ``code`` is a short stable
-    identifier for metrics and events; ``context`` holds safe details for the escalation comment.
+    identifier for metrics and events; ``context`` holds safe details for the escalation comment;
+    ``retry_at`` (wall time) is the earliest a retry can succeed, e.g. a forge's rate-limit reset.
     """
 
     def __init__(
@@ -79,8 +80,19 @@ class EngineError(TammaError):
         code: str = "engine_error",
         retryable: bool = True,
         context: Mapping[str, Any] | None = None,
+        retry_at: float | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.retryable = retryable
         self.context = dict(context or {})
+        self.retry_at = retry_at
+
+
+class StaleEventError(EngineError):
+    """The event behind a task no longer holds when the engine reads the issue again: it was
+    closed, assigned to someone else, or no longer assigned to the bot nor labelled for it.
+    The task ends as ``ignored`` with this reason; nobody is told, since nothing went wrong."""
+
+    def __init__(self, message: str, *, code: str = "stale_event") -> None:
+        super().__init__(message, code=code, retryable=False)

@@ -34,7 +34,7 @@ from tamma_trio.engine.base import (
     Target,
     TestResult,
 )
-from tamma_trio.errors import EngineError
+from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.models import (
     ESCALATED_FOR_APPROVAL,
     Approval,
@@ -133,7 +133,9 @@ class Handlers:
             )
         issue = IssueAssignedPayload.model_validate(task.payload)
         approved = await self._approval(run, issue.approval)
-        return await self._implement_issue(run, issue.repository, issue.issue.number, approved)
+        return await self._implement_issue(
+            run, issue.repository, issue.issue.number, approved, require_trigger=True
+        )
 
     async def escalate(self, task: Task, failure: Failure) -> None:
         """Tell a human on the forge that the task failed for good."""
@@ -194,12 +196,25 @@ class Handlers:
         return stage
 
     async def _implement_issue(
-        self, run: TaskRun, repository: str, number: int, approved: str | None = None
+        self,
+        run: TaskRun,
+        repository: str,
+        number: int,
+        approved: str | None = None,
+        *,
+        require_trigger: bool = False,
     ) -> Outcome:
+        """The issue flow. An assignment or label event (``require_trigger``) must still hold
+        when the issue is read again; a comment command is its own trigger."""
         engine = self.engine
-        issue = await run.step(
-            "select_issue", Issue, lambda: engine.select_issue(repository, number)
-        )
+        try:
+            issue = await run.step(
+                "select_issue",
+                Issue,
+                lambda: engine.select_issue(repository, number, require_trigger=require_trigger),
+            )
+        except StaleEventError as stale:  # closed, reassigned or unlabelled since the event
+            return Outcome(action=IGNORED, detail={"reason": str(stale), "code": stale.code})
         analysis = await run.step("analyze_issue", Analysis, lambda: engine.analyze_issue(issue))
         plan = await run.step("generate_plan", Plan, lambda: engine.generate_plan(analysis))
         if not run.done("create_branch") and approved is None:

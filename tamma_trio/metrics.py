@@ -48,6 +48,26 @@ class SnapshotCollector(Collector):
             running.add_metric([task_type], count)
         yield running
         yield from self._service_gauges()
+        yield from self._forge_series()
+
+    def _forge_series(self) -> Iterator[Metric]:
+        forge = self._status.forge
+        requests = CounterMetricFamily(
+            "tamma_forge_requests",
+            "Requests to the forge's API, by forge and HTTP status ('error': no response).",
+            labels=["forge", "status"],
+        )
+        for (name, status), count in sorted(forge.requests.items()):
+            requests.add_metric([name, status], count)
+        yield requests
+        budget = GaugeMetricFamily(
+            "tamma_forge_rate_limit_remaining",
+            "Requests left in the forge's rate-limit window, by forge and resource.",
+            labels=["forge", "resource"],
+        )
+        for (name, resource), remaining in sorted(forge.rate_remaining.items()):
+            budget.add_metric([name, resource], remaining)
+        yield budget
 
     def _queue_gauges(self) -> Iterator[Metric]:
         queue = self._status.queue

@@ -64,6 +64,7 @@ class Failure:
     code: str
     message: str
     retryable: bool
+    retry_at: float | None = None  # wall time before which a retry cannot help (rate limit)
 
 
 def classify(exc: BaseException) -> Failure:
@@ -74,7 +75,7 @@ def classify(exc: BaseException) -> Failure:
     the task's budget, because transient causes (a dropped connection) are the common case.
     """
     if isinstance(exc, EngineError):
-        return Failure(exc.code, _clip(str(exc)), exc.retryable)
+        return Failure(exc.code, _clip(str(exc)), exc.retryable, exc.retry_at)
     if isinstance(exc, trio.TooSlowError):
         return Failure("task_timeout", "the task exceeded its timeout", True)
     if isinstance(exc, ValidationError | PydanticValidationError):

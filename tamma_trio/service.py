@@ -30,7 +30,7 @@ from trio_util import AsyncValue
 from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
 from tamma_trio.engine.loader import load_engine
-from tamma_trio.engine.workflow_options import ForgeOptions
+from tamma_trio.engine.workflow_options import LocalForgeOptions
 from tamma_trio.handlers import Handlers
 from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
@@ -61,8 +61,8 @@ SNAPSHOT_TIMEOUT = 2.0
 ENGINE_CLOSE_TIMEOUT = 10.0
 STORE_CLOSE_TIMEOUT = 10.0
 PRUNE_INTERVAL = 3600.0
-DEFAULT_REPOSITORY = ForgeOptions().repository
-DEFAULT_TRIGGER_LABEL = ForgeOptions().trigger_label
+DEFAULT_REPOSITORY = LocalForgeOptions().repository
+DEFAULT_TRIGGER_LABEL = LocalForgeOptions().trigger_label
 
 EXIT_OK = 0
 EXIT_HARD_STOP = 1
@@ -112,7 +112,10 @@ class Service:
         self.retry_timer = RetryTimer(store, wall, self.poller.wake)
         self.intake = Intake(store, self.poller.wake)
         context = EngineContext(
-            bot_name=svc.bot_name, database_path=database_path, enqueue=self.enqueue
+            bot_name=svc.bot_name,
+            database_path=database_path,
+            enqueue=self.enqueue,
+            forge_stats=self.status.forge,
         )
         self.engine = build_engine(context)
         self.handlers = Handlers(self.engine, store, svc)

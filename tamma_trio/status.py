@@ -24,6 +24,22 @@ class ServiceState(StrEnum):
 
 
 @dataclass
+class ForgeStats:
+    """What the forge client saw: requests by (forge, status code) and the rate-limit budget
+    left by (forge, resource). The client writes it, /metrics reads it at scrape time."""
+
+    requests: dict[tuple[str, str], int] = field(default_factory=dict)
+    rate_remaining: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def request(self, forge: str, status: int | str) -> None:
+        key = (forge, str(status))
+        self.requests[key] = self.requests.get(key, 0) + 1
+
+    def budget(self, forge: str, resource: str, remaining: int) -> None:
+        self.rate_remaining[(forge, resource)] = remaining
+
+
+@dataclass
 class ServiceStatus:
     """Mutable, owned by the trio thread; every field is cheap to read."""
 
@@ -43,6 +59,7 @@ class ServiceStatus:
     claim_error: str | None = None
     engine: str = ""
     components: dict[str, str] = field(default_factory=dict)
+    forge: ForgeStats = field(default_factory=ForgeStats)
 
     @property
     def accepting_work(self) -> bool:

@@ -259,7 +259,8 @@ class Worker:
                 self.config.max_retry_delay,
                 rng=self.rng,
             )
-            not_before = self.wall() + delay
+            not_before = max(self.wall() + delay, failure.retry_at or 0.0)
+            delay = not_before - self.wall()
             await self.store.retry_later(task.id, entry.token, failure.message, not_before)
             self.status.retried += 1
             self.on_retry_scheduled(not_before)

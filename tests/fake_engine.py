@@ -42,7 +42,7 @@ from tamma_trio.engine.base import (
     Target,
     TestResult,
 )
-from tamma_trio.errors import EngineError
+from tamma_trio.errors import EngineError, StaleEventError
 
 STEPS = (
     "select_issue",
@@ -65,6 +65,8 @@ class StepFailure(BaseModel):
     times: int | None = Field(default=None, ge=1)  # None: every call fails
     retryable: bool = True
     code: str = "fake_failure"
+    stale: bool = False  # raise StaleEventError: the event no longer holds
+    retry_at: float | None = None  # wall time a retry can help (a forge's rate-limit reset)
 
 
 class FakeOptions(BaseModel):
@@ -109,6 +111,7 @@ class FakeEngine:
         self.escalations: list[tuple[Target, str, dict[str, Any]]] = []
         self.initialized = False
         self.closed = False
+        self.required_triggers: list[bool] = []
         self._failed: dict[str, int] = {}
         self.no_permission: set[str] = set()  # logins the live permission check refuses
 
@@ -139,8 +142,13 @@ class FakeEngine:
         seen = self._failed.get(step, 0)
         if failure.times is None or seen < failure.times:
             self._failed[step] = seen + 1
+            if failure.stale:
+                raise StaleEventError(f"{step}: the issue was closed (injected)", code=failure.code)
             raise EngineError(
-                f"{step} failed (injected)", code=failure.code, retryable=failure.retryable
+                f"{step} failed (injected)",
+                code=failure.code,
+                retryable=failure.retryable,
+                retry_at=failure.retry_at,
             )
 
     def steps(self) -> list[str]:
@@ -156,7 +164,10 @@ class FakeEngine:
     async def aclose(self) -> None:
         self.closed = True
 
-    async def select_issue(self, repository: str, number: int) -> Issue:
+    async def select_issue(
+        self, repository: str, number: int, *, require_trigger: bool = False
+    ) -> Issue:
+        self.required_triggers.append(require_trigger)
         await self._step("select_issue", f"{repository}#{number}")
         return Issue(repository=repository, number=number, title=f"Issue {number}")
 

@@ -86,11 +86,12 @@ async def until(check: Callable[[], Awaitable[T | None]], what: str, timeout: fl
 
 
 class Daemon:
-    def __init__(self, tmp_path: Path, config: Path) -> None:
+    def __init__(self, tmp_path: Path, config: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.cwd = tmp_path
         self.log = tmp_path / "serve-0.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.env = {**clean_env(), **(env or {})}
 
     async def start(self) -> None:
         self.log = self.cwd / f"serve-{len(list(self.cwd.glob('serve-*.log'))) + 1}.log"
@@ -98,7 +99,7 @@ class Daemon:
             self.process = subprocess.Popen(
                 [*CLI, "serve", "--config", str(self.config)],
                 cwd=self.cwd,
-                env=clean_env(),
+                env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

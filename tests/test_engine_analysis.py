@@ -127,7 +127,23 @@ def test_options_defaults_and_resolution(tmp_path: Path) -> None:
     ("table", "where", "problem"),
     [
         ({"workspace": "x"}, "engine.workspace", "unknown key"),
-        ({"forge": {"kind": "github"}}, "engine.forge.kind", "'local'"),
+        ({"forge": {"kind": "gitea"}}, "engine.forge.kind", "'local', 'github'"),
+        ({"forge": {"kind": "github"}}, "engine.forge.repositories", "Field required"),
+        (
+            {"forge": {"kind": "github", "repositories": ["a/b"]}},
+            "engine.forge",
+            "either token, or app_id and private_key_path",
+        ),
+        (
+            {"forge": {"kind": "github", "repositories": ["a/b"], "app_id": 3}},
+            "engine.forge",
+            "needs both app_id and private_key_path",
+        ),
+        (
+            {"forge": {"kind": "github", "repositories": ["nope"]}},
+            "engine.forge.repositories.0",
+            "owner/name",
+        ),
         ({"forge": {"repository": "no-slash"}}, "engine.forge.repository", "must be owner/name"),
         ({"agent": {"command": "gpt"}}, "engine.agent.command", "unknown agent preset"),
         ({"agent": {"command": ["x", "{nope}"]}}, "engine.agent.command", "unknown placeholder"),

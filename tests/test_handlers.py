@@ -192,6 +192,29 @@ async def test_other_comments_are_ignored_without_the_engine(
     assert await kinds(store, task.id) == ["enqueued", "claimed"]
 
 
+async def test_assignment_tasks_require_the_trigger_and_commands_do_not(
+    store: MemoryStore,
+) -> None:
+    handlers, engine = make_handlers(store)
+    await run(handlers, await claimed(store, "issue_assigned", ISSUE))
+    other = {**ISSUE, "issue": {"number": 8, "title": "t"}, **comment("/tamma start")}
+    await run(handlers, await claimed(store, "issue_comment", other))
+    assert engine.required_triggers == [True, False]
+
+
+async def test_a_stale_event_ends_as_ignored_without_escalation(store: MemoryStore) -> None:
+    handlers, engine = make_handlers(
+        store, failures={"select_issue": {"stale": True, "code": "issue_closed"}}
+    )
+    task = await claimed(store, "issue_assigned", ISSUE)
+    assert task.lease_token is not None
+    outcome = await handlers.run(task, task.lease_token)
+    assert outcome.action == "ignored" and outcome.detail["code"] == "issue_closed"
+    assert "closed" in outcome.detail["reason"]
+    await handlers.finish(task, outcome)
+    assert engine.steps() == ["select_issue"] and engine.escalations == []
+
+
 # --- pull requests ----------------------------------------------------------------------------
 
 

@@ -62,6 +62,18 @@ async def test_a_retry_fires_exactly_at_its_backoff(
     assert daemon.status.retried == 2
 
 
+async def test_a_rate_limited_step_is_retried_at_the_reset_not_before(
+    autojump_clock: MockClock, stores: Stores, store: TaskStore
+) -> None:
+    reset = stores.wall() + 200  # far past the 10 s backoff
+    engine = fake(failures={"monitor_pr": {"times": 1, "code": "rate_limited", "retry_at": reset}})
+    async with running(stores, store, engine, poll_interval=60) as daemon:
+        task = await daemon.enqueue(pr_task())
+        await status_is(store, task.id, TaskStatus.COMPLETED)
+    first, second = engine.times[:2]
+    assert second - first == pytest.approx(200, abs=0.01)
+
+
 async def test_a_retry_survives_a_restart_and_fires_at_its_backoff(
     autojump_clock: MockClock, stores: Stores, store: TaskStore
 ) -> None:

@@ -20,7 +20,7 @@ from tests.workflow_helpers import REPO, add_issue, make_engine
 
 async def run_issue(tmp_path: Path, agent: list[str]) -> None:
     engine, database = make_engine(tmp_path, agent)
-    number = add_issue(database, "Note it", "Say so in NOTES.txt", ("complexity:low",))
+    number = add_issue(database, "Note it", "Say so in NOTES.txt", ("tamma", "complexity:low"))
     store = MemoryStore()
     await store.open()
     await store.add(

@@ -35,6 +35,12 @@ def _register() -> None:
 
     for group in forge_commands:
         cli.add_command(group)
+    from tamma_trio.cli.deliveries import command as deliveries
+    from tamma_trio.cli.deliveries import comment
+    from tamma_trio.cli.forge import issues
+
+    cli.add_command(deliveries)
+    issues.add_command(comment)  # `issues comment`: the local forge's comments as deliveries
 
 
 _register()

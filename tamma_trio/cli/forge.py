@@ -32,7 +32,7 @@ from tamma_trio.cli.tasks import run_with_store
 from tamma_trio.config import Config, resolve_config_path
 from tamma_trio.engine.forge.local_db import ForgeDb
 from tamma_trio.engine.forge.seed import init_origin, is_bare_repository
-from tamma_trio.engine.workflow_options import WorkflowOptions, parse_options
+from tamma_trio.engine.workflow_options import LocalForgeOptions, WorkflowOptions, parse_options
 from tamma_trio.errors import ConfigError
 from tamma_trio.intake.local_forge import issue_task
 
@@ -67,12 +67,13 @@ timeout = 120
 @dataclass(frozen=True)
 class LocalForgeSetup:
     settings: WorkflowOptions
+    forge: LocalForgeOptions
     database: Path
     bot: str
 
     @property
     def repository(self) -> str:
-        return self.settings.forge.repository
+        return self.forge.repository
 
 
 def local_setup(config: Config) -> LocalForgeSetup:
@@ -84,9 +85,12 @@ def local_setup(config: Config) -> LocalForgeSetup:
     except ConfigError as exc:
         report_config_error(exc)
         raise SystemExit(EXIT_USAGE) from None
+    if not isinstance(settings.forge, LocalForgeOptions):
+        fail_usage(f'engine.forge.kind is "{settings.forge.kind}": these commands need "local"')
     queue = config.service.queue
     store_path = queue.sqlite.path.resolve() if queue.type == "sqlite" else None
-    return LocalForgeSetup(settings, settings.forge_database(store_path), config.service.bot_name)
+    database = settings.forge_database(store_path)
+    return LocalForgeSetup(settings, settings.forge, database, config.service.bot_name)
 
 
 @contextmanager
@@ -122,8 +126,8 @@ def init(config_path: Path | None) -> int:
         click.echo(f"kept {source} (an existing config)")
     config = load_or_exit(config_path)
     setup = local_setup(config)
-    origin = setup.settings.forge.origin
-    branch = setup.settings.forge.default_branch
+    origin = setup.forge.origin
+    branch = setup.forge.default_branch
     if is_bare_repository(origin):
         click.echo(f"kept {origin} (an existing bare repository)")
     else:
@@ -150,7 +154,7 @@ def example_agent() -> Path:
 
 
 def _trigger(setup: LocalForgeSetup) -> str:
-    return setup.settings.forge.trigger_label
+    return setup.forge.trigger_label
 
 
 # --- issues -------------------------------------------------------------------------------

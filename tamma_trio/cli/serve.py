@@ -113,8 +113,15 @@ def _setup_logging(config: Config, log_format: str) -> None:
     from tamma_trio.log import setup_logging
 
     token = config.service.api.token
-    secrets = [token.get_secret_value() if token else None]
+    secrets = [token.get_secret_value() if token else None, _forge_token(config)]
     for target in config.notify:  # a webhook URL often is the credential (Slack's are)
         secrets.append(target.url.get_secret_value())
         secrets.append(target.secret.get_secret_value() if target.secret else None)
     setup_logging(config.log.level, log_format, secrets=secrets)
+
+
+def _forge_token(config: Config) -> str | None:
+    """The forge token from [engine.forge] (or its environment override), for redaction."""
+    forge = config.engine.options().get("forge")
+    token = forge.get("token") if isinstance(forge, dict) else None
+    return str(token) if token else None

@@ -64,14 +64,24 @@ def _engine_lines(config: Config) -> list[str]:
     if name != "workflow":
         return [f"engine: {name}"]
     from tamma_trio.engine.agent import expand_command
-    from tamma_trio.engine.workflow_options import parse_options
+    from tamma_trio.engine.workflow_options import LocalForgeOptions, parse_options
 
     options = parse_options(config.engine.options()).resolved(Path.cwd())
     forge = options.forge
+    if isinstance(forge, LocalForgeOptions):
+        where = (
+            f"forge: local, origin {forge.origin}, repository {forge.repository} "
+            f"(branch {forge.default_branch}, trigger label {forge.trigger_label!r})"
+        )
+    else:
+        auth = f"app {forge.app_id}" if forge.app_id else "token"
+        where = (
+            f"forge: github {forge.api_url} ({auth}), repositories "
+            f"{', '.join(forge.repositories)} (trigger label {forge.trigger_label!r})"
+        )
     return [
         f"engine: workflow; workspace {options.workspace_dir}",
-        f"forge: {forge.kind}, origin {forge.origin}, repository {forge.repository} "
-        f"(branch {forge.default_branch}, trigger label {forge.trigger_label!r})",
+        where,
         "agent: " + " ".join(expand_command(options.agent.command)),
         "tests: " + " ".join(options.tests.command),
     ]

@@ -18,11 +18,13 @@ import trio
 from tamma_trio import strict_json
 from tamma_trio.cli import render
 from tamma_trio.cli.common import ROW_ID, fail_usage, with_config
+from tamma_trio.commands import is_bot
 from tamma_trio.config import Config
 from tamma_trio.errors import FieldError
 from tamma_trio.intake import Intake
+from tamma_trio.intake.build import approval_of
 from tamma_trio.intake.requests import new_task_from
-from tamma_trio.models import TaskPriority, TaskStatus, parse_task_type
+from tamma_trio.models import Task, TaskPriority, TaskStatus, parse_task_type
 from tamma_trio.store.base import TaskStore
 
 T = TypeVar("T")
@@ -186,6 +188,25 @@ def retry(task_id: int, config: Config) -> int:
     """Send a failed or cancelled task back to the queue with a fresh retry budget."""
     task = run_with_store(config, lambda store: store.retry(task_id, actor="cli"))
     click.echo(f"task {task.id} {task.status.value}")
+    return 0
+
+
+@command.command("approve")
+@click.argument("task_id", type=ROW_ID)
+@click.option("--as", "approver", default="operator", show_default=True, help="Who approves.")
+@with_config
+def approve(task_id: int, approver: str, config: Config) -> int:
+    """Run an issue escalated for approval again, with its plan approved."""
+    if not approver.strip() or is_bot(approver, config.service.bot_name):
+        fail_usage(f"{approver!r} cannot approve (the bot can never approve)")
+
+    async def queue_approved(store: TaskStore) -> Task:
+        new = approval_of(await store.get(task_id), approver, key=f"approve:{task_id}", actor="cli")
+        task, _created = await Intake(store).submit_one(new, source="cli")
+        return task
+
+    task = run_with_store(config, queue_approved)
+    click.echo(f"queued task {task.id}: task {task_id} approved by {approver}")
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from tamma_trio.models import NewTask
+from tamma_trio.status import ForgeStats
 
 Level = Literal["low", "medium", "high", "critical"]
 LEVELS: tuple[Level, ...] = ("low", "medium", "high", "critical")
@@ -169,7 +170,10 @@ class Engine(Protocol):
 
     async def aclose(self) -> None: ...
 
-    async def select_issue(self, repository: str, number: int) -> Issue: ...
+    async def select_issue(
+        self, repository: str, number: int, *, require_trigger: bool = False
+    ) -> Issue:
+        """Read the issue again and claim it; StaleEventError when the event no longer holds."""
 
     async def analyze_issue(self, issue: Issue) -> Analysis: ...
 
@@ -219,6 +223,7 @@ class EngineContext(Record):
     bot_name: str
     database_path: Path | None  # the SQLite task store's file, shared by the local forge
     enqueue: Callable[[NewTask], Awaitable[None]] | None = None
+    forge_stats: ForgeStats | None = None  # where a forge client counts its requests
 
 
 EngineFactory = Callable[[Mapping[str, Any], EngineContext], Engine]

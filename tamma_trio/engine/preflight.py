@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tamma_trio.engine.agent import expand_command
 from tamma_trio.engine.git import minimal_env
-from tamma_trio.engine.workflow_options import WorkflowOptions
+from tamma_trio.engine.workflow_options import LocalForgeOptions, WorkflowOptions
 
 ORIGIN_TIMEOUT = 10.0
 
@@ -24,13 +24,17 @@ ORIGIN_TIMEOUT = 10.0
 def preflight(options: WorkflowOptions) -> list[str]:
     """Every problem found, one line each; empty when the engine can start working.
 
-    ``options`` must be resolved (absolute paths), as the engine itself uses them.
+    ``options`` must be resolved (absolute paths), as the engine itself uses them. A remote
+    forge's repositories are checked by the forge itself when it opens (it needs its API).
     """
+    forge = options.forge
     problems = [
         command_problem("engine.agent.command", expand_command(options.agent.command)),
         command_problem("engine.tests.command", options.tests.command),
         writable_problem("engine.workspace_dir", options.workspace_dir),
-        origin_problem("engine.forge.origin", str(options.forge.origin)),
+        origin_problem("engine.forge.origin", str(forge.origin))
+        if isinstance(forge, LocalForgeOptions)
+        else None,
     ]
     return [problem for problem in problems if problem is not None]
 

@@ -38,8 +38,8 @@ from tamma_trio.engine.limits import RunGuard, enforcement
 from tamma_trio.engine.process import run_in_group
 from tamma_trio.engine.workflow_options import TestsOptions, parse_options
 from tamma_trio.engine.workflow_ports import build_ports
-from tamma_trio.engine.workspace import Workspace
-from tamma_trio.errors import EngineError
+from tamma_trio.engine.workspaces import Workspaces
+from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.log import REDACTOR
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ IN_PROGRESS = "tamma:in-progress"
 NEEDS_HUMAN = "needs-human-review"
 AUTOMATED = "tamma-automated"
 ISSUE_OF_BRANCH = re.compile(r"^tamma/(\d+)-")
+STALE_CODES = frozenset({"issue_closed", "assigned_elsewhere"})
 
 
 class WorkflowEngine:
@@ -55,25 +56,27 @@ class WorkflowEngine:
         self,
         *,
         forge: Forge,
-        workspace: Workspace,
+        workspaces: Workspaces,
         agent: AgentRunner,
         tests: TestsOptions,
         bot_name: str,
         structured: bool = False,
+        trigger_label: str = "tamma",
     ) -> None:
         self.forge = forge
-        self.workspace = workspace
+        self.workspaces = workspaces
         self.agent = agent
         self.tests = tests
         self.tests_guard = RunGuard(tests.limits(), "the tests")
         self.bot = bot_name
-        self.repository = workspace.repository
         self.structured = structured
+        self.trigger_label = trigger_label
 
     async def initialize(self) -> None:
-        """Open the forge and clone or fetch origin now, so a bad setup stops the daemon early."""
+        """Open the forge and clone or fetch every served repository now, so a bad setup
+        stops the daemon early instead of failing its first task."""
         await self.forge.open()
-        await self.workspace.prepare()
+        await self.workspaces.prepare_all()
         log.info(
             "resource limits: agent %s; tests %s; enforced by %s",
             self.agent.guard.limits.describe() if self.agent.guard else "none",
@@ -85,23 +88,41 @@ class WorkflowEngine:
         await self.forge.aclose()
 
     def _served(self, repository: str) -> None:
-        if repository != self.repository:
-            raise EngineError(
-                f"repository {repository} is not served here (configured: {self.repository})",
-                code="unknown_repository",
-                retryable=False,
-            )
+        self.workspaces.check_served(repository)
+
+    async def author_may_command(self, repository: str, login: str) -> bool:
+        """Live check of a comment author's right to command the bot (the forge decides)."""
+        if repository not in self.forge.repositories:
+            return False
+        return await self.forge.author_may_command(repository, login)
 
     # --- 1-3: select, analyse, plan -------------------------------------------------------
-    async def select_issue(self, repository: str, number: int) -> Issue:
-        """Refuse what is not ours to take, then claim: assign, label, comment once."""
+    async def select_issue(
+        self, repository: str, number: int, *, require_trigger: bool = False
+    ) -> Issue:
+        """Read the issue again, refuse what is not ours to take, then claim: assign, label,
+        comment once.
+
+        Events go stale between the webhook and the task: a closed or reassigned issue raises
+        StaleEventError (the task is ignored). With ``require_trigger`` (an assignment or label
+        event) the issue must still be assigned to the bot or carry the trigger label.
+        """
         self._served(repository)
         issue = await self.forge.get_issue(repository, number)
         comments = await self.forge.list_comments(issue.target)
         claimed = any(c.author == self.bot and prompts.CLAIM_MARKER in c.body for c in comments)
         refusal = self._refusal(issue, claimed)
+        if refusal and refusal[0] in STALE_CODES:
+            raise StaleEventError(refusal[1], code=refusal[0])
         if refusal:
             raise EngineError(refusal[1], code=refusal[0], retryable=False)
+        wanted = self.bot in issue.assignees or self.trigger_label in issue.labels
+        if require_trigger and not (wanted or claimed):
+            raise StaleEventError(
+                f"{repository}#{number} is no longer assigned to {self.bot} "
+                f"nor labelled {self.trigger_label}",
+                code="not_triggered",
+            )
         if self.bot not in issue.assignees:
             await self.forge.assign(issue.target, self.bot)
         if IN_PROGRESS not in issue.labels:
@@ -143,13 +164,14 @@ class WorkflowEngine:
 
     async def _ask(self, issue: Issue, mode: Mode, prompt: str) -> dict[str, Any] | None:
         """The agent's JSON answer, from a throw-away worktree of the default branch."""
-        async with self.workspace.scratch_worktree(issue.number) as workdir:
+        workspace = await self.workspaces.get(issue.repository)
+        async with workspace.scratch_worktree(issue.number) as workdir:
             report = await self.agent.run(
                 AgentRequest(
                     mode,
                     prompt,
                     workdir,
-                    self.workspace.task_dir(issue.number),
+                    workspace.task_dir(issue.number),
                     issue.number,
                     issue.title,
                 )
@@ -158,33 +180,34 @@ class WorkflowEngine:
 
     # --- 4-6: branch, implement, test -----------------------------------------------------
     async def create_branch(self, plan: Plan) -> Branch:
-        self._served(plan.issue.repository)
-        return await self.workspace.open_branch(plan.issue.number, plan.issue.title)
+        workspace = await self.workspaces.get(plan.issue.repository)
+        return await workspace.open_branch(plan.issue.number, plan.issue.title)
 
     async def implement_code(self, plan: Plan, branch: Branch) -> Changes:
         """Run the agent, then commit its edits as the bot; refuse a run that changed nothing."""
         number = plan.issue.number
-        workdir = await self.workspace.ensure_worktree(branch)
-        if await self.workspace.head_is_our_implementation(branch, number):
+        workspace = await self.workspaces.get(branch.repository)
+        workdir = await workspace.ensure_worktree(branch)
+        if await workspace.head_is_our_implementation(branch, number):
             return await self._changes(branch, None)  # resumed after our commit
-        start = await self.workspace.head(workdir)
-        if await self.workspace.is_dirty(workdir):
-            await self.workspace.discard_changes(workdir)  # an interrupted run's leftovers
+        start = await workspace.head(workdir)
+        if await workspace.is_dirty(workdir):
+            await workspace.discard_changes(workdir)  # an interrupted run's leftovers
         comments = await self._human_comments(plan.issue.target)
         prompt = prompts.implement_prompt(plan, branch, self.tests.command, comments)
         request = AgentRequest(
             "implement",
             prompt,
             workdir,
-            self.workspace.task_dir(number),
+            workspace.task_dir(number),
             number,
             plan.issue.title,
             branch.name,
         )
         report = await self.agent.run(request)
-        await self.workspace.verify_branch(branch)
-        await self.workspace.squash_to(workdir, start)  # the engine commits, never the agent
-        if not await self.workspace.commit_all(workdir, prompts.commit_subject(plan), number):
+        await workspace.verify_branch(branch)
+        await workspace.squash_to(workdir, start)  # the engine commits, never the agent
+        if not await workspace.commit_all(workdir, prompts.commit_subject(plan), number):
             raise EngineError(
                 "agent produced no changes",
                 code="no_changes",
@@ -195,10 +218,11 @@ class WorkflowEngine:
 
     async def _changes(self, branch: Branch, run: AgentRun | None) -> Changes:
         workdir = Path(branch.workdir)
-        files = await self.workspace.diff_stats(workdir, branch.base_sha)
+        workspace = await self.workspaces.get(branch.repository)
+        files = await workspace.diff_stats(workdir, branch.base_sha)
         return Changes(
             branch=branch,
-            head_sha=await self.workspace.head(workdir),
+            head_sha=await workspace.head(workdir),
             files=files,
             lines_added=sum(f.added for f in files),
             lines_removed=sum(f.removed for f in files),
@@ -207,8 +231,9 @@ class WorkflowEngine:
 
     async def run_tests(self, changes: Changes) -> TestResult:
         """The configured test command in the worktree, in its own process group, bounded."""
-        workdir = await self.workspace.ensure_worktree(changes.branch)
-        head = await self.workspace.head(workdir)
+        workspace = await self.workspaces.get(changes.branch.repository)
+        workdir = await workspace.ensure_worktree(changes.branch)
+        head = await workspace.head(workdir)
         if head != changes.head_sha:
             raise EngineError(
                 f"{changes.branch.name} is at {head[:12]}, not the implemented "
@@ -222,7 +247,7 @@ class WorkflowEngine:
             cwd=workdir,
             env=minimal_env(),
             timeout=self.tests.timeout,
-            log_path=self.workspace.task_dir(number) / "tests.log",
+            log_path=workspace.task_dir(number) / "tests.log",
             log_max_bytes=self.tests.log_max_bytes,
             guard=self.tests_guard,
         )
@@ -252,7 +277,8 @@ class WorkflowEngine:
                 "tests failed; no pull request is opened", code="tests_failed", retryable=False
             )
         branch = changes.branch
-        await self.workspace.push(branch, changes.head_sha)
+        workspace = await self.workspaces.get(branch.repository)
+        await workspace.push(branch, changes.head_sha)
         pr = await self.forge.open_pull_request(
             branch.repository,
             title=prompts.commit_subject(plan),
@@ -330,13 +356,11 @@ class WorkflowEngine:
         await self.forge.add_labels(target, (NEEDS_HUMAN,))
         await self.forge.remove_label(target, IN_PROGRESS)
 
-    async def author_may_command(self, repository: str, login: str) -> bool:
-        return await self.forge.author_may_command(repository, login)
-
     async def finish(self, target: Target) -> None:
         """Remove the task's worktree. Issues and pull requests share one number sequence, so
         a pull request's number never names an issue's worktree."""
-        await self.workspace.remove_worktree(target.number)
+        workspace = await self.workspaces.get(target.repository)
+        await workspace.remove_worktree(target.number)
 
 
 def create_engine(options: Mapping[str, Any], context: EngineContext) -> WorkflowEngine:
@@ -345,9 +369,10 @@ def create_engine(options: Mapping[str, Any], context: EngineContext) -> Workflo
     ports = build_ports(settings, context)
     return WorkflowEngine(
         forge=ports.forge,
-        workspace=ports.workspace,
+        workspaces=ports.workspaces,
         agent=ports.agent,
         tests=settings.tests,
         bot_name=context.bot_name,
         structured=settings.agent.structured,
+        trigger_label=settings.forge.trigger_label,
     )

@@ -10,9 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio.config import describe_problem
@@ -28,7 +37,7 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ForgeOptions(Options):
+class LocalForgeOptions(Options):
     kind: Literal["local"] = "local"
     origin: Path = Path("./origin.git")  # the bare repository that acts as origin
     repository: Repository = "local/project"
@@ -36,6 +45,53 @@ class ForgeOptions(Options):
     required_approvals: int = Field(default=0, ge=0, le=10)
     trigger_label: str = Field(default="tamma", min_length=1)
     database: Path | None = None  # default: the task store's SQLite file
+
+    @property
+    def repositories(self) -> tuple[str, ...]:
+        return (self.repository,)
+
+
+Permission = Literal["none", "read", "triage", "write", "maintain", "admin"]
+
+
+class GithubForgeOptions(Options):
+    """GitHub or GitHub Enterprise, with a token or as a GitHub App (exactly one of the two)."""
+
+    kind: Literal["github"]
+    api_url: str = Field(default="https://api.github.com", pattern=r"^https?://[^\s]+$")
+    repositories: tuple[Repository, ...] = Field(min_length=1)  # the allowlist
+    token: SecretStr | None = None
+    app_id: int = Field(default=0, ge=0)
+    private_key_path: Path | None = None
+    merge_method: Literal["merge", "squash", "rebase"] = "merge"
+    required_approvals: int = Field(default=1, ge=0, le=10)
+    checks_grace: float = Field(default=120, ge=0, le=86400)
+    command_permission: Permission = "write"
+    trigger_label: str = Field(default="tamma", min_length=1)  # labelling an issue asks the bot
+    request_timeout: float = Field(default=30, gt=0, le=600)
+    max_rate_limit_wait: float = Field(default=60, ge=0, le=3600)  # longer: retry the task later
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> GithubForgeOptions:
+        has_token = self.token is not None and bool(self.token.get_secret_value())
+        has_app = bool(self.app_id) or self.private_key_path is not None
+        if has_token == has_app:
+            raise ValueError("set either token, or app_id and private_key_path (exactly one)")
+        if has_app and not (self.app_id and self.private_key_path):
+            raise ValueError("a GitHub App needs both app_id and private_key_path")
+        return self
+
+
+def _forge_kind(value: Any) -> str:
+    """The union's tag; a table without ``kind`` is the local forge (configs from before kinds)."""
+    kind = value.get("kind", "local") if isinstance(value, Mapping) else getattr(value, "kind", "")
+    return str(kind)
+
+
+ForgeOptions = Annotated[
+    Annotated[LocalForgeOptions, Tag("local")] | Annotated[GithubForgeOptions, Tag("github")],
+    Discriminator(_forge_kind),
+]
 
 
 class LimitOptions(Options):
@@ -84,18 +140,13 @@ class WorkflowOptions(Options):
     workspace_dir: Path = Path("./workspaces")
     git_timeout: float = Field(default=120, gt=0)
     bot_email: str = Field(default="tamma-bot@localhost", pattern=r"^[^@\s]+@[^@\s]+$")
-    forge: ForgeOptions = ForgeOptions()
+    forge: ForgeOptions = LocalForgeOptions()
     agent: AgentOptions = AgentOptions()
     tests: TestsOptions = TestsOptions()
 
     def resolved(self, cwd: Path) -> WorkflowOptions:
         """The same options with every relative path made absolute against ``cwd``."""
-        forge = self.forge.model_copy(
-            update={
-                "origin": _absolute(self.forge.origin, cwd),
-                "database": _absolute(self.forge.database, cwd) if self.forge.database else None,
-            }
-        )
+        forge = _resolve_forge(self.forge, cwd)
         agent = self.agent.model_copy(update={"command": _anchor_command(self.agent.command, cwd)})
         return self.model_copy(
             update={
@@ -105,15 +156,31 @@ class WorkflowOptions(Options):
             }
         )
 
-    @property
-    def repo_root(self) -> Path:
-        """The workspace directory of the configured repository (clone, worktrees, logs)."""
-        return self.workspace_dir / self.forge.repository.replace("/", "__")
+    def repo_root(self, repository: str) -> Path:
+        """The workspace directory of one repository (its clone, worktrees, logs)."""
+        return self.workspace_dir / repository.replace("/", "__")
 
     def forge_database(self, store_path: Path | None) -> Path:
         """Where the local forge keeps its rows: its own setting, else the task store's file,
         else a file in the workspace (a memory queue has no file to share)."""
-        return self.forge.database or store_path or self.repo_root / "forge.db"
+        forge = self.forge
+        if not isinstance(forge, LocalForgeOptions):
+            raise ConfigError(f"the {forge.kind} forge keeps no local database")
+        return forge.database or store_path or self.repo_root(forge.repository) / "forge.db"
+
+
+def _resolve_forge(
+    forge: LocalForgeOptions | GithubForgeOptions, cwd: Path
+) -> LocalForgeOptions | GithubForgeOptions:
+    if isinstance(forge, GithubForgeOptions):
+        key = forge.private_key_path
+        return forge.model_copy(update={"private_key_path": key and _absolute(key, cwd)})
+    return forge.model_copy(
+        update={
+            "origin": _absolute(forge.origin, cwd),
+            "database": _absolute(forge.database, cwd) if forge.database else None,
+        }
+    )
 
 
 def _anchor_command(command: str | tuple[str, ...], cwd: Path) -> str | tuple[str, ...]:
@@ -142,5 +209,19 @@ def parse_options(options: Mapping[str, Any]) -> WorkflowOptions:
     try:
         return WorkflowOptions.model_validate(dict(options))
     except PydanticValidationError as exc:
-        problems = [describe_problem(error, "engine") for error in exc.errors()]
+        problems = [_problem(error) for error in exc.errors()]
         raise ConfigError("invalid [engine] options for the workflow engine", problems) from None
+
+
+def _problem(error: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(key, value, problem) for the operator, without the forge union's tags in the key; an
+    unknown forge kind is reported on ``engine.forge.kind``."""
+    loc = tuple(part for part in error["loc"] if str(part) not in ("local", "github"))
+    if error["type"] == "union_tag_invalid":
+        context = error.get("ctx", {})
+        return (
+            "engine." + ".".join(map(str, (*loc, "kind"))),
+            repr(context.get("tag")),
+            f"expected one of {context.get('expected_tags')}",
+        )
+    return describe_problem({**error, "loc": loc}, "engine")

@@ -1,7 +1,7 @@
 """Build the workflow engine's three ports (forge, workspace, agent) from its resolved options.
 
-Kept apart from the engine so the engine's module reads as the story's steps, and so a later
-forge kind ("github") is one more branch here, not a change to the steps.
+Kept apart from the engine so the engine's module reads as the story's steps, and so a forge
+kind (local, github, later gitlab) is one more branch here, not a change to the steps.
 """
 
 from __future__ import annotations
@@ -15,44 +15,34 @@ from tamma_trio.engine.forge.local import LocalForge
 from tamma_trio.engine.forge.local_git import CiSettings
 from tamma_trio.engine.git import Git
 from tamma_trio.engine.limits import RunGuard
-from tamma_trio.engine.workflow_options import WorkflowOptions
-from tamma_trio.engine.workspace import Workspace
+from tamma_trio.engine.workflow_options import (
+    GithubForgeOptions,
+    LocalForgeOptions,
+    WorkflowOptions,
+)
+from tamma_trio.engine.workspaces import Workspaces
 from tamma_trio.engine.worktree import Identity
 
 
 @dataclass(frozen=True)
 class Ports:
     forge: Forge
-    workspace: Workspace
+    workspaces: Workspaces
     agent: AgentRunner
 
 
 def build_ports(settings: WorkflowOptions, context: EngineContext) -> Ports:
-    forge_options = settings.forge
     git = Git(settings.git_timeout)
-    root = settings.repo_root
-    forge = LocalForge(
-        database=settings.forge_database(context.database_path),
-        origin=forge_options.origin,
-        default_branch=forge_options.default_branch,
-        git=git,
-        ci=CiSettings(
-            settings.tests.command,
-            settings.tests.timeout,
-            root / "ci",
-            settings.tests.log_max_bytes,
-            RunGuard(settings.tests.limits(), "the tests"),
-        ),
-        bot_name=context.bot_name,
-        bot_email=settings.bot_email,
-        required_approvals=forge_options.required_approvals,
-        enqueue=context.enqueue,
-    )
-    workspace = Workspace(
-        root,
-        origin_url=forge.origin_url(forge_options.repository),
-        repository=forge_options.repository,
-        default_branch=forge_options.default_branch,
+    forge: Forge
+    if isinstance(settings.forge, GithubForgeOptions):
+        from tamma_trio.engine.forge.github.build import build_github_forge
+
+        forge = build_github_forge(settings.forge, context)
+    else:
+        forge = _local_forge(settings, settings.forge, context, git)
+    workspaces = Workspaces(
+        forge,
+        root_of=settings.repo_root,
         identity=Identity(context.bot_name, settings.bot_email),
         git=git,
     )
@@ -64,4 +54,27 @@ def build_ports(settings: WorkflowOptions, context: EngineContext) -> Ports:
         env_names=settings.agent.env,
         guard=RunGuard(settings.agent.limits(), "the agent"),
     )
-    return Ports(forge=forge, workspace=workspace, agent=agent)
+    return Ports(forge=forge, workspaces=workspaces, agent=agent)
+
+
+def _local_forge(
+    settings: WorkflowOptions, options: LocalForgeOptions, context: EngineContext, git: Git
+) -> LocalForge:
+    return LocalForge(
+        database=settings.forge_database(context.database_path),
+        origin=options.origin,
+        default_branch=options.default_branch,
+        git=git,
+        ci=CiSettings(
+            settings.tests.command,
+            settings.tests.timeout,
+            settings.repo_root(options.repository) / "ci",
+            settings.tests.log_max_bytes,
+            RunGuard(settings.tests.limits(), "the tests"),
+        ),
+        bot_name=context.bot_name,
+        bot_email=settings.bot_email,
+        repository=options.repository,
+        required_approvals=options.required_approvals,
+        enqueue=context.enqueue,
+    )

@@ -15,20 +15,26 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
 
 from tamma_trio.engine.base import Branch
-from tamma_trio.engine.git import Git, git_failure
+from tamma_trio.engine.git import Git, GitResult, git_failure
 from tamma_trio.engine.worktree import Identity, WorktreeOps
 from tamma_trio.errors import EngineError
 
 BRANCH_PREFIX = "tamma/"
 MAX_SUFFIX = 9
 LOCAL = ""  # start point meaning "our local branch already exists"
+
+RemoteEnv = Callable[[], Awaitable[Mapping[str, str]]]
+
+
+async def no_credentials() -> Mapping[str, str]:
+    return {}
 
 
 def slugify(title: str, limit: int = 40) -> str:
@@ -42,6 +48,8 @@ class Workspace(WorktreeOps):
 
     Operations on the clone itself (fetch, worktree add and remove, push) hold ``_clone_lock``:
     tasks run side by side and git's own lock files would otherwise make one of them fail.
+    Commands that reach origin get ``remote_env()`` (the forge's credentials, asked for each
+    time because an App token expires), so no secret is ever in a URL, an argv or .git/config.
     """
 
     def __init__(
@@ -53,6 +61,7 @@ class Workspace(WorktreeOps):
         default_branch: str,
         identity: Identity,
         git: Git,
+        remote_env: RemoteEnv = no_credentials,
     ) -> None:
         super().__init__(git, identity)
         self.root = root
@@ -61,6 +70,11 @@ class Workspace(WorktreeOps):
         self.origin_url = origin_url
         self.repository = repository
         self.default_branch = default_branch
+        self._remote_env = remote_env
+
+    async def _remote(self, args: list[str], cwd: Path, *, check: bool = True) -> GitResult:
+        env = await self._remote_env()
+        return await self.git.run(args, cwd, check=check, remote=True, env=env)
 
     def worktree_dir(self, issue_number: int) -> Path:
         return self.root / "worktrees" / str(issue_number)
@@ -77,17 +91,16 @@ class Workspace(WorktreeOps):
     async def _prepare(self) -> None:
         if not (self.clone_dir / ".git").is_dir():
             await self._clone()
-        await self.git.run(["fetch", "--prune", "origin"], self.clone_dir, remote=True)
+        await self._remote(["fetch", "--prune", "origin"], self.clone_dir)
         await self.git.run(["worktree", "prune"], self.clone_dir)
 
     async def _clone(self) -> None:
         if self.clone_dir.exists():
             await trio.to_thread.run_sync(shutil.rmtree, self.clone_dir)
         self.clone_dir.parent.mkdir(parents=True, exist_ok=True)
-        await self.git.run(
+        await self._remote(
             ["clone", "--no-checkout", "--origin", "origin", self.origin_url, str(self.clone_dir)],
             self.clone_dir.parent,
-            remote=True,
         )
         for key, value in (("user.name", self.identity.name), ("user.email", self.identity.email)):
             await self.git.run(["config", "--local", key, value], self.clone_dir)
@@ -247,14 +260,11 @@ class Workspace(WorktreeOps):
         """
         ref = f"refs/heads/{branch.name}"
         async with self._clone_lock:
-            listed = await self.git.run(["ls-remote", "origin", ref], self.clone_dir, remote=True)
+            listed = await self._remote(["ls-remote", "origin", ref], self.clone_dir)
             if listed.stdout.split()[:1] == [sha]:
                 return
-            result = await self.git.run(
-                ["push", "--porcelain", "origin", f"{sha}:{ref}"],
-                self.clone_dir,
-                check=False,
-                remote=True,
+            result = await self._remote(
+                ["push", "--porcelain", "origin", f"{sha}:{ref}"], self.clone_dir, check=False
             )
             if result.code != 0:
                 raise git_failure(["push"], result, retryable="rejected" not in result.stdout)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tamma_trio.errors import ValidationError
 from tamma_trio.intake.intents import IssueRef
 from tamma_trio.models import (
     IssueAssignedPayload,
@@ -15,9 +16,13 @@ from tamma_trio.models import (
     NewTask,
     PrCommentPayload,
     PrReviewRequestedPayload,
+    Task,
+    TaskStatus,
     TaskType,
     dump_payload,
 )
+
+ESCALATED_FOR_APPROVAL = "escalated_for_approval"
 
 
 def _new(
@@ -38,6 +43,27 @@ def issue_assigned(
         raw["approval"] = approval
     payload = dump_payload(IssueAssignedPayload.model_validate(raw))
     return _new(TaskType.ISSUE_ASSIGNED, payload, key, actor, **extra)
+
+
+def approval_of(escalated: Task, by: str, *, key: str, actor: str) -> NewTask:
+    """The issue of ``escalated`` again, its plan approved by ``by``; ValidationError when the
+    task is not an issue task escalated for approval."""
+    action = (escalated.result or {}).get("action")
+    if (
+        escalated.type is not TaskType.ISSUE_ASSIGNED
+        and escalated.type is not TaskType.ISSUE_COMMENT
+    ):
+        raise ValidationError(f"task {escalated.id} is a {escalated.type.value} task, not an issue")
+    if escalated.status is not TaskStatus.COMPLETED or action != ESCALATED_FOR_APPROVAL:
+        raise ValidationError(
+            f"task {escalated.id} is not waiting for approval ({action or escalated.status.value})"
+        )
+    issue = escalated.payload["issue"]
+    target = IssueRef(
+        str(escalated.payload["repository"]), int(issue["number"]), str(issue.get("title", ""))
+    )
+    approval = {"by": by, "of_task": escalated.id}
+    return issue_assigned(target, key=key, actor=actor, approval=approval)
 
 
 def review_requested(target: IssueRef, *, key: str, actor: str) -> NewTask:

@@ -30,7 +30,7 @@ from tamma_trio.intake.intents import (
 from tamma_trio.intake.submit import Intake
 from tamma_trio.models import Task, TaskStatus
 
-ESCALATED_FOR_APPROVAL = "escalated_for_approval"
+ESCALATED_FOR_APPROVAL = build.ESCALATED_FOR_APPROVAL
 MONITORING = "monitoring"
 # The engine names its branches tamma/<issue>-<slug>: a green status on one is about that issue.
 _BOT_BRANCH = re.compile(r"^tamma/(\d+)-")
@@ -146,9 +146,7 @@ class Deliveries:
         escalated = _waiting_for_approval(await self.store.tasks_of_subject(target.subject))
         if escalated is None:
             return Ignore(f"no task of {target.subject} is waiting for approval")
-        approval = {"by": login, "of_task": escalated.id}
-        task = build.issue_assigned(target, key=meta.key, actor=meta.forge, approval=approval)
-        return Enqueue((task,))
+        return Enqueue((build.approval_of(escalated, login, key=meta.key, actor=meta.forge),))
 
     async def _checks_passed(self, meta: Meta, checks: ChecksPassed) -> Intent:
         numbers = list(checks.pull_numbers)

@@ -20,18 +20,35 @@ class Comment(Record):
     created_at: str = ""
 
 
+class RepositoryInfo(Record):
+    """What the workspace needs to clone a repository: the forge's own clone URL (never built
+    by hand, so Enterprise hosts and test servers work) and its default branch."""
+
+    name: str
+    clone_url: str
+    default_branch: str
+
+
 class Forge(Protocol):
-    """One repository host. ``origin_url`` and ``git_env`` let the workspace clone and push
-    without a token ever entering a URL (``git_env`` carries an askpass setup, if any)."""
+    """One repository host. ``repository`` and ``git_env`` let the workspace clone and push
+    without a token ever entering a URL or an argv (``git_env`` carries the credentials)."""
+
+    @property
+    def repositories(self) -> tuple[str, ...]:
+        """The allowlist: no other repository is ever read or touched."""
 
     async def open(self) -> None:
         """Connect or create what the forge needs; EngineError when it cannot serve."""
 
     async def aclose(self) -> None: ...
 
-    def origin_url(self, repository: str) -> str: ...
+    async def repository(self, name: str) -> RepositoryInfo: ...
 
-    def git_env(self, repository: str) -> Mapping[str, str]: ...
+    async def git_env(self, repository: str) -> Mapping[str, str]:
+        """Environment for git commands that reach origin (fresh: a token may have expired)."""
+
+    async def author_may_command(self, repository: str, login: str) -> bool:
+        """Whether ``login`` may give the bot commands on ``repository`` (checked live)."""
 
     async def get_issue(self, repository: str, number: int) -> Issue: ...
 
@@ -74,6 +91,3 @@ class Forge(Protocol):
         """Merge only if the head is still ``expected_sha``; a moved head is merged=False."""
 
     async def delete_branch(self, repository: str, branch: str) -> None: ...
-
-    async def author_may_command(self, repository: str, login: str) -> bool:
-        """Whether ``login`` may command the bot on ``repository`` (the forge's live answer)."""

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 import trio
 
 from tamma_trio.engine.base import Issue, MergeResult, PRStatus, PullRequest, Target
-from tamma_trio.engine.forge.base import Comment
+from tamma_trio.engine.forge.base import Comment, RepositoryInfo
 from tamma_trio.engine.forge.local_db import ForgeDb
 from tamma_trio.engine.forge.local_git import BareRepository, CiSettings
 from tamma_trio.engine.forge.local_schema import CheckRow, ItemRow, PullRow
@@ -45,9 +45,11 @@ class LocalForge:
         ci: CiSettings,
         bot_name: str,
         bot_email: str,
+        repository: str = "local/project",
         required_approvals: int = 0,
         enqueue: Enqueue | None = None,
     ) -> None:
+        self.repositories = (repository,)
         self.database = database
         self.repo = BareRepository(origin, default_branch, git)
         self.ci = ci
@@ -85,11 +87,16 @@ class LocalForge:
             db, self._db = self._db, None
             await self._call(db.close)
 
-    def origin_url(self, repository: str) -> str:
-        return str(self.repo.path)
+    async def repository(self, name: str) -> RepositoryInfo:
+        return RepositoryInfo(
+            name=name, clone_url=str(self.repo.path), default_branch=self.repo.default_branch
+        )
 
-    def git_env(self, repository: str) -> Mapping[str, str]:
+    async def git_env(self, repository: str) -> Mapping[str, str]:
         return {}  # a local path needs no credentials
+
+    async def author_may_command(self, repository: str, login: str) -> bool:
+        return True  # everyone with access to the forge's file may command the bot
 
     # --- issues ---------------------------------------------------------------------------
     async def _item(self, repository: str, number: int) -> ItemRow:
@@ -270,10 +277,6 @@ class LocalForge:
 
     async def delete_branch(self, repository: str, branch: str) -> None:
         await self.repo.delete_branch(branch)
-
-    async def author_may_command(self, repository: str, login: str) -> bool:
-        """Everyone who can reach the local forge's file is its operator."""
-        return True
 
 
 def _reasons(mergeable: bool, ci_state: str, approvals: int, required: int) -> tuple[str, ...]:
