@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import trio
 
+from tamma_trio.engine.forge.local_db import ForgeDb
 from tamma_trio.models import TaskStatus, TaskType
 from tamma_trio.store.sqlite import SqliteStore
 from tests import webhook_payloads as gh
@@ -48,6 +49,16 @@ def health_url(log: Path) -> str:
     return found.group(1)
 
 
+def assign_bot(tmp_path: Path, number: int) -> None:
+    """Assign the bot on the local forge: the engine reads the issue again before it acts and
+    ignores an assignment event the issue no longer reflects."""
+    db = ForgeDb(tmp_path / "tamma.db")
+    try:
+        db.assign(REPO, number, BOT)
+    finally:
+        db.close()
+
+
 def assignment(number: int, title: str) -> dict[str, Any]:
     payload = gh.assigned(full_name=REPO, number=number)
     payload["issue"]["title"] = title
@@ -70,6 +81,7 @@ async def test_a_signed_assignment_becomes_a_merged_change_and_no_title_reaches_
     async with serving(tmp_path, config) as daemon:
         number = await add_issue(config, title, "--label", "complexity:low")
         assert await all_tasks(tmp_path) == []  # no trigger label: nothing queued yet
+        assign_bot(tmp_path, number)  # what GitHub did before it sent the "assigned" event
         url = health_url(daemon.log)
         unsigned = gh.encode(assignment(number, title))
         async with httpx.AsyncClient() as client:
@@ -150,6 +162,7 @@ async def test_a_delivery_received_while_draining_is_processed_after_restart(
         first = await add_issue(config, "Slow one", "--label", "tamma", "--label", "complexity:low")
         await until(lambda: _exists(pidfile), "the agent to start")
         second = await add_issue(config, "Add a farewell", "--label", "complexity:low")
+        assign_bot(tmp_path, second)
         url = health_url(daemon.log)
         process = daemon.process
         assert process is not None
