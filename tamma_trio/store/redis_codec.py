@@ -11,7 +11,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from tamma_trio.errors import StoreError, TaskNotFoundError
-from tamma_trio.models import NewTask, Task, TaskEvent, TaskStatus, check_transition
+from tamma_trio.models import (
+    NewTask,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    ThroughputBucket,
+    check_transition,
+)
 from tamma_trio.store import lifecycle
 from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.sqlite_rows import dumps, loads
@@ -109,3 +116,18 @@ def check_schema(found: str | None, where: str) -> None:
             f"{where} holds a tamma-trio store of schema {found}; this version reads schema "
             f"{SCHEMA_VERSION}"
         )
+
+
+def throughput_buckets(
+    ended: dict[str, list[tuple[str, float]]], since: float, bucket_seconds: int
+) -> list[ThroughputBucket]:
+    """Counts by bucket of ``ended`` ({status: [(id, finished_at)]}), oldest bucket first."""
+    counts: dict[int, dict[str, int]] = {}
+    for status, tasks in ended.items():
+        for _id, finished in tasks:
+            bucket = counts.setdefault(lifecycle.bucket_index(finished, since, bucket_seconds), {})
+            bucket[status] = bucket.get(status, 0) + 1
+    return [
+        ThroughputBucket(start=lifecycle.utc(since + index * bucket_seconds), **counts[index])
+        for index in sorted(counts)
+    ]

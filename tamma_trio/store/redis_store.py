@@ -46,6 +46,7 @@ from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.redis_batch import ScriptBatcher
 from tamma_trio.store.redis_events import EVENT_SCRIPTS, RedisEventMethods
 from tamma_trio.store.redis_housekeeping import PRUNE
+from tamma_trio.store.redis_leases import expired_leases, reclaim_arguments
 from tamma_trio.store.redis_scripts import PRELUDE, SCRIPTS
 from tamma_trio.store.redis_server import (
     Calls,
@@ -228,17 +229,8 @@ class RedisStore(RedisEventMethods):
                 pipe.zrangebyscore(self._key(f"ended:{status}"), since, "+inf", withscores=True)
             return cast(list[list[tuple[str, float]]], pipe.execute())
 
-        counts: dict[int, dict[str, int]] = {}
-        for status, ended in zip(_ENDED, await self._run(read), strict=True):
-            for _id, finished in ended:
-                bucket = counts.setdefault(
-                    lifecycle.bucket_index(finished, since, bucket_seconds), {}
-                )
-                bucket[status] = bucket.get(status, 0) + 1
-        return [
-            ThroughputBucket(start=lifecycle.utc(since + index * bucket_seconds), **counts[index])
-            for index in sorted(counts)
-        ]
+        ended = dict(zip(_ENDED, await self._run(read), strict=True))
+        return codec.throughput_buckets(ended, since, bucket_seconds)
 
     async def events(self, task_id: int) -> list[TaskEvent]:
         def read(client: redis.Redis) -> tuple[int, list[str]]:
@@ -328,42 +320,14 @@ class RedisStore(RedisEventMethods):
 
     async def reclaim_expired(self) -> list[Task]:
         now = self._clock()
-        candidates = await self._run(lambda client: self._expired(client, now))
+        leases = await self._run(lambda client: expired_leases(client, self._base, now))
         reclaimed = []
-        for task_id, owner, token, expired_at, interruptions in candidates:
-            count = interruptions + 1
-            spec = lifecycle.lease_expired_outcome(owner, expired_at, count, self._quarantine_after)
-            outcome = spec.status.value if spec.status is not None else ""
-            error = lifecycle.lease_quarantine_error(count)
-            args = [
-                task_id,
-                token,
-                codec.seconds(now),
-                codec.spec_json(spec),
-                outcome,
-                count,
-                error,
-            ]
+        for lease in leases:
+            args = reclaim_arguments(lease, now, self._quarantine_after)
             flat = await self._script("reclaim", args)
             if flat:  # None: renewed or reclaimed by another daemon meanwhile
                 reclaimed.append(codec.task_from_flat(flat))
         return reclaimed
-
-    def _expired(
-        self, client: redis.Redis, now: float
-    ) -> list[tuple[int, str | None, str, float, int]]:
-        """(id, owner, token, lease_expires, interruptions) of the leases expired at ``now``."""
-        leases = self._key("leases")
-        ids = cast(list[str], client.zrangebyscore(leases, "-inf", codec.seconds(now)))
-        pipe = client.pipeline(transaction=False)
-        for task_id in ids:
-            pipe.hmget(self._task_key(task_id), *_RECLAIM_FIELDS)
-        found = []
-        for task_id, fields in zip(ids, pipe.execute(), strict=True):
-            owner, token, expires, interruptions = fields
-            if token is not None and expires is not None:
-                found.append((int(task_id), owner, token, float(expires), int(interruptions)))
-        return found
 
     # --- operator actions -----------------------------------------------------------------
     async def cancel(self, task_id: int, actor: str = "cli") -> Task:
@@ -417,7 +381,6 @@ class RedisStore(RedisEventMethods):
 
 
 _ENDED = (TaskStatus.COMPLETED.value, TaskStatus.FAILED.value)
-_RECLAIM_FIELDS = ("lease_owner", "lease_token", "lease_expires", "interruptions")
 
 
 def _flat(mapping: dict[str, str]) -> list[str]:
