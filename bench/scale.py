@@ -13,6 +13,8 @@ row uses its own keys. Rows (``--only``, default all), one function each in ROWS
 - sqlite: the same drain by one daemon on SQLite (synchronous FULL), the single-host figure.
 - rq: RQ burst workers (SimpleWorker), 1 and 3 processes.
 - huey: Huey's RedisHuey consumer with thread workers, 1 and --concurrency threads.
+- sqs: the drain of --sqs-tasks no-op tasks with 1 and 2 daemons on SQS and DynamoDB in moto's
+  server mode on loopback (bench/scale_sqs.py); labelled so: a stand-in's speed is not AWS's.
 Drains are timed from the first task's start to the last one's finish, from each system's own
 records; tamma-trio's daemons start before the tasks are added, the peers' queue is filled first.
 """
@@ -30,7 +32,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench/scale.py`
 
-from bench import redis_peers, tamma_side
+from bench import redis_peers, scale_sqs, tamma_side
 from bench.common import emit
 from bench.redis_tamma import RedisRun, rate
 from tests.redis_server import RedisServer
@@ -103,6 +105,15 @@ async def row_huey(bench: Bench) -> None:
         emit(f"drain_redis_huey_{workers}_threads", found)
 
 
+async def row_sqs(bench: Bench) -> None:
+    for daemons in (1, 2):
+        where = bench.workdir / f"sqs{daemons}"
+        found = await trio.to_thread.run_sync(
+            scale_sqs.drain_rate, bench.args.sqs_tasks, daemons, where
+        )
+        emit(f"drain_sqs_{daemons}_daemons ({scale_sqs.LABEL})", found)
+
+
 # One entry per row, in the order they run; another backend joins with one function here.
 ROWS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "capacity": row_capacity,
@@ -110,6 +121,7 @@ ROWS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "sqlite": row_sqlite,
     "rq": row_rq,
     "huey": row_huey,
+    "sqs": row_sqs,
 }
 
 
@@ -126,13 +138,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drain-tasks", type=int, default=5_000)
     parser.add_argument("--capacity-tasks", type=int, default=270)
+    parser.add_argument("--sqs-tasks", type=int, default=1_000, help="moto answers slowly")
     parser.add_argument("--concurrency", type=int, default=20, help="slots a drain daemon")
     parser.add_argument("--log-level", default="warning", help="the daemons' [log] level")
     parser.add_argument("--only", type=parse_rows, default=list(ROWS), help="comma list of rows")
     parser.add_argument("--quick", action="store_true", help="small counts for a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
-        args.drain_tasks, args.capacity_tasks = 300, 36
+        args.drain_tasks, args.capacity_tasks, args.sqs_tasks = 300, 36, 100
     return args
 
 

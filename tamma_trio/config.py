@@ -82,9 +82,10 @@ class RedisQueueConfig(Section):
 
 
 class SqsQueueConfig(Section):
-    queue_url: str = ""
-    region: str = "us-east-1"
-    endpoint_url: str | None = None
+    # Names the queue per priority level, the dead-letter queue and the tables (see aws init).
+    queue_name: str = Field(default="tamma", pattern=r"^[A-Za-z0-9_-]{1,60}$")
+    region: str = Field(default="us-east-1", min_length=1)
+    endpoint_url: str | None = None  # a local stand-in (moto); unset: AWS itself
 
 
 class QueueConfig(Section):

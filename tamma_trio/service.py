@@ -399,7 +399,9 @@ async def serve(
         if early is not None and early.received is not None:
             log.info("%s received while starting: exiting", signal.Signals(early.received).name)
             return EXIT_OK
-        store = open_store(config.service.queue, clock=wall)
+        store = open_store(
+            config.service.queue, clock=wall, lease_seconds=config.service.lease_duration
+        )
         service = Service(  # builds the engine, so bad engine options stop us before any file
             config,
             store,

@@ -34,12 +34,14 @@ from tests.test_e2e_workflow import (
 from tests.workflow_helpers import AGENTS, EXAMPLE_AGENT, git_out
 
 SECRET = "e2e-webhook-secret-0123456789"
+OLD_SECRET = "e2e-webhook-secret-being-rotated-out"
 EXAMPLE = [sys.executable, str(EXAMPLE_AGENT), "{prompt_file}"]
 
 
 def with_webhooks(config: Path) -> Path:
     """The e2e config plus a GitHub secret."""
-    config.write_text(config.read_text() + f'[webhooks.github]\nsecrets = ["{SECRET}"]\n')
+    section = f'[webhooks.github]\nsecrets = ["{OLD_SECRET}", "{SECRET}"]\n'
+    config.write_text(config.read_text() + section)
     return config
 
 
@@ -65,9 +67,11 @@ def assignment(number: int, title: str) -> dict[str, Any]:
     return payload
 
 
-async def deliver(url: str, event: str, payload: Any, delivery: str) -> httpx.Response:
+async def deliver(
+    url: str, event: str, payload: Any, delivery: str, secret: str = SECRET
+) -> httpx.Response:
     body = gh.encode(payload)
-    headers = gh.github_headers(body, event, delivery, secret=SECRET)
+    headers = gh.github_headers(body, event, delivery, secret=secret)
     async with httpx.AsyncClient() as client:
         return await client.post(f"{url}/webhooks/github", content=body, headers=headers)
 
@@ -95,6 +99,10 @@ async def test_a_signed_assignment_becomes_a_merged_change_and_no_title_reaches_
         assert accepted.status_code == 202, accepted.text
         again = await deliver(url, "issues", assignment(number, title), "e2e-1")
         assert again.status_code == 200 and again.json()["task_id"] == accepted.json()["task_id"]
+        other = await deliver(url, "issues", assignment(number, "another body"), "e2e-1")
+        assert other.status_code == 409
+        ping = await deliver(url, "ping", gh.ping(7), "e2e-2", secret=OLD_SECRET)  # rotation
+        assert ping.status_code == 200 and ping.json()["hook_id"] == 7
         review = await until(finished(tmp_path, TaskType.PR_REVIEW_REQUESTED), "the merge")
     assert review.result is not None and review.result["action"] == "merged"
     issue_task = next(t for t in await all_tasks(tmp_path) if t.type is TaskType.ISSUE_ASSIGNED)

@@ -97,8 +97,8 @@ class Daemon:
             )
         return self
 
-    def wait_listening(self) -> str:
-        line = wait_until(self._listening_line, f"the daemon to listen ({self.logs()})")
+    def wait_listening(self, within: float = DEADLINE) -> str:
+        line = wait_until(self._listening_line, f"the daemon to listen ({self.logs()})", within)
         fields = dict(part.split("=", 1) for part in line.split()[1:])
         assert fields["health"] == fields["metrics"]  # equal ports: one server
         self.url = fields["health"]

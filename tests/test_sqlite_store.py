@@ -365,9 +365,3 @@ def test_open_store_builds_the_configured_backend(tmp_path: Path) -> None:
     assert isinstance(sqlite, SqliteStore)
     assert (sqlite.path, sqlite.synchronous) == (tmp_path / "q.db", "NORMAL")
     assert not (tmp_path / "q.db").exists()  # built, not opened
-
-
-@pytest.mark.parametrize("backend", ["sqs"])
-def test_open_store_refuses_backends_that_do_not_exist_yet(backend: str) -> None:
-    with pytest.raises(StoreError, match=f"the {backend} queue backend is not available yet"):
-        open_store(QueueConfig(type=backend))  # type: ignore[arg-type]

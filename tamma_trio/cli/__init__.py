@@ -23,9 +23,9 @@ def cli() -> None:
 
 def _register() -> None:
     """Attach the command groups; imported here so `--help` lists them all."""
-    from tamma_trio.cli import config_cmd, events_cmd, notify_cmd, serve, tasks
+    from tamma_trio.cli import aws, config_cmd, events_cmd, notify_cmd, serve, tasks
 
-    for module in (config_cmd, tasks, serve, events_cmd, notify_cmd):
+    for module in (config_cmd, tasks, serve, aws, events_cmd, notify_cmd):
         cli.add_command(module.command)
     from tamma_trio.cli.housekeeping import db, prune
 

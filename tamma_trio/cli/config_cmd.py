@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from tamma_trio.cli.aws import queue_problems
 from tamma_trio.cli.common import EXIT_OK, EXIT_USAGE, config_option, report_config_error
 from tamma_trio.config import Config, load_config, mask_secrets, resolve_config_path
 from tamma_trio.errors import ConfigError
@@ -30,6 +31,13 @@ def check(config_path: Path | None) -> int:
         check_engine_options(config)
     except ConfigError as exc:
         report_config_error(exc)
+        return EXIT_USAGE
+    problems = queue_problems(config)
+    if problems:
+        name = config.service.queue.sqs.queue_name
+        click.echo(f"error: the SQS queue {name!r} is not ready to serve", err=True)
+        for problem in problems:
+            click.echo(f"  {problem}", err=True)
         return EXIT_USAGE
     source = resolve_config_path(config_path, os.environ)
     click.echo(f"# effective configuration (from {source or 'built-in defaults'})")

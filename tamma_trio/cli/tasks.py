@@ -54,7 +54,7 @@ def run_with_store(
         )
 
     async def main() -> T:
-        store = open_store(config.service.queue)
+        store = open_store(config.service.queue, lease_seconds=config.service.lease_duration)
         await store.open()
         try:
             return await action(store)

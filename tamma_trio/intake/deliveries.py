@@ -112,7 +112,8 @@ class Deliveries:
     ) -> Answer:
         news = enqueue.tasks if enqueue is not None else ()
         delivery, added = await self.intake.submit_delivery(record, news, source="webhook")
-        redelivered = bool(news) and not added  # another request logged this id meanwhile
+        # A known delivery id: the store answered with the logged delivery and added nothing.
+        redelivered = bool(news) and not added
         return Answer(delivery, any(created for _task, created in added), redelivered)
 
     # --- resolution -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import time
 
 from tamma_trio.config import QueueConfig
 from tamma_trio.errors import StoreError
-from tamma_trio.store.base import TaskStore, WallClock
+from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, TaskStore, WallClock
 from tamma_trio.store.memory import MemoryStore
 from tamma_trio.store.sqlite import SqliteStore
 
@@ -24,8 +24,10 @@ def open_store(
     clock: WallClock = time.time,
     boot_id: str | None = None,
     inline: bool = False,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> TaskStore:
-    """The configured store, not yet opened. ``inline`` runs SQLite on the trio thread (tests)."""
+    """The configured store, not yet opened. ``inline`` runs SQLite on the trio thread (tests);
+    ``lease_seconds`` is the lease the SQS queues' visibility timeout must match."""
     if queue.type == "memory":
         return MemoryStore(clock=clock, boot_id=boot_id)
     if queue.type == "sqlite":
@@ -47,4 +49,9 @@ def open_store(
             clock=clock,
             boot_id=boot_id,
         )
+    if queue.type == "sqs":
+        # Imported here: only an AWS daemon loads boto3.
+        from tamma_trio.store.aws import SqsStore
+
+        return SqsStore(queue.sqs, lease_seconds=lease_seconds, clock=clock, boot_id=boot_id)
     raise StoreError(f"the {queue.type} queue backend is not available yet")
