@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio.errors import ConfigError
+from tamma_trio.notify_config import NotifyTarget
 
 ENV_PREFIX = "TAMMA_"
 CONFIG_ENV = "TAMMA_CONFIG"
@@ -203,6 +204,7 @@ class Config(Section):
     webhooks: WebhooksConfig = WebhooksConfig()
     engine: EngineConfig = EngineConfig()
     log: LogConfig = LogConfig()
+    notify: tuple[NotifyTarget, ...] = ()
     retention: RetentionConfig = RetentionConfig()
 
 

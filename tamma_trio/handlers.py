@@ -37,6 +37,7 @@ from tamma_trio.engine.base import (
 )
 from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.models import (
+    ESCALATED_FOR_APPROVAL,
     Approval,
     IssueAssignedPayload,
     IssueCommentPayload,
@@ -56,7 +57,6 @@ R = TypeVar("R", bound=Record)
 T = TypeVar("T")
 
 AUTO_APPROVED = "auto_approved"
-ESCALATED_FOR_APPROVAL = "escalated_for_approval"
 MERGED = "merged"
 MONITORING = "monitoring"
 IGNORED = "ignored"

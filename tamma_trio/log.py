@@ -270,6 +270,8 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
+    # httpx logs every request with its full URL at INFO; outbound webhook URLs are secrets.
+    logging.getLogger("httpx").setLevel(max(numeric, logging.WARNING))
 
 
 def _skip_unused_record_fields() -> None:

@@ -32,10 +32,13 @@ from tamma_trio.handlers import Handlers
 from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, Task, TaskStatus
+from tamma_trio.notify.publisher import Publisher
+from tamma_trio.notify.sender import Sender
 from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
 from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
 from tamma_trio.retention import Retention
+from tamma_trio.service_events import EventFeed, EventKind
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store.base import TaskStore, WallClock
 from tamma_trio.worker import LeaseKeeper, Worker
@@ -101,6 +104,11 @@ class Service:
         )
         self.engine = build_engine(context)
         self.handlers = Handlers(self.engine, store, svc)
+        self.event_feed = EventFeed()
+        self.sender = Sender(
+            store, config.notify, wall=wall, rng=rng, poll_interval=svc.poll_interval
+        )
+        self.publisher = Publisher(store, config.notify, self.event_feed, self.sender.wake)
         self.worker = Worker(
             store,
             self.handlers,
@@ -111,6 +119,7 @@ class Service:
             rng=rng,
             on_done=self.poller.wake,
             on_retry_scheduled=self.retry_timer.schedule,
+            events=self.publisher,
         )
         self.lease_keeper = LeaseKeeper(store, self.worker, svc.lease_duration)
         self.retention = Retention(store, config.retention, wall)
@@ -150,17 +159,19 @@ class Service:
         self.status.engine = type(self.engine).__name__
         try:
             for task in quarantined:
-                await self.worker.escalate_failed(task, _crash_loop(task))
+                await self._quarantined(task)
             async with trio.open_nursery() as root:
                 self.urls = await self._start_http(root)
                 async with trio.open_nursery() as background:
                     await background.start(self._snapshots)
                     await background.start(self.lease_keeper.run)
                     await background.start(self.reclaimer.run)
+                    await background.start(self.sender.run)
                     await background.start(self._prune_deliveries)
                     if self.config.retention.enabled:
                         await background.start(self.retention.run)
                     await self._work(task_status)
+                    await self.publisher.emit(EventKind.SERVICE_STOPPED, reason="shutdown")
                     background.cancel_scope.cancel()
                 self._http_stop.set()
         finally:
@@ -179,6 +190,9 @@ class Service:
                     if not self._stopping:
                         self._set_state(ServiceState.RUNNING)
                     log.info("started: %d worker slot(s)", self.limiter.total_tokens)
+                    await self.publisher.emit(
+                        EventKind.SERVICE_STARTED, reason=f"boot {self.store.boot_id}"
+                    )
                     task_status.started(self.urls)
                     reported = True
                     await trio.sleep_forever()  # until request_shutdown cancels _claiming
@@ -233,7 +247,12 @@ class Service:
         for task in tasks:
             if task.status is TaskStatus.FAILED:
                 self.status.failed += 1
-                await self.worker.escalate_failed(task, _crash_loop(task))
+                await self._quarantined(task)
+
+    async def _quarantined(self, task: Task) -> None:
+        failure = _crash_loop(task)
+        await self.publisher.emit(EventKind.TASK_QUARANTINED, task, failure.message)
+        await self.worker.escalate_failed(task, failure)
 
     async def _prune_deliveries(self, *, task_status: trio.TaskStatus[None]) -> None:
         """Forget deliveries older than delivery_retention_days, at start and then hourly."""
@@ -294,6 +313,7 @@ class Service:
             self.poller.wake,
             svc,
             trio.current_time,
+            events=self.event_feed,
             webhooks=self.config.webhooks,
             served=served_repositories(self.config),
             may_command=self.engine.author_may_command,

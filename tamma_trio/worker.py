@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
 from tamma_trio.config import ServiceConfig
 from tamma_trio.errors import LeaseLostError
 from tamma_trio.log import task_logger
-from tamma_trio.models import Outcome, Task, TaskStatus
+from tamma_trio.models import ESCALATED_FOR_APPROVAL, Outcome, Task, TaskStatus
 from tamma_trio.policy import Failure, classify, retries_left, retry_delay
+from tamma_trio.service_events import EventKind
 from tamma_trio.status import ServiceStatus
 from tamma_trio.store.base import TaskStore, WallClock
 
@@ -41,6 +42,21 @@ class TaskMetrics(Protocol):
     def task_finished(self, task_type: str, outcome: str, seconds: float) -> None: ...
 
     def escalated(self, task_type: str) -> None: ...
+
+
+class TaskEvents(Protocol):
+    """Where the worker reports how tasks ended (notify.publisher.Publisher in the daemon)."""
+
+    async def task_event(
+        self, kind: EventKind, task: Task, reason: str | None, detail: dict[str, Any]
+    ) -> None: ...
+
+
+class NoEvents:
+    async def task_event(
+        self, kind: EventKind, task: Task, reason: str | None, detail: dict[str, Any]
+    ) -> None:
+        """Nobody listens (tests and embeddings that do not care)."""
 
 
 class TaskHandlers(Protocol):
@@ -83,6 +99,7 @@ class Worker:
         rng: Callable[[], float],
         on_done: Callable[[], None],
         on_retry_scheduled: Callable[[float], None],
+        events: TaskEvents | None = None,
     ) -> None:
         self.store = store
         self.handlers = handlers
@@ -93,6 +110,7 @@ class Worker:
         self.rng = rng
         self.on_done = on_done
         self.on_retry_scheduled = on_retry_scheduled
+        self.events: TaskEvents = events or NoEvents()
         self.running: dict[str, Running] = {}
         self.idle = trio.Event()
         self.idle.set()
@@ -221,6 +239,13 @@ class Worker:
         await self.store.complete(entry.task.id, entry.token, result.as_result())
         self.status.completed += 1
         tlog.info("attempt %d completed: %s", entry.task.attempts, result.action)
+        detail = {"action": result.action, "attempts": entry.task.attempts}
+        await self.events.task_event(EventKind.TASK_COMPLETED, entry.task, result.action, detail)
+        if result.action == ESCALATED_FOR_APPROVAL:
+            reasons = result.detail.get("reasons") or ["the plan needs a human's approval"]
+            reason = "; ".join(str(item) for item in reasons)
+            kind = EventKind.ESCALATION_REQUIRED
+            await self.events.task_event(kind, entry.task, reason, result.detail)
         await self._finish(entry.task, result, tlog)
         return "completed"
 
@@ -249,9 +274,13 @@ class Worker:
                 failure.message,
                 exc_info=trace,
             )
+            detail = {"code": failure.code, "attempts": task.attempts, "retry_in": round(delay, 3)}
+            await self.events.task_event(EventKind.TASK_RETRYING, task, failure.message, detail)
             return "retried"
         await self.store.fail(task.id, entry.token, failure.message)
         self.status.failed += 1
+        detail = {"code": failure.code, "attempts": task.attempts}
+        await self.events.task_event(EventKind.TASK_FAILED, task, failure.message, detail)
         tlog.error("failed after %d attempt(s): %s", task.attempts, failure.message, exc_info=trace)
         await self._escalate(task, failure, tlog)
         await self._finish(task, None, tlog)
@@ -287,6 +316,7 @@ class Worker:
             tlog.error("escalation could not be delivered: %s", detail["notify_error"])
         tlog.warning("escalated to a human: %s", failure.message)
         await self.store.record_event(task.id, "escalated", detail)
+        await self.events.task_event(EventKind.TASK_ESCALATED, task, failure.message, detail)
 
     async def _finish(
         self, task: Task, result: Outcome | None, tlog: logging.LoggerAdapter[logging.Logger]

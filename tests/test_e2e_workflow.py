@@ -40,6 +40,7 @@ def write_config(
     max_retries: int = 3,
     shutdown_timeout: float = 10,
     agent_timeout: float = 30,
+    agent_extra: dict[str, Any] | None = None,
 ) -> Path:
     init_origin(tmp_path / "origin.git")
     sections: dict[str, dict[str, Any]] = {
@@ -56,7 +57,8 @@ def write_config(
         "service.metrics": {"port": 0},
         "engine": {"name": "workflow", "workspace_dir": str(tmp_path / "workspaces")},
         "engine.forge": {"origin": str(tmp_path / "origin.git"), "repository": REPO},
-        "engine.agent": {"command": agent, "timeout": agent_timeout, "kill_grace": 0.5},
+        "engine.agent": {"command": agent, "timeout": agent_timeout, "kill_grace": 0.5}
+        | (agent_extra or {}),
         "engine.tests": {"command": tests or list(UNITTEST), "timeout": 60},
     }
     text = "".join(

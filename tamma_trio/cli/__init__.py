@@ -30,7 +30,17 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "db": ("tamma_trio.cli.housekeeping", "db", "The SQLite task store's file."),
     "forge": ("tamma_trio.cli.forge", "forge", "Set up the local forge (offline mode)."),
     "deliveries": ("tamma_trio.cli.deliveries", "command", "The webhook deliveries log."),
+    "events": (
+        "tamma_trio.cli.events_cmd",
+        "command",
+        "Print service events (started, stopped, task completed/failed/escalated, ...).",
+    ),
     "issues": ("tamma_trio.cli", "issues_group", "Issues of the local forge."),
+    "notify": (
+        "tamma_trio.cli.notify_cmd",
+        "command",
+        "Inspect and retry outbound webhook deliveries.",
+    ),
     "prs": ("tamma_trio.cli.forge", "prs", "Pull requests of the local forge."),
     "serve": ("tamma_trio.cli.serve", "command", SERVE_HELP),
     "tasks": ("tamma_trio.cli.tasks_view", "tasks_group", TASKS_HELP),

@@ -78,14 +78,20 @@ def to_toml(data: dict[str, Any], prefix: str = "") -> str:
     lines = [f"{key} = {_toml_value(value)}" for key, value in data.items() if _is_plain(value)]
     text = "\n".join(lines) + ("\n" if lines else "")
     for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else key
         if isinstance(value, dict):
-            name = f"{prefix}.{key}" if prefix else key
             text += f"\n[{name}]\n" + to_toml(value, name)
+        elif _is_table_array(value):
+            text += "".join(f"\n[[{name}]]\n" + to_toml(item, name) for item in value)
     return text
 
 
 def _is_plain(value: Any) -> bool:
-    return value is not None and not isinstance(value, dict)
+    return value is not None and not isinstance(value, dict) and not _is_table_array(value)
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list | tuple) and bool(value) and isinstance(value[0], dict)
 
 
 def _toml_value(value: Any) -> str:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from tamma_trio.cli.timefmt import local_time
 from tamma_trio.models import QueueStats, Task, TaskEvent, TaskPriority, TaskStatus
+from tamma_trio.service_events import Notification, NotificationStatus
 
 STATUS_STYLE = {
     TaskStatus.QUEUED: "cyan",
@@ -98,3 +99,21 @@ def print_stats(stats: QueueStats) -> None:
     age = stats.oldest_queued_age
     out.print(f"queue depth: {stats.queue_depth}")
     out.print(f"oldest queued: {'-' if age is None else f'{age:.1f} s'}")
+
+
+def print_notification_table(deliveries: Sequence[Notification], targets: dict[str, str]) -> None:
+    """Webhook deliveries; ``targets`` maps stored target names to printable URLs."""
+    table = Table("id", "event", "type", "target", "status", "attempts", "next attempt", "error")
+    for item in deliveries:
+        table.add_row(
+            str(item.id),
+            str(item.event.id),
+            item.event.kind.value,
+            targets.get(item.target, f"{item.target} (not configured)"),
+            item.status.value,
+            str(item.attempts),
+            when(item.next_attempt_at) if item.status is NotificationStatus.PENDING else "-",
+            item.last_error or "",
+        )
+    out = console()
+    out.print(table if deliveries else "no deliveries")

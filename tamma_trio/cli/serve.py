@@ -119,6 +119,9 @@ def _setup_logging(config: Config, log_format: str) -> None:
 
     token = config.service.api.token
     secrets = [token.get_secret_value() if token else None, _forge_token(config)]
+    for target in config.notify:  # a webhook URL often is the credential (Slack's are)
+        secrets.append(target.url.get_secret_value())
+        secrets.append(target.secret.get_secret_value() if target.secret else None)
     setup_logging(config.log.level, log_format, secrets=secrets)
 
 

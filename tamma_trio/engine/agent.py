@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from tamma_trio.engine.base import AgentRun
 from tamma_trio.engine.git import minimal_env
+from tamma_trio.engine.limits import RunGuard
 from tamma_trio.engine.process import ProcessOutcome, run_in_group
 from tamma_trio.errors import EngineError
 
@@ -132,6 +133,7 @@ class AgentRunner:
         log_max_bytes: int,
         kill_grace: float = 5.0,
         env_names: Sequence[str] = (),
+        guard: RunGuard | None = None,
     ) -> None:
         self.argv = expand_command(command)
         self.is_claude = Path(self.argv[0]).name == "claude"
@@ -139,6 +141,7 @@ class AgentRunner:
         self.log_max_bytes = log_max_bytes
         self.kill_grace = kill_grace
         self.env_names = tuple(env_names)
+        self.guard = guard
 
     async def run(self, request: AgentRequest) -> AgentReport:
         """Run the agent once; EngineError on timeout, a failed exit or a Claude error result."""
@@ -154,6 +157,7 @@ class AgentRunner:
             log_path=log_path,
             log_max_bytes=self.log_max_bytes,
             kill_grace=self.kill_grace,
+            guard=self.guard,
         )
         return self._report(outcome, log_path)
 
@@ -180,6 +184,13 @@ class AgentRunner:
 
     def _report(self, outcome: ProcessOutcome, log_path: Path) -> AgentReport:
         context = {"log": str(log_path), "output_tail": outcome.tail[-1500:]}
+        if outcome.limit_exceeded and self.guard is not None:
+            raise EngineError(
+                self.guard.message(outcome.limit_exceeded),
+                code="limit_exceeded",
+                retryable=False,
+                context=context,
+            )
         if outcome.timed_out:
             raise EngineError(
                 f"agent timed out after {self.timeout:g} s; its process group was killed",

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import trio
 
+from tamma_trio.engine.limits import RunGuard
 from tamma_trio.engine.strays import RUN_ENV, kill_run, new_run_marker
 
 TAIL_BYTES = 4096
@@ -41,6 +42,7 @@ class ProcessOutcome:
     stdout: bytes  # the last ``keep_stdout`` bytes, for parsers such as Claude's JSON result
     tail: str  # the last few KB of stdout and stderr together
     pgid: int
+    limit_exceeded: str | None = None  # "memory limit of 256 MB" when a limit stopped it
 
 
 class CappedLog:
@@ -79,11 +81,13 @@ async def run_in_group(
     log_max_bytes: int,
     kill_grace: float = 5.0,
     keep_stdout: int = 1 << 20,
+    guard: RunGuard | None = None,
 ) -> ProcessOutcome:
     """Run ``argv`` in a new session; on timeout or cancellation terminate its whole group.
 
     Cancellation (daemon shutdown) propagates after the group is gone; a timeout returns an
-    outcome with ``timed_out`` set so the caller decides how to report it.
+    outcome with ``timed_out`` set so the caller decides how to report it. With a ``guard``,
+    the run starts under its resource limits and a crossed limit kills the group at once.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = trio.current_time()
@@ -91,10 +95,11 @@ async def run_in_group(
     marker = new_run_marker()
     async with await trio.open_file(log_path, "ab") as handle:
         log = CappedLog(handle.write, log_max_bytes)
-        process = await _spawn(argv, cwd, {**env, RUN_ENV: marker})
+        process = await _spawn(guard.wrap(argv) if guard else argv, cwd, {**env, RUN_ENV: marker})
+        watch = _Watch(guard)
         try:
             timed_out = await _supervise(
-                process, log, stdout, timeout, kill_grace, keep_stdout, marker
+                process, log, stdout, timeout, kill_grace, keep_stdout, watch, marker
             )
         except BaseException:
             with trio.CancelScope(shield=True):
@@ -105,13 +110,15 @@ async def run_in_group(
             with trio.CancelScope(shield=True):
                 await _close_pipes(process)
                 await log.finish()
+    tail = bytes(log.tail).decode("utf-8", "replace")
     return ProcessOutcome(
         exit_code=process.returncode if process.returncode is not None else -signal.SIGKILL,
         duration=trio.current_time() - started,
         timed_out=timed_out,
         stdout=bytes(stdout),
-        tail=bytes(log.tail).decode("utf-8", "replace"),
+        tail=tail,
         pgid=process.pid,
+        limit_exceeded=watch.breach or watch.after_exit(process.returncode, tail),
     )
 
 
@@ -135,6 +142,7 @@ async def _supervise(
     timeout: float,
     kill_grace: float,
     keep_stdout: int,
+    watch: _Watch,
     marker: str,
 ) -> bool:
     """Pump both pipes into the log while waiting for the child; True when it timed out.
@@ -148,8 +156,12 @@ async def _supervise(
         nursery.start_soon(_pump, process.stdout, log, stdout, keep_stdout)
         nursery.start_soon(_pump, process.stderr, log, None, 0)
         with trio.move_on_after(timeout) as deadline:
+            await watch.wait(process)
+        if watch.breach is not None:
+            # Like the kernel's OOM killer: no grace for a run already past its limit.
+            signal_group(process.pid, signal.SIGKILL)
             await process.wait()
-        if deadline.cancelled_caught:
+        elif deadline.cancelled_caught:
             timed_out = True
             await terminate_group(process, kill_grace)
         else:
@@ -158,6 +170,32 @@ async def _supervise(
         kill_run(marker)
         nursery.cancel_scope.deadline = trio.current_time() + PIPE_GRACE
     return timed_out
+
+
+class _Watch:
+    """Waits for the child, or for its guard to report a crossed limit, whichever is first."""
+
+    def __init__(self, guard: RunGuard | None) -> None:
+        self.guard = guard
+        self.breach: str | None = None
+
+    async def wait(self, process: trio.Process) -> None:
+        if self.guard is None:
+            await process.wait()
+            return
+        guard = self.guard
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                self.breach = await guard.watch(process.pid)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            await process.wait()
+            nursery.cancel_scope.cancel()
+
+    def after_exit(self, returncode: int | None, tail: str) -> str | None:
+        return self.guard.after_exit(returncode, tail) if self.guard else None
 
 
 async def _pump(

@@ -9,6 +9,7 @@ call the next step after a restart; these rules cover a crash in the middle of a
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,12 +35,15 @@ from tamma_trio.engine.base import (
 )
 from tamma_trio.engine.forge.base import Forge
 from tamma_trio.engine.git import minimal_env
+from tamma_trio.engine.limits import RunGuard, enforcement
 from tamma_trio.engine.process import run_in_group
 from tamma_trio.engine.workflow_options import TestsOptions, parse_options
 from tamma_trio.engine.workflow_ports import build_ports
 from tamma_trio.engine.workspaces import Workspaces
 from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.log import REDACTOR
+
+log = logging.getLogger(__name__)
 
 IN_PROGRESS = IN_PROGRESS_LABEL
 NEEDS_HUMAN = "needs-human-review"
@@ -64,6 +68,7 @@ class WorkflowEngine:
         self.workspaces = workspaces
         self.agent = agent
         self.tests = tests
+        self.tests_guard = RunGuard(tests.limits(), "the tests")
         self.bot = bot_name
         self.structured = structured
         self.trigger_label = trigger_label
@@ -73,6 +78,12 @@ class WorkflowEngine:
         stops the daemon early instead of failing its first task."""
         await self.forge.open()
         await self.workspaces.prepare_all()
+        log.info(
+            "resource limits: agent %s; tests %s; enforced by %s",
+            self.agent.guard.limits.describe() if self.agent.guard else "none",
+            self.tests_guard.limits.describe(),
+            enforcement(),
+        )
 
     async def aclose(self) -> None:
         await self.forge.aclose()
@@ -239,7 +250,15 @@ class WorkflowEngine:
             timeout=self.tests.timeout,
             log_path=workspace.task_dir(number) / "tests.log",
             log_max_bytes=self.tests.log_max_bytes,
+            guard=self.tests_guard,
         )
+        if outcome.limit_exceeded:
+            raise EngineError(
+                self.tests_guard.message(outcome.limit_exceeded),
+                code="limit_exceeded",
+                retryable=False,
+                context={"output_tail": outcome.tail[-1500:]},
+            )
         note = f"\n[timed out after {self.tests.timeout:g} s]" if outcome.timed_out else ""
         return TestResult(
             passed=outcome.exit_code == 0 and not outcome.timed_out,

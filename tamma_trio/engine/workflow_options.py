@@ -26,6 +26,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio.config import describe_problem
 from tamma_trio.engine.agent import expand_command
+from tamma_trio.engine.limits import Limits
 from tamma_trio.errors import ConfigError
 from tamma_trio.models import Repository
 
@@ -123,7 +124,18 @@ ForgeOptions = Annotated[
 ]
 
 
-class AgentOptions(Options):
+class LimitOptions(Options):
+    """Per-run resource limits; unset means no limit beyond the timeout."""
+
+    max_memory_mb: int | None = Field(default=None, ge=32)
+    max_cpu_seconds: float | None = Field(default=None, gt=0)
+    max_processes: int | None = Field(default=None, ge=1)
+
+    def limits(self) -> Limits:
+        return Limits(self.max_memory_mb, self.max_cpu_seconds, self.max_processes)
+
+
+class AgentOptions(LimitOptions):
     command: str | tuple[str, ...] = ("python", "examples/agent.py", "{prompt_file}")
     timeout: float = Field(default=900, gt=0)
     log_max_bytes: int = Field(default=1_000_000, ge=1024)
@@ -146,7 +158,7 @@ class AgentOptions(Options):
         return value
 
 
-class TestsOptions(Options):
+class TestsOptions(LimitOptions):
     __test__ = False  # not a pytest class
 
     command: tuple[str, ...] = Field(default=("python", "-m", "pytest", "-q"), min_length=1)

@@ -14,6 +14,7 @@ from tamma_trio.engine.forge.base import Forge
 from tamma_trio.engine.forge.local import LocalForge
 from tamma_trio.engine.forge.local_git import CiSettings
 from tamma_trio.engine.git import Git
+from tamma_trio.engine.limits import RunGuard
 from tamma_trio.engine.workflow_options import (
     GithubForgeOptions,
     GitlabForgeOptions,
@@ -56,6 +57,7 @@ def build_ports(settings: WorkflowOptions, context: EngineContext) -> Ports:
         log_max_bytes=settings.agent.log_max_bytes,
         kill_grace=settings.agent.kill_grace,
         env_names=settings.agent.env,
+        guard=RunGuard(settings.agent.limits(), "the agent"),
     )
     return Ports(forge=forge, workspaces=workspaces, agent=agent)
 
@@ -73,6 +75,7 @@ def _local_forge(
             settings.tests.timeout,
             settings.repo_root(options.repository) / "ci",
             settings.tests.log_max_bytes,
+            RunGuard(settings.tests.limits(), "the tests"),
         ),
         bot_name=context.bot_name,
         bot_email=settings.bot_email,

@@ -34,6 +34,12 @@ from tamma_trio.models import (
     TaskType,
     ThroughputBucket,
 )
+from tamma_trio.service_events import (
+    NewServiceEvent,
+    Notification,
+    NotificationStatus,
+    ServiceEvent,
+)
 
 WallClock = Callable[[], float]
 
@@ -200,6 +206,31 @@ class TaskStore(Protocol):
 
     async def retry(self, task_id: int, actor: str = "cli") -> Task:
         """failed or cancelled -> queued now, with a fresh attempt budget."""
+
+    # --- service events and their webhook outbox ------------------------------------------
+    async def publish(self, event: NewServiceEvent, targets: Sequence[str] = ()) -> ServiceEvent:
+        """Append ``event`` to the service event stream (the next id, the store's time) and,
+        in the same transaction, one pending delivery due now for each of ``targets``."""
+
+    async def service_events(self, *, after: int = 0, limit: int = 100) -> list[ServiceEvent]:
+        """Events with an id above ``after``, oldest first (resuming a stream)."""
+
+    async def notifications(
+        self, *, status: NotificationStatus | None = None, limit: int = 100
+    ) -> list[Notification]:
+        """Deliveries with their events: pending ones by next_attempt_at (the sender's order),
+        any other selection newest first."""
+
+    async def record_notification(
+        self, delivery_id: int, *, error: str | None, next_attempt: float | None = None
+    ) -> None:
+        """The end of one attempt: ``error`` None means delivered; otherwise the attempt is
+        counted and the delivery waits until wall time ``next_attempt``, or is dead without
+        one. A delivery that is no longer pending is left alone (an operator got there first)."""
+
+    async def renotify(self, delivery_ids: Sequence[int] | None = None) -> int:
+        """Dead deliveries (all, or those of ``delivery_ids``) pending again now with a fresh
+        attempt count; returns how many."""
 
     # --- housekeeping ---------------------------------------------------------------------
     async def prune(

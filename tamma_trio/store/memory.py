@@ -36,6 +36,7 @@ from tamma_trio.store.base import (
     WallClock,
 )
 from tamma_trio.store.lifecycle import EventSpec
+from tamma_trio.store.memory_events import MemoryOutbox, MemoryOutboxMethods
 
 
 @dataclass
@@ -49,9 +50,10 @@ class MemoryState:
     last_task_id: int = 0
     last_delivery_id: int = 0
     last_event_id: int = 0
+    outbox: MemoryOutbox = field(default_factory=MemoryOutbox)
 
 
-class MemoryStore:
+class MemoryStore(MemoryOutboxMethods):
     """TaskStore over plain dicts (see the module docstring)."""
 
     single_daemon = True
@@ -357,6 +359,10 @@ class MemoryStore:
         return ids
 
     # --- internals ------------------------------------------------------------------------
+    @property
+    def _outbox(self) -> MemoryOutbox:
+        return self._state.outbox
+
     async def _enter(self) -> None:
         await trio.lowlevel.checkpoint()
         if not self._open:

@@ -44,6 +44,7 @@ from tamma_trio.store.base import (
 )
 from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.redis_batch import ScriptBatcher
+from tamma_trio.store.redis_events import EVENT_SCRIPTS, RedisEventMethods
 from tamma_trio.store.redis_housekeeping import PRUNE
 from tamma_trio.store.redis_leases import expired_leases, reclaim_arguments
 from tamma_trio.store.redis_scripts import PRELUDE, SCRIPTS
@@ -64,7 +65,7 @@ SINGLE_HOST_RULE = (
 )
 
 
-class RedisStore:
+class RedisStore(RedisEventMethods):
     """TaskStore on a Redis (or Valkey) server (see the module docstring)."""
 
     single_daemon = False
@@ -97,7 +98,12 @@ class RedisStore:
         self._batcher = ScriptBatcher(self._calls)
         self._scripts = {
             name: client.register_script(PRELUDE + body)
-            for name, body in {**SCRIPTS, **redis_deliveries.SCRIPTS, "prune": PRUNE}.items()
+            for name, body in {
+                **SCRIPTS,
+                **redis_deliveries.SCRIPTS,
+                **EVENT_SCRIPTS,
+                "prune": PRUNE,
+            }.items()
         }
         try:
             await self._calls.run(lambda: self._prepare(client))

@@ -38,9 +38,16 @@ from tamma_trio.models import (
     TaskType,
     ThroughputBucket,
 )
+from tamma_trio.service_events import (
+    NewServiceEvent,
+    Notification,
+    NotificationStatus,
+    ServiceEvent,
+)
 from tamma_trio.store import (
     lifecycle,
     sqlite_deliveries,
+    sqlite_events,
     sqlite_housekeeping,
     sqlite_ops,
     sqlite_queries,
@@ -284,6 +291,36 @@ class SqliteStore:
     async def retry(self, task_id: int, actor: str = "cli") -> Task:
         now = self._clock()
         return task_from_row(await self._write(sqlite_ops.retry, task_id, actor, now))
+
+    # --- service events and their webhook outbox ------------------------------------------
+    async def publish(self, event: NewServiceEvent, targets: Sequence[str] = ()) -> ServiceEvent:
+        now = self._clock()
+        row = (
+            *(now, event.kind.value, event.task_id, event.task_type, event.repository),
+            *(event.subject, event.reason, dumps(event.detail)),
+        )
+        event_id = await self._write(sqlite_events.publish, row, list(targets), now)
+        return ServiceEvent(id=event_id, at=lifecycle.utc(now), **event.model_dump())
+
+    async def service_events(self, *, after: int = 0, limit: int = 100) -> list[ServiceEvent]:
+        rows = await self._read(sqlite_events.events_after, after, limit)
+        return [sqlite_events.event_from_row(row) for row in rows]
+
+    async def notifications(
+        self, *, status: NotificationStatus | None = None, limit: int = 100
+    ) -> list[Notification]:
+        rows = await self._read(sqlite_events.select_notifications, status, limit)
+        return [sqlite_events.notification_from_row(row) for row in rows]
+
+    async def record_notification(
+        self, delivery_id: int, *, error: str | None, next_attempt: float | None = None
+    ) -> None:
+        now = self._clock()
+        await self._write(sqlite_events.record_notification, delivery_id, error, next_attempt, now)
+
+    async def renotify(self, delivery_ids: Sequence[int] | None = None) -> int:
+        ids = None if delivery_ids is None else list(delivery_ids)
+        return await self._write(sqlite_events.renotify, ids, self._clock())
 
     # --- housekeeping ---------------------------------------------------------------------
     async def prune(

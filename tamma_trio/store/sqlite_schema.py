@@ -153,6 +153,34 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Commands act on every task of one issue or pull request (cancel, retry, approve).
         "CREATE INDEX tasks_subject ON tasks (subject, id)",
     ),
+    (
+        # The service event stream (AUTOINCREMENT: an id is never reused, so a client that
+        # resumes after one never misses a newer event) and the webhook outbox beside it.
+        """CREATE TABLE service_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            task_id INTEGER,
+            task_type TEXT,
+            repository TEXT,
+            subject TEXT,
+            reason TEXT,
+            detail TEXT NOT NULL DEFAULT '{}'
+        ) STRICT""",
+        """CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id INTEGER NOT NULL REFERENCES service_events (id),
+            target TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            last_error TEXT,
+            delivered_at REAL
+        ) STRICT""",
+        """CREATE INDEX notifications_due ON notifications (next_attempt_at, id)
+           WHERE status = 'pending'""",
+        "CREATE INDEX notifications_by_status ON notifications (status, id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -11,6 +11,7 @@ from quart_trio import QuartTrio
 from tamma_trio.web.api import register_api_routes
 from tamma_trio.web.deps import WebDeps
 from tamma_trio.web.errors import install_error_handlers
+from tamma_trio.web.events import register_event_routes
 from tamma_trio.web.health import READY_PATH, register_health_routes, register_metrics_route
 from tamma_trio.web.ui import UI_PREFIX, register_ui
 from tamma_trio.web.webhooks import register_webhook_routes
@@ -49,6 +50,7 @@ def create_app(
         register_metrics_route(app, deps)
     if api:
         register_api_routes(app, deps)
+        register_event_routes(app, deps)
         register_webhook_routes(app, deps)
         register_ui(app, deps)  # the dashboard lives beside the API, under the same token
     return app

@@ -15,6 +15,7 @@ from tamma_trio.config import ServiceConfig, WebhooksConfig
 from tamma_trio.intake import Intake
 from tamma_trio.intake.authorize import MayCommand
 from tamma_trio.metrics import Metrics
+from tamma_trio.service_events import EventFeed
 from tamma_trio.status import ServiceStatus
 from tamma_trio.store.base import TaskStore
 
@@ -37,6 +38,7 @@ class WebDeps:
     may_command: MayCommand = nobody_may_command  # the engine's live permission check
     trigger_label: str = "tamma"  # the label that asks the bot to work on an issue
     forge_kind: str = "local"  # [engine.forge] kind: "gitlab" checks GitLab commanders live
+    events: EventFeed | None = None  # wakes GET /api/events streams; None: they poll the store
     wall: Callable[[], float] = time.time  # the store's wall clock: ages and login sessions
 
     @cached_property

@@ -17,6 +17,7 @@ import trio
 
 from tamma_trio.engine.forge.local_schema import CheckRow
 from tamma_trio.engine.git import Git, minimal_env
+from tamma_trio.engine.limits import RunGuard
 from tamma_trio.engine.process import run_in_group
 from tamma_trio.errors import EngineError
 
@@ -27,6 +28,7 @@ class CiSettings:
     timeout: float
     scratch_dir: Path
     log_max_bytes: int = 1_000_000
+    guard: RunGuard | None = None
 
 
 class BareRepository:
@@ -120,14 +122,17 @@ class BareRepository:
                 timeout=settings.timeout,
                 log_path=settings.scratch_dir / f"{sha[:16]}.log",
                 log_max_bytes=settings.log_max_bytes,
+                guard=settings.guard,
             )
         finally:
             with trio.CancelScope(shield=True):
                 await self.git.run(
                     ["worktree", "remove", "--force", str(scratch)], self.path, check=False
                 )
-        passed = outcome.exit_code == 0 and not outcome.timed_out
+        passed = outcome.exit_code == 0 and not outcome.timed_out and not outcome.limit_exceeded
         note = f"\n[timed out after {settings.timeout:g} s]" if outcome.timed_out else ""
+        if outcome.limit_exceeded and settings.guard is not None:
+            note = f"\n[{settings.guard.message(outcome.limit_exceeded)}]"
         return CheckRow(
             state="success" if passed else "failure",
             exit_code=outcome.exit_code,

@@ -33,8 +33,14 @@ from tamma_trio.models import (
     ThroughputBucket,
     check_transition,
 )
+from tamma_trio.service_events import (
+    NewServiceEvent,
+    Notification,
+    NotificationStatus,
+    ServiceEvent,
+)
 from tamma_trio.store import lifecycle
-from tamma_trio.store.aws import deliveries, intake, reads
+from tamma_trio.store.aws import deliveries, intake, notifications, reads
 from tamma_trio.store.aws.claims import NO_LEASE, Claims
 from tamma_trio.store.aws.client import Runner, make_clients
 from tamma_trio.store.aws.messages import Messages
@@ -151,6 +157,32 @@ class SqsStore:
     async def prune_deliveries(self, before: float) -> int:
         await self._enter()
         return await deliveries.prune_deliveries(self.tables, before)
+
+    # --- service events and their webhook outbox ------------------------------------------
+    async def publish(self, event: NewServiceEvent, targets: Sequence[str] = ()) -> ServiceEvent:
+        await self._enter()
+        return await notifications.publish(self.tables, event, targets, self._clock())
+
+    async def service_events(self, *, after: int = 0, limit: int = 100) -> list[ServiceEvent]:
+        await self._enter()
+        return await notifications.events_after(self.tables, after, limit)
+
+    async def notifications(
+        self, *, status: NotificationStatus | None = None, limit: int = 100
+    ) -> list[Notification]:
+        await self._enter()
+        return await notifications.select(self.tables, status, limit)
+
+    async def record_notification(
+        self, delivery_id: int, *, error: str | None, next_attempt: float | None = None
+    ) -> None:
+        await self._enter()
+        now = self._clock()
+        await notifications.record(self.tables, delivery_id, error, next_attempt, now)
+
+    async def renotify(self, delivery_ids: Sequence[int] | None = None) -> int:
+        await self._enter()
+        return await notifications.renotify(self.tables, delivery_ids, self._clock())
 
     # --- reads ----------------------------------------------------------------------------
     async def tasks_of_subject(self, subject: str, limit: int = 20) -> list[Task]:
