@@ -109,7 +109,8 @@ def _matches(line: str, expected: Command, bot_name: str) -> bool:
     mention = found["mention"]
     if mention is None:
         return True
-    # "@bot merge" is not one of the story's merge spellings; "@bot start" (approve...) is.
+    # "@bot merge" is not a merge spelling (a bare mention is too easy to write by accident);
+    # "@bot start" (approve...) is.
     return expected is not Command.MERGE and mention.lower() == bot_name.lower()
 
 

@@ -1,4 +1,4 @@
-"""Task types onto engine steps: the story's four flows, each ending in one of its result actions.
+"""Task types onto engine steps: the four task flows, each ending in one of the result actions.
 
 Each step the engine runs starts with a ``step`` event (timeline.py reads the trail into a
 step timeline). Step records are stored with the task (``store.save_progress``) right after each

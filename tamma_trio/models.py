@@ -64,7 +64,7 @@ def check_transition(current: TaskStatus, target: TaskStatus) -> None:
 
 
 class _Payload(BaseModel):
-    """Base for payloads: extra fields are kept, the story's camelCase names are accepted.
+    """Base for payloads: extra fields are kept, Tamma's camelCase names are accepted.
 
     Strict: ``"12"``, ``true`` and ``3.0`` are not the integer 12, 1 or 3. A payload is data
     from outside; guessing what a sender meant hides its bugs until a handler acts on the guess.
@@ -284,7 +284,7 @@ class Task(BaseModel):
         return _iso(value)
 
     def public(self) -> dict[str, Any]:
-        """The JSON shape of DESIGN.md for the CLI and the API (no lease internals); a row that
+        """The JSON shape for the CLI and the API (no lease internals); a row that
         could not be read also says why, under ``undecodable``."""
         shown = self.model_dump(
             mode="json",
@@ -360,7 +360,7 @@ ESCALATED_FOR_APPROVAL = "escalated_for_approval"
 
 
 class Outcome(BaseModel):
-    """What a handler returns: the story's result ``action`` plus details stored on the task."""
+    """What a handler returns: the result ``action`` plus details stored on the task."""
 
     model_config = ConfigDict(frozen=True)
 

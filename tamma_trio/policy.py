@@ -25,7 +25,8 @@ from tamma_trio.errors import EngineError, ValidationError
 # retry together, while min(retry_delay * 2**retry, max_retry_delay) stays a true upper bound.
 DEFAULT_JITTER = 0.2
 
-# Labels that mark a breaking change: never auto-approved (PRD FR-34).
+# Labels that mark a breaking change: never auto-approved: a breaking change needs a human by
+# definition, whatever its size.
 BREAKING_LABELS = frozenset({"breaking", "breaking-change", "breaking change"})
 
 MAX_ERROR_CHARS = 500

@@ -90,7 +90,8 @@ class Poller:
             slots = await self._take_slots()
             try:
                 # Shielded: a claimed task whose result a cancel threw away would stay
-                # in_progress until its lease expired (STACK.md pitfall 11).
+                # in_progress until its lease expired (a thread's result reaches a cancelled
+                # caller only at its next checkpoint).
                 with trio.CancelScope(shield=True):
                     tasks = await self.store.claim(len(slots), self.lease_seconds)
             except Exception as exc:

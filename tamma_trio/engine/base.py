@@ -1,4 +1,4 @@
-"""The Engine protocol and the step records passed between the story's nine steps.
+"""The Engine protocol and the step records passed between the workflow's nine steps.
 
 Records are frozen pydantic models so a handler can store each one with its task (as JSON) and a
 restarted task resumes after its last finished step instead of repeating side effects.

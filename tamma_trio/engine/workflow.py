@@ -1,4 +1,4 @@
-"""The real engine: the story's nine steps over a Forge, a git Workspace and a coding agent.
+"""The real engine: the nine workflow steps over a Forge, a git Workspace and a coding agent.
 
 Each step with a side effect can run again after an interruption without repeating it: the
 claim comment carries a marker, create_branch reuses our branch, implement_code recognises its

@@ -1,6 +1,6 @@
 """Build the workflow engine's three ports (forge, workspace, agent) from its resolved options.
 
-Kept apart from the engine so the engine's module reads as the story's steps, and so a forge
+Kept apart from the engine so the engine's module reads as the workflow's steps, and so a forge
 kind (local, github, gitlab) is one more branch here, not a change to the steps.
 """
 

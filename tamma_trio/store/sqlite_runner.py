@@ -10,13 +10,13 @@ therefore cost one fsync, not twenty.
 Cancellation: a caller that is already cancelled when it calls queues nothing and gets
 Cancelled. Once queued, an operation runs and its caller always receives the outcome; Cancelled
 arrives at the caller's next checkpoint, as with ``to_thread.run_sync(abandon_on_cancel=False)``.
-That is what claim needs (STACK.md pitfall 11): a committed claim always reaches the poller,
+That is what claim needs: a committed claim always reaches the poller,
 which can start the task's worker without a checkpoint in between, instead of leaving the task
 in_progress until the next restart. The price: a cancelled caller may wait out the batch it is
 in (milliseconds; at most the busy timeout while another process holds the write lock).
 
 ``InlineRunner`` (MockClock tests): the same transactions, one per call, on the trio thread.
-A thread would let autojump skip virtual time while SQL runs (STACK.md section 3).
+A thread would let MockClock's autojump skip virtual time while SQL runs, firing timers early.
 """
 
 from __future__ import annotations
