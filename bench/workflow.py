@@ -152,11 +152,8 @@ async def run_engine(work: Path, origin: Path, tasks: int) -> list[dict[str, flo
     database = work / "forge.db"
     context = EngineContext(bot_name="tamma", database_path=database)
     engine = create_engine(engine_options(work, origin), context)
-    await engine.forge.open()  # no clone yet: the first task pays for it
-    try:
+    async with engine.forge:  # the forge alone, no clone yet: the first task pays for it
         return [await one_task(engine, database, n) for n in range(tasks)]
-    finally:
-        await engine.aclose()
 
 
 # --- plain git, side by side ------------------------------------------------------------------

@@ -7,7 +7,6 @@ what a test sees, in this process or in the daemons and CLIs it starts.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from tests.store_helpers import (
     StoreFactory,
     TaskBuilder,
 )
+from tests.web_fixtures import OpenMemoryStore, memory_stores
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -123,7 +123,7 @@ def single_daemon_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Sto
 @pytest.fixture
 async def store(store_factory: StoreFactory, wall: FakeWall) -> AsyncIterator[TaskStore]:
     """An open store of each backend, on the hand-driven clock ``wall``."""
-    async with _opened(store_factory, wall) as opened:
+    async with store_factory(clock=wall, boot_id="boot-a") as opened:
         yield opened
 
 
@@ -132,18 +132,15 @@ async def single_daemon_store(
     single_daemon_factory: StoreFactory, wall: FakeWall
 ) -> AsyncIterator[TaskStore]:
     """Like ``store``, over the single-daemon backends only."""
-    async with _opened(single_daemon_factory, wall) as opened:
+    async with single_daemon_factory(clock=wall, boot_id="boot-a") as opened:
         yield opened
 
 
-@contextlib.asynccontextmanager
-async def _opened(factory: StoreFactory, wall: FakeWall) -> AsyncIterator[TaskStore]:
-    opened = factory(clock=wall, boot_id="boot-a")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
+@pytest.fixture
+async def memory_store() -> AsyncIterator[OpenMemoryStore]:
+    """``await memory_store()``: an open MemoryStore for the web tests, closed after the test."""
+    async with memory_stores() as open_one:
+        yield open_one
 
 
 @pytest.fixture

@@ -31,20 +31,17 @@ def seed(path: Path) -> dict[str, int]:
         ids: dict[str, int] = {}
         for name, age in (("old_cancelled", 40), ("old_failed", 40), ("recent", 0)):
             store = SqliteStore(path, clock=lambda age=age: time.time() - age * DAY, inline=True)
-            await store.open()
-            task, _ = await store.add(issue(len(ids) + 1))
-            ids[name] = task.id
-            if name == "old_failed":
-                [claimed] = await store.claim(1)
-                assert claimed.lease_token is not None
-                await store.fail(claimed.id, claimed.lease_token, "boom")
-            else:
-                await store.cancel(task.id)
-            await store.aclose()
-        store = SqliteStore(path, inline=True)
-        await store.open()
-        ids["queued"] = (await store.add(issue(9)))[0].id
-        await store.aclose()
+            async with store:
+                task, _ = await store.add(issue(len(ids) + 1))
+                ids[name] = task.id
+                if name == "old_failed":
+                    [claimed] = await store.claim(1)
+                    assert claimed.lease_token is not None
+                    await store.fail(claimed.id, claimed.lease_token, "boom")
+                else:
+                    await store.cancel(task.id)
+        async with SqliteStore(path, inline=True) as store:
+            ids["queued"] = (await store.add(issue(9)))[0].id
         return ids
 
     return trio.run(fill)

@@ -33,8 +33,10 @@ def seed(path: Path, queued: int = 3) -> int:
     plan; returns the running task's id."""
 
     async def fill() -> int:
-        store = SqliteStore(path, inline=True)
-        await store.open()
+        async with SqliteStore(path, inline=True) as store:
+            return await fill_store(store)
+
+    async def fill_store(store: SqliteStore) -> int:
         running, _ = await store.add(issue(1))
         [claimed] = await store.claim(1)
         approval = {
@@ -47,7 +49,6 @@ def seed(path: Path, queued: int = 3) -> int:
         await store.record_event(claimed.id, "approval", approval)
         await store.record_event(claimed.id, "step", step_detail("implement_code", 1))
         await store.add_many([issue(n) for n in range(2, 2 + queued)])
-        await store.aclose()
         return running.id
 
     return trio.run(fill)

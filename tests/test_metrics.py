@@ -103,15 +103,14 @@ def test_process_metrics_and_build_info() -> None:
 
 async def test_intake_counts_new_tasks_by_source_and_not_duplicates() -> None:
     metrics = Metrics(ServiceStatus(started_at=0.0))
-    store = MemoryStore()
-    await store.open()
-    intake = Intake(store, counted=metrics.tasks_received)
-    payload = {"repository": "acme/widgets", "pull_request": {"number": 1}}
-    news = [NewTask.build("pr_review_requested", payload, key=key) for key in ("a", "b")]
-    await intake.submit(news, source="api")
-    await intake.submit(news[:1], source="api")  # known key: nothing new
-    await intake.submit_one(NewTask.build("pr_review_requested", payload), source="forge")
-    got = samples(metrics)
-    assert got[("tamma_intake_tasks_total", (("source", "api"),))] == 2
-    assert got[("tamma_intake_tasks_total", (("source", "forge"),))] == 1
-    assert got[("tamma_intake_tasks_total", (("source", "webhook"),))] == 0
+    async with MemoryStore() as store:
+        intake = Intake(store, counted=metrics.tasks_received)
+        payload = {"repository": "acme/widgets", "pull_request": {"number": 1}}
+        news = [NewTask.build("pr_review_requested", payload, key=key) for key in ("a", "b")]
+        await intake.submit(news, source="api")
+        await intake.submit(news[:1], source="api")  # known key: nothing new
+        await intake.submit_one(NewTask.build("pr_review_requested", payload), source="forge")
+        got = samples(metrics)
+        assert got[("tamma_intake_tasks_total", (("source", "api"),))] == 2
+        assert got[("tamma_intake_tasks_total", (("source", "forge"),))] == 1
+        assert got[("tamma_intake_tasks_total", (("source", "webhook"),))] == 0

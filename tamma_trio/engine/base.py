@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -171,7 +171,10 @@ class Engine(Protocol):
     idempotent where they have side effects (a second create_pull_request finds the first).
     """
 
-    async def initialize(self) -> None: ...
+    async def __aenter__(self) -> Self:
+        """Open: the forge, the workspaces; raise EngineError when the engine cannot serve."""
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
 
     async def aclose(self) -> None: ...
 

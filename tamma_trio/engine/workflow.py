@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from tamma_trio.engine.workflow_ports import build_ports
 from tamma_trio.engine.workspaces import Workspaces
 from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.log import REDACTOR
+from tamma_trio.resource import Resource
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ ISSUE_OF_BRANCH = re.compile(r"^tamma/(\d+)-")
 STALE_CODES = frozenset({"issue_closed", "assigned_elsewhere"})
 
 
-class WorkflowEngine:
+class WorkflowEngine(Resource):
     def __init__(
         self,
         *,
@@ -72,11 +74,12 @@ class WorkflowEngine:
         self.bot = bot_name
         self.structured = structured
         self.trigger_label = trigger_label
+        self._opened = AsyncExitStack()  # the forge, once entered
 
-    async def initialize(self) -> None:
+    async def _open(self) -> None:
         """Open the forge and clone or fetch every served repository now, so a bad setup
         stops the daemon early instead of failing its first task."""
-        await self.forge.open()
+        await self._opened.enter_async_context(self.forge)
         await self.workspaces.prepare_all()
         log.info(
             "resource limits: agent %s; tests %s; enforced by %s",
@@ -86,7 +89,7 @@ class WorkflowEngine:
         )
 
     async def aclose(self) -> None:
-        await self.forge.aclose()
+        await self._opened.aclose()
 
     def _served(self, repository: str) -> None:
         self.workspaces.check_served(repository)

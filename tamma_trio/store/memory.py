@@ -29,6 +29,7 @@ from tamma_trio.models import (
     ThroughputBucket,
     check_transition,
 )
+from tamma_trio.resource import Resource
 from tamma_trio.store import lifecycle, memory_queries
 from tamma_trio.store.base import (
     DEFAULT_LEASE_SECONDS,
@@ -53,7 +54,7 @@ class MemoryState:
     outbox: MemoryOutbox = field(default_factory=MemoryOutbox)
 
 
-class MemoryStore(MemoryOutboxMethods):
+class MemoryStore(MemoryOutboxMethods, Resource):
     """TaskStore over plain dicts (see the module docstring)."""
 
     single_daemon = True
@@ -70,15 +71,15 @@ class MemoryStore(MemoryOutboxMethods):
         self._clock = clock
         self._quarantine_after = quarantine_after
         self._state = state if state is not None else MemoryState()
-        self._open = False
+        self._opened = False
 
-    async def open(self) -> None:
+    async def _open(self) -> None:
         await trio.lowlevel.checkpoint()
-        self._open = True
+        self._opened = True
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
-        self._open = False
+        self._opened = False
 
     async def ping(self) -> None:
         await self._enter()
@@ -365,7 +366,7 @@ class MemoryStore(MemoryOutboxMethods):
 
     async def _enter(self) -> None:
         await trio.lowlevel.checkpoint()
-        if not self._open:
+        if not self._opened:
             raise StoreError("the memory task store is not open")
 
     def _add(self, new: NewTask, now: float) -> tuple[Task, bool]:

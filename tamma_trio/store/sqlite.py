@@ -38,6 +38,7 @@ from tamma_trio.models import (
     TaskType,
     ThroughputBucket,
 )
+from tamma_trio.resource import Resource
 from tamma_trio.service_events import (
     NewServiceEvent,
     Notification,
@@ -69,7 +70,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SqliteStore:
+class SqliteStore(Resource):
     """TaskStore in one SQLite file (see the module docstring)."""
 
     single_daemon = True
@@ -98,7 +99,7 @@ class SqliteStore:
         self._lock_fd: int | None = None
 
     # --- life ------------------------------------------------------------------------------
-    async def open(self) -> None:
+    async def _open(self) -> None:
         await self._runner.start(self._connect)
 
     def _connect(self) -> sqlite3.Connection:

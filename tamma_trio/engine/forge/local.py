@@ -26,6 +26,7 @@ from tamma_trio.engine.git import Git
 from tamma_trio.errors import EngineError
 from tamma_trio.intake.local_forge import review_task
 from tamma_trio.models import NewTask
+from tamma_trio.resource import Resource
 
 T = TypeVar("T")
 PrState = Literal["open", "closed", "merged"]
@@ -34,7 +35,7 @@ Enqueue = Callable[[NewTask], Awaitable[None]]
 CLOSES = re.compile(r"(?im)^\s*(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s+#(\d+)\b")
 
 
-class LocalForge:
+class LocalForge(Resource):
     def __init__(
         self,
         *,
@@ -78,7 +79,7 @@ class LocalForge:
             raise EngineError("local forge is not open", code="forge_closed", retryable=True)
         return self._db
 
-    async def open(self) -> None:
+    async def _open(self) -> None:
         await self.repo.check()
         self._db = await self._call(ForgeDb, self.database)
 

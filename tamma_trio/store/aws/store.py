@@ -33,6 +33,7 @@ from tamma_trio.models import (
     ThroughputBucket,
     check_transition,
 )
+from tamma_trio.resource import Resource
 from tamma_trio.service_events import (
     NewServiceEvent,
     Notification,
@@ -67,7 +68,7 @@ SHARED_RULE = (
 )
 
 
-class SqsStore:
+class SqsStore(Resource):
     """TaskStore over Amazon SQS and DynamoDB (see the module docstring)."""
 
     single_daemon = False
@@ -90,7 +91,7 @@ class SqsStore:
         self._quarantine_after = quarantine_after
         self._resend_after = resend_after
         self._runner = Runner()
-        self._open = False
+        self._opened = False
         self._claims: Claims | None = None
         self._stats: tuple[float, QueueStats] | None = None
 
@@ -98,7 +99,7 @@ class SqsStore:
         """Refused: several daemons share one queue by design (``single_daemon`` is False)."""
         raise StoreError(f"no one-daemon lock on an SQS queue: {SHARED_RULE}")
 
-    async def open(self) -> None:
+    async def _open(self) -> None:
         """Connect and check the queues and tables (StoreError naming what is missing)."""
         clients = await self._runner.raw(partial(make_clients, self.config))
         problems = await self._runner.raw(partial(verify, clients, self.names, self._lease_seconds))
@@ -117,13 +118,13 @@ class SqsStore:
             resend_after=self._resend_after,
         )
         self._writer = Writer(self.tables, self._claims, self._clock)
-        self._open = True
+        self._opened = True
 
     async def aclose(self) -> None:
-        if self._open:
+        if self._opened:
             with trio.CancelScope(shield=True):
                 await self.messages.flush()
-        self._open = False
+        self._opened = False
 
     async def ping(self) -> None:
         await self._enter()
@@ -387,7 +388,7 @@ class SqsStore:
     # --- internals ------------------------------------------------------------------------
     async def _enter(self) -> None:
         await trio.lowlevel.checkpoint()
-        if not self._open:
+        if not self._opened:
             raise StoreError("the SQS task store is not open")
 
     async def _let_go(self, token: str, record: Record, *, hide: int | None) -> None:

@@ -23,6 +23,7 @@ from tamma_trio.engine.forge.github.verdicts import role_of, role_reaches
 from tamma_trio.engine.forge.http_util import Sleep, Wall
 from tamma_trio.engine.git_auth import basic_auth_env
 from tamma_trio.errors import EngineError
+from tamma_trio.resource import Resource
 
 GIT_USER = "x-access-token"
 PERMISSION_TTL = 300.0  # a collaborator's role is asked again after five minutes
@@ -35,7 +36,7 @@ class GitCredentials(Credentials, Protocol):
     async def git_token(self, repository: str) -> str: ...
 
 
-class GitHubForge(PullRequestOps):
+class GitHubForge(PullRequestOps, Resource):
     def __init__(
         self,
         client: GitHubClient,
@@ -66,7 +67,7 @@ class GitHubForge(PullRequestOps):
         return self._repositories
 
     # --- start and stop -----------------------------------------------------------------------
-    async def open(self) -> None:
+    async def _open(self) -> None:
         """Refuse to start unless the credentials are the bot's and every repository answers."""
         login = await self._login()
         if login.lower() != self.bot_name.lower():
