@@ -149,8 +149,8 @@ async def one_task(engine: WorkflowEngine, database: Path, n: int) -> dict[str, 
 
 
 async def run_engine(work: Path, origin: Path, tasks: int) -> list[dict[str, float]]:
-    database = work / "forge.db"
-    context = EngineContext(bot_name="tamma", database_path=database)
+    context = EngineContext(bot_name="tamma", database_path=work / "tamma.db")
+    database = work / "tamma.forge.db"  # the forge's own file, beside the task store's
     engine = create_engine(engine_options(work, origin), context)
     async with engine.forge:  # the forge alone, no clone yet: the first task pays for it
         return [await one_task(engine, database, n) for n in range(tasks)]

@@ -143,6 +143,6 @@ def listening_line(urls: dict[str, str]) -> str:
 
 
 def database_path(config: Config) -> Path | None:
-    """The SQLite file the engine may share (the local forge keeps its rows there too)."""
+    """The task store's SQLite file; the local forge keeps its own file beside it."""
     queue = config.service.queue
     return queue.sqlite.path if queue.type == "sqlite" else None

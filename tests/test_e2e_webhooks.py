@@ -54,7 +54,7 @@ def health_url(log: Path) -> str:
 def assign_bot(tmp_path: Path, number: int) -> None:
     """Assign the bot on the local forge: the engine reads the issue again before it acts and
     ignores an assignment event the issue no longer reflects."""
-    db = ForgeDb(tmp_path / "tamma.db")
+    db = ForgeDb(tmp_path / "tamma.forge.db")
     try:
         db.assign(REPO, number, BOT)
     finally:

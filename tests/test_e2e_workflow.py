@@ -169,7 +169,7 @@ def finished(tmp_path: Path, task_type: TaskType) -> Callable[[], Awaitable[Task
 
 def forge_rows(tmp_path: Path, number: int) -> tuple[Any, list[str], list[Any]]:
     """(issue row, comment bodies, pull request rows)."""
-    db = ForgeDb(tmp_path / "tamma.db")
+    db = ForgeDb(tmp_path / "tamma.forge.db")
     try:
         return (
             db.item(REPO, number),

@@ -16,7 +16,7 @@ from tamma_trio.engine.forge.local_db import ForgeDb
 from tamma_trio.engine.forge.local_git import CiSettings
 from tamma_trio.engine.forge.seed import STARTER_FILES, init_origin
 from tamma_trio.engine.git import Git
-from tamma_trio.errors import EngineError
+from tamma_trio.errors import EngineError, StoreError
 from tamma_trio.models import NewTask, TaskType
 from tamma_trio.store.sqlite import SqliteStore
 from tests.workflow_helpers import REPO, UNITTEST, git_out
@@ -36,7 +36,7 @@ def make_forge(
         enqueued.append(task)
 
     return LocalForge(
-        database=tmp_path / "tamma.db",
+        database=tmp_path / "forge.db",
         origin=origin,
         default_branch="main",
         git=Git(30),
@@ -80,7 +80,7 @@ async def open_pr(forge: LocalForge, branch: str, body: str = "Closes #1") -> in
 async def test_issue_rows_labels_assignees_and_comments(tmp_path: Path) -> None:
     forge = make_forge(tmp_path)
     async with forge:
-        db = ForgeDb(tmp_path / "tamma.db")
+        db = ForgeDb(tmp_path / "forge.db")
         first = db.add_issue(REPO, "One", "body", "alice", ["bug"])
         other_repo = db.add_issue("acme/other", "Elsewhere", "", "alice")
         db.close()
@@ -107,7 +107,7 @@ async def test_pull_request_is_found_not_duplicated_and_enqueued_once(tmp_path: 
     enqueued: list[NewTask] = []
     forge = make_forge(tmp_path, enqueued)
     async with forge:
-        db = ForgeDb(tmp_path / "tamma.db")
+        db = ForgeDb(tmp_path / "forge.db")
         issue = db.add_issue(REPO, "One", "", "alice")
         db.close()
         head = push_branch(tmp_path, "tamma/1-one", {"new.txt": "x\n"})
@@ -139,7 +139,7 @@ async def test_ci_runs_once_per_head_sha_and_failure_is_stored(tmp_path: Path) -
         good = {"greeting.py": STARTER_FILES["greeting.py"]}
         fixed = push_branch(tmp_path, "tamma/1-bad", good, start="tamma/1-bad")
         green = await forge.pull_request_status(REPO, number)
-        db = ForgeDb(tmp_path / "tamma.db")
+        db = ForgeDb(tmp_path / "forge.db")
         check = db.check(REPO, red.head_sha)
         db.close()
     assert red.ci_state == "failure" and not red.ci_passed and red.mergeable is True
@@ -153,7 +153,7 @@ async def test_ci_runs_once_per_head_sha_and_failure_is_stored(tmp_path: Path) -
 async def test_merge_commit_with_expected_sha_and_stale_sha_refused(tmp_path: Path) -> None:
     forge = make_forge(tmp_path)
     async with forge:
-        db = ForgeDb(tmp_path / "tamma.db")
+        db = ForgeDb(tmp_path / "forge.db")
         issue = db.add_issue(REPO, "One", "", "alice")
         db.close()
         head = push_branch(tmp_path, "tamma/1-one", {"new.txt": "x\n"})
@@ -194,7 +194,7 @@ async def test_required_approvals_are_counted(tmp_path: Path) -> None:
         push_branch(tmp_path, "tamma/1-one", {"new.txt": "x\n"})
         number = await open_pr(forge, "tamma/1-one")
         waiting = await forge.pull_request_status(REPO, number)
-        db = ForgeDb(tmp_path / "tamma.db")
+        db = ForgeDb(tmp_path / "forge.db")
         db.review(REPO, number, "alice", "approved")
         db.close()
         approved = await forge.pull_request_status(REPO, number)
@@ -208,7 +208,7 @@ async def test_open_refuses_a_missing_origin(tmp_path: Path, empty_dir: bool) ->
     if empty_dir:
         (tmp_path / "origin.git").mkdir()
     forge = LocalForge(
-        database=tmp_path / "tamma.db",
+        database=tmp_path / "forge.db",
         origin=tmp_path / "origin.git",
         default_branch="main",
         git=Git(30),
@@ -220,7 +220,7 @@ async def test_open_refuses_a_missing_origin(tmp_path: Path, empty_dir: bool) ->
         async with forge:
             pass
     assert caught.value.code == "origin_missing" and "forge init" in str(caught.value)
-    assert not (tmp_path / "tamma.db").exists()
+    assert not (tmp_path / "forge.db").exists()
 
 
 def test_forge_refuses_another_applications_database(tmp_path: Path) -> None:
@@ -238,14 +238,14 @@ def test_forge_refuses_another_applications_database(tmp_path: Path) -> None:
     assert tables == ["invoices"]  # nothing created
 
 
-async def test_forge_and_task_store_share_one_file_in_either_order(tmp_path: Path) -> None:
-    forge_first, store_first = tmp_path / "a.db", tmp_path / "b.db"
-    db = ForgeDb(forge_first)
-    db.add_issue(REPO, "One", "", "alice")
-    db.close()
-    for path in (forge_first, store_first):
-        async with SqliteStore(path):
+async def test_forge_and_task_store_refuse_each_others_files(tmp_path: Path) -> None:
+    forge_file, store_file = tmp_path / "tamma.forge.db", tmp_path / "tamma.db"
+    ForgeDb(forge_file).close()
+    async with SqliteStore(store_file):
+        pass
+    with pytest.raises(StoreError, match="another application"):
+        async with SqliteStore(forge_file):
             pass
-    db = ForgeDb(store_first)
-    assert db.add_issue(REPO, "Two", "", "alice") == 1
-    db.close()
+    with pytest.raises(EngineError, match="the task store's SQLite database") as caught:
+        ForgeDb(store_file)
+    assert caught.value.code == "forge_db_foreign"

@@ -229,7 +229,7 @@ class EngineContext(Record):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     bot_name: str
-    database_path: Path | None  # the SQLite task store's file, shared by the local forge
+    database_path: Path | None  # the SQLite task store's file: the local forge's sits beside it
     enqueue: Callable[[NewTask], Awaitable[None]] | None = None
     forge_stats: ForgeStats | None = None  # where a forge client counts its requests
 

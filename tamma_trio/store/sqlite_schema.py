@@ -7,9 +7,9 @@ look matters for a foreign database in WAL mode: closing a read-write connection
 checkpoint that application's WAL into its main file.
 
 The schema is versioned by ``PRAGMA user_version`` (one migration per version, applied in one
-transaction) and claimed by ``PRAGMA application_id``. Other tables in our file are fine: the
-local forge keeps its ``forge_*`` tables beside ours (it must open the file through this module,
-or set APPLICATION_ID itself, before creating them in a new file).
+transaction) and claimed by ``PRAGMA application_id``. Other tables in our file are left alone
+(installs from before the local forge had its own file kept its tables here, until its first
+open moves them out).
 """
 
 from __future__ import annotations

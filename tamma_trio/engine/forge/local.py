@@ -1,5 +1,5 @@
 """LocalForge: a forge with no network. Issues, comments, labels and pull requests are rows in
-the task store's SQLite file; a bare git repository is origin; "CI" is the configured test
+the forge's own SQLite file; a bare git repository is origin; "CI" is the configured test
 command run on a pull request's head (once per head sha, the result stored as its check); merge
 is a real merge commit on the bare repository's default branch.
 
@@ -40,6 +40,7 @@ class LocalForge(Resource):
         self,
         *,
         database: Path,
+        task_database: Path | None = None,
         origin: Path,
         default_branch: str,
         git: Git,
@@ -52,6 +53,7 @@ class LocalForge(Resource):
     ) -> None:
         self.repositories = (repository,)
         self.database = database
+        self.task_database = task_database  # where an older install kept the forge's rows
         self.repo = BareRepository(origin, default_branch, git)
         self.ci = ci
         self.bot_name = bot_name
@@ -81,7 +83,7 @@ class LocalForge(Resource):
 
     async def _open(self) -> None:
         await self.repo.check()
-        self._db = await self._call(ForgeDb, self.database)
+        self._db = await self._call(ForgeDb, self.database, self.task_database)
 
     async def aclose(self) -> None:
         if self._db is not None:
