@@ -19,7 +19,7 @@ import trio
 from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio import step_log
-from tamma_trio.commands import Command, is_bot, parse_command
+from tamma_trio.comment_commands import Command, is_bot, parse_command
 from tamma_trio.config import ServiceConfig
 from tamma_trio.engine.base import (
     IN_PROGRESS_LABEL,
