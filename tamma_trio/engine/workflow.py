@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tamma_trio.engine import analysis as analysis_rules
 from tamma_trio.engine import prompts
 from tamma_trio.engine.agent import AgentRequest, AgentRunner, Mode, extract_json_object
+from tamma_trio.engine.analysis import assess_issue, draft_plan
 from tamma_trio.engine.base import (
     IN_PROGRESS_LABEL,
     AgentRun,
@@ -153,7 +153,7 @@ class WorkflowEngine:
         answer = None
         if self.structured:
             answer = await self._ask(issue, "analyze", prompts.analyze_prompt(issue, comments))
-        return analysis_rules.analyze(issue, comments, answer)
+        return assess_issue(issue, comments, answer)
 
     async def generate_plan(self, analysis: Analysis) -> Plan:
         issue = analysis.issue
@@ -161,7 +161,7 @@ class WorkflowEngine:
         if self.structured:
             comments = await self._human_comments(issue.target)
             answer = await self._ask(issue, "plan", prompts.plan_prompt(analysis, comments))
-        return analysis_rules.plan(analysis, answer)
+        return draft_plan(analysis, answer)
 
     async def _ask(self, issue: Issue, mode: Mode, prompt: str) -> dict[str, Any] | None:
         """The agent's JSON answer, from a throw-away worktree of the default branch."""
