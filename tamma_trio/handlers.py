@@ -21,20 +21,7 @@ from pydantic import ValidationError as PydanticValidationError
 from tamma_trio import step_log
 from tamma_trio.comment_commands import Command, is_bot, parse_command
 from tamma_trio.config import ServiceConfig
-from tamma_trio.engine.base import (
-    IN_PROGRESS_LABEL,
-    Analysis,
-    Branch,
-    Changes,
-    Engine,
-    Issue,
-    Plan,
-    PRStatus,
-    PullRequest,
-    Record,
-    Target,
-    TestResult,
-)
+from tamma_trio.engine.base import IN_PROGRESS_LABEL, Engine
 from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.models import (
     ESCALATED_FOR_APPROVAL,
@@ -48,6 +35,18 @@ from tamma_trio.models import (
     TaskType,
 )
 from tamma_trio.policy import AutoApproval, Failure, diff_auto_approval, plan_auto_approval
+from tamma_trio.step_records import (
+    Analysis,
+    Branch,
+    Changes,
+    Issue,
+    Plan,
+    PRStatus,
+    PullRequest,
+    Record,
+    Target,
+    TestResult,
+)
 from tamma_trio.store.base import TaskStore
 from tamma_trio.timeline import STEP_EVENT, step_detail
 

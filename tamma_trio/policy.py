@@ -18,8 +18,8 @@ import trio
 from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio.config import AutoApproveConfig
-from tamma_trio.engine.base import Changes, Plan
 from tamma_trio.errors import EngineError, ValidationError
+from tamma_trio.step_records import Changes, Plan
 
 # Backoff is spread downwards by up to this fraction, so that tasks failing together do not
 # retry together, while min(retry_delay * 2**retry, max_retry_delay) stays a true upper bound.

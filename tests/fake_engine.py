@@ -26,12 +26,13 @@ import trio
 from pydantic import BaseModel, ConfigDict, Field
 from trio_util import AsyncValue
 
-from tamma_trio.engine.base import (
+from tamma_trio.engine.base import EngineContext
+from tamma_trio.errors import EngineError, StaleEventError
+from tamma_trio.step_records import (
     Analysis,
     Branch,
     ChangedFile,
     Changes,
-    EngineContext,
     Issue,
     Level,
     MergeResult,
@@ -42,7 +43,6 @@ from tamma_trio.engine.base import (
     Target,
     TestResult,
 )
-from tamma_trio.errors import EngineError, StaleEventError
 
 STEPS = (
     "select_issue",

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from tamma_trio.engine.analysis import assess_issue, draft_plan, mentioned_paths, normalise_path
-from tamma_trio.engine.base import Issue
 from tamma_trio.engine.workflow_options import parse_options
 from tamma_trio.errors import ConfigError, EngineError
+from tamma_trio.step_records import Issue
 
 
 def issue(body: str = "", labels: tuple[str, ...] = (), title: str = "Title") -> Issue:

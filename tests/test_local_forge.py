@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tamma_trio.engine.base import Target
 from tamma_trio.engine.forge.local import LocalForge
 from tamma_trio.engine.forge.local_db import ForgeDb
 from tamma_trio.engine.forge.local_git import CiSettings
@@ -18,6 +17,7 @@ from tamma_trio.engine.forge.seed import STARTER_FILES, init_origin
 from tamma_trio.engine.git import Git
 from tamma_trio.errors import EngineError
 from tamma_trio.models import NewTask, TaskType
+from tamma_trio.step_records import Target
 from tamma_trio.store.sqlite import SqliteStore
 from tests.workflow_helpers import REPO, UNITTEST, git_out
 

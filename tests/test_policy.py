@@ -8,7 +8,6 @@ import pytest
 import trio
 
 from tamma_trio.config import AutoApproveConfig
-from tamma_trio.engine.base import Branch, ChangedFile, Changes, Issue, Plan, PlannedFile
 from tamma_trio.errors import EngineError, ValidationError
 from tamma_trio.policy import (
     blocked_by,
@@ -18,6 +17,7 @@ from tamma_trio.policy import (
     retries_left,
     retry_delay,
 )
+from tamma_trio.step_records import Branch, ChangedFile, Changes, Issue, Plan, PlannedFile
 
 RULES = AutoApproveConfig()
 

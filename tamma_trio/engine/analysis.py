@@ -22,8 +22,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tamma_trio.engine.base import LEVELS, Analysis, Issue, Level, Plan, PlannedFile
 from tamma_trio.errors import EngineError
+from tamma_trio.step_records import LEVELS, Analysis, Issue, Level, Plan, PlannedFile
 
 LOW_LABELS = frozenset({"good first issue", "docs", "documentation", "typo", "chore"})
 HIGH_LABELS = frozenset({"security", "breaking", "breaking-change", "migration"})

@@ -18,21 +18,7 @@ from typing import Any
 from tamma_trio.engine import prompts
 from tamma_trio.engine.agent import AgentRequest, AgentRunner, Mode, extract_json_object
 from tamma_trio.engine.analysis import assess_issue, draft_plan
-from tamma_trio.engine.base import (
-    IN_PROGRESS_LABEL,
-    AgentRun,
-    Analysis,
-    Branch,
-    Changes,
-    EngineContext,
-    Issue,
-    MergeResult,
-    Plan,
-    PRStatus,
-    PullRequest,
-    Target,
-    TestResult,
-)
+from tamma_trio.engine.base import IN_PROGRESS_LABEL, EngineContext
 from tamma_trio.engine.forge.base import Forge
 from tamma_trio.engine.git import minimal_env
 from tamma_trio.engine.limits import RunGuard, enforcement
@@ -42,6 +28,19 @@ from tamma_trio.engine.workflow_ports import build_ports
 from tamma_trio.engine.workspaces import Workspaces
 from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.log import REDACTOR
+from tamma_trio.step_records import (
+    AgentRun,
+    Analysis,
+    Branch,
+    Changes,
+    Issue,
+    MergeResult,
+    Plan,
+    PRStatus,
+    PullRequest,
+    Target,
+    TestResult,
+)
 
 log = logging.getLogger(__name__)
 

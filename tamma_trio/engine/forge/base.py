@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from tamma_trio.engine.base import Issue, MergeResult, PRStatus, PullRequest, Record, Target
+from tamma_trio.step_records import Issue, MergeResult, PRStatus, PullRequest, Record, Target
 
 
 class Comment(Record):
