@@ -71,9 +71,6 @@ class NoopEngine:
     async def comment(self, target: Target, body: str) -> None:
         return None
 
-    async def add_labels(self, target: Target, labels: tuple[str, ...]) -> None:
-        return None
-
     async def remove_label(self, target: Target, label: str) -> None:
         return None
 

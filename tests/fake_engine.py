@@ -272,9 +272,6 @@ class FakeEngine:
         self._note("comment", _subject(target))
         self.comments.append((_subject(target), body))
 
-    async def add_labels(self, target: Target, labels: tuple[str, ...]) -> None:
-        self._note("add_labels", _subject(target))
-
     async def remove_label(self, target: Target, label: str) -> None:
         self._note("remove_label", _subject(target))
         self.removed_labels.append((_subject(target), label))

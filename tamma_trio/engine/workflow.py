@@ -338,9 +338,6 @@ class WorkflowEngine:
     async def comment(self, target: Target, body: str) -> None:
         await self.forge.comment(target, body, self.bot)
 
-    async def add_labels(self, target: Target, labels: tuple[str, ...]) -> None:
-        await self.forge.add_labels(target, labels)
-
     async def remove_label(self, target: Target, label: str) -> None:
         await self.forge.remove_label(target, label)
 

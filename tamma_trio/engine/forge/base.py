@@ -64,9 +64,6 @@ class Forge(Protocol):
 
     async def close_issue(self, target: Target) -> None: ...
 
-    async def find_pull_request(self, repository: str, head_branch: str) -> PullRequest | None:
-        """The open pull request from ``head_branch``, so creating one stays idempotent."""
-
     async def open_pull_request(
         self,
         repository: str,

@@ -180,10 +180,6 @@ class LocalForge:
     async def get_pull_request(self, repository: str, number: int) -> PullRequest:
         return await self._record(await self._pull(repository, number))
 
-    async def find_pull_request(self, repository: str, head_branch: str) -> PullRequest | None:
-        number = await self._call(self.db.find_open_pull, repository, head_branch)
-        return None if number is None else await self.get_pull_request(repository, number)
-
     async def open_pull_request(
         self,
         repository: str,
