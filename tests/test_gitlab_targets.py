@@ -119,7 +119,8 @@ async def finish(hook: Hook, new: NewTask, result: dict[str, Any] | None) -> Tas
         return task
     [claimed_task] = await hook.store.claim(1)
     assert claimed_task.id == task.id
-    return await hook.store.complete(task.id, claimed_task.lease_token or "", result)
+    await hook.store.complete(task.id, claimed_task.lease_token or "", result)
+    return task
 
 
 def issue_task(number: int) -> NewTask:

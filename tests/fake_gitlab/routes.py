@@ -141,6 +141,22 @@ def table(fake: FakeGitLab) -> dict[tuple[str, str], Handler]:
         approved_by = [{"user": fake.user(name)} for name in names]
         return answer({"iid": int(iid), "approved": bool(names), "approved_by": approved_by})
 
+    async def reviewers(p: FakeProject, iid: str) -> Response:
+        """GET .../reviewers: each reviewer's state (unreviewed, reviewed, requested_changes,
+        approved...), as GitLab 17 reports it."""
+        if int(iid) not in p.merge_requests:
+            return error(404, "404 Not found")
+        entries = [
+            {
+                "user": fake.user(name),
+                "updated_state_by": fake.user(name),
+                "state": state,
+                "created_at": "2026-01-01T00:00:00.000Z",
+            }
+            for name, state in p.reviewers.get(int(iid), {}).items()
+        ]
+        return paginated(entries)
+
     async def merge(p: FakeProject, iid: str) -> Response:
         mr = p.merge_requests.get(int(iid))
         if mr is None:
@@ -188,6 +204,7 @@ def table(fake: FakeGitLab) -> dict[tuple[str, str], Handler]:
         ("GET", r"merge_requests/(\d+)"): get_mr,
         ("PUT", r"merge_requests/(\d+)"): put_mr,
         ("GET", r"merge_requests/(\d+)/approvals"): approvals,
+        ("GET", r"merge_requests/(\d+)/reviewers"): reviewers,
         ("PUT", r"merge_requests/(\d+)/merge"): merge,
         ("DELETE", r"repository/branches/(.+)"): delete_branch,
         ("GET", r"members/all/(\d+)"): member,

@@ -31,6 +31,7 @@ class FakeProject:
     labels: set[str] = field(default_factory=set)
     merge_requests: dict[int, dict[str, Any]] = field(default_factory=dict)
     approvals: dict[int, list[str]] = field(default_factory=dict)  # iid -> usernames
+    reviewers: dict[int, dict[str, str]] = field(default_factory=dict)  # iid -> {name: state}
     merge_statuses: dict[int, list[str]] = field(default_factory=dict)  # answers, in turn
     pipelines: dict[str, list[str]] = field(default_factory=dict)  # sha -> statuses, in turn
     members: dict[str, int] = field(default_factory=dict)  # username -> access level
