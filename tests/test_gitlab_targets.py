@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tamma_trio.config import ServiceConfig
-from tamma_trio.engine.base import Target
+from tamma_trio.step_records import Target
 from tamma_trio.handlers import Handlers
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.policy import Failure
