@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from tamma_trio.config import ServiceConfig
-from tamma_trio.step_records import Target
 from tamma_trio.handlers import Handlers
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.policy import Failure
+from tamma_trio.step_records import Target
 from tamma_trio.store.memory import MemoryStore
 from tamma_trio.store.sqlite import SqliteStore
 from tests import webhook_payloads as gl
