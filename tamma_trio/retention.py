@@ -10,7 +10,7 @@ is logged and tried again at the next interval: housekeeping never stops the dae
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
@@ -52,12 +52,23 @@ async def prune_all(
 
 
 class Retention:
-    """The daemon's sweeper: one sweep at start, then one every ``interval`` seconds."""
+    """The daemon's sweeper: one sweep at start, then one every ``interval`` seconds.
 
-    def __init__(self, store: TaskStore, config: RetentionConfig, wall: WallClock) -> None:
+    ``after_prune`` removes what lived beside the pruned tasks (the engine's kept worktrees
+    and logs); it runs after every sweep, so work left by an earlier failed sweep goes too.
+    """
+
+    def __init__(
+        self,
+        store: TaskStore,
+        config: RetentionConfig,
+        wall: WallClock,
+        after_prune: Callable[[], Awaitable[int]] | None = None,
+    ) -> None:
         self.store = store
         self.config = config
         self.wall = wall
+        self.after_prune = after_prune
         self.pruned = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -74,6 +85,8 @@ class Retention:
         try:
             for statuses, before in cutoffs(self.config, self.wall()):
                 swept += await prune_all(self.store, statuses, before, self.config.batch_size)
+            if self.after_prune is not None:
+                await self.after_prune()
         except Exception as exc:
             log.warning(
                 "retention: pruning failed, trying again in %g s: %s", self.config.interval, exc

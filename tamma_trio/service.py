@@ -27,6 +27,7 @@ from trio_util import AsyncValue
 
 from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
+from tamma_trio.engine.kept_work import KeepsWork
 from tamma_trio.engine.workflow_options import LocalForgeOptions
 from tamma_trio.handlers import Handlers
 from tamma_trio.intake import Intake
@@ -42,6 +43,7 @@ from tamma_trio.service_events import EventFeed, EventKind
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store.base import TaskStore, WallClock
 from tamma_trio.worker import LeaseKeeper, Worker
+from tamma_trio.workspace_retention import WorkspaceRetention
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,14 @@ class Service:
             events=self.publisher,
         )
         self.lease_keeper = LeaseKeeper(store, self.worker, svc.lease_duration)
-        self.retention = Retention(store, config.retention, wall)
+        workspaces = (
+            WorkspaceRetention(store, self.engine.kept_work())
+            if isinstance(self.engine, KeepsWork)
+            else None
+        )
+        self.retention = Retention(
+            store, config.retention, wall, workspaces.sweep if workspaces else None
+        )
         self.reclaimer = LeaseReclaimer(
             store, reclaim_interval(svc.lease_duration), self._on_reclaimed
         )

@@ -35,6 +35,7 @@ from tamma_trio.engine.base import (
 )
 from tamma_trio.engine.forge.base import Forge
 from tamma_trio.engine.git import minimal_env
+from tamma_trio.engine.kept_work import KeptWorkLayout
 from tamma_trio.engine.limits import RunGuard, enforcement
 from tamma_trio.engine.process import run_in_group
 from tamma_trio.engine.workflow_options import TestsOptions, parse_options
@@ -357,11 +358,17 @@ class WorkflowEngine:
         await self.forge.add_labels(target, (NEEDS_HUMAN,))
         await self.forge.remove_label(target, IN_PROGRESS)
 
+    def kept_work(self) -> KeptWorkLayout:
+        """Where failed and escalated tasks' worktrees and logs stay until retention."""
+        workspaces = self.workspaces
+        return KeptWorkLayout(workspaces.root_of, self.forge.repositories, workspaces.git)
+
     async def finish(self, target: Target) -> None:
-        """Remove the task's worktree. Issues and pull requests share one number sequence, so
-        a pull request's number never names an issue's worktree."""
+        """Remove the task's worktree and logs. Issues and pull requests share one number
+        sequence, so a pull request's number never names an issue's worktree."""
         workspace = await self.workspaces.get(target.repository)
         await workspace.remove_worktree(target.number)
+        await workspace.remove_task_files(target.number)
 
 
 def create_engine(options: Mapping[str, Any], context: EngineContext) -> WorkflowEngine:
