@@ -33,10 +33,11 @@ from tamma_trio.engine.base import (
     Target,
     TestResult,
 )
+from tamma_trio.engine.cgroups import Cgroups
 from tamma_trio.engine.forge.base import Forge
 from tamma_trio.engine.git import minimal_env
 from tamma_trio.engine.kept_work import KeptWorkLayout
-from tamma_trio.engine.limits import RunGuard, enforcement
+from tamma_trio.engine.limits import Limits, RunGuard, enforcement
 from tamma_trio.engine.process import run_in_group
 from tamma_trio.engine.workflow_options import TestsOptions, parse_options
 from tamma_trio.engine.workflow_ports import build_ports
@@ -79,9 +80,12 @@ class WorkflowEngine:
         stops the daemon early instead of failing its first task."""
         await self.forge.open()
         await self.workspaces.prepare_all()
+        agent_limits = self.agent.guard.limits if self.agent.guard else Limits()
+        if agent_limits or self.tests_guard.limits:
+            Cgroups.enable()
         log.info(
             "resource limits: agent %s; tests %s; enforced by %s",
-            self.agent.guard.limits.describe() if self.agent.guard else "none",
+            agent_limits.describe(),
             self.tests_guard.limits.describe(),
             enforcement(),
         )
