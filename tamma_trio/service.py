@@ -29,6 +29,7 @@ from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
 from tamma_trio.engine.kept_work import KeepsWork
 from tamma_trio.engine.workflow_options import LocalForgeOptions
+from tamma_trio.event_feed import EventFeed
 from tamma_trio.handlers import Handlers
 from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
@@ -39,7 +40,7 @@ from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
 from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
 from tamma_trio.retention import Retention
-from tamma_trio.service_events import EventFeed, EventKind
+from tamma_trio.service_events import EventKind
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store.base import TaskStore, WallClock
 from tamma_trio.worker import LeaseKeeper, Worker

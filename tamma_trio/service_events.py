@@ -12,7 +12,6 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
-from trio_util import AsyncValue
 
 
 class EventKind(StrEnum):
@@ -118,17 +117,3 @@ def unreferenced_events(
     needed = {note.event.id for note in staying}
     ordered = sorted(events, key=lambda event: event.id)
     return [event for event in ordered if event.at < cut and event.id not in needed][:limit]
-
-
-class EventFeed:
-    """Tells live readers (the SSE stream) that the store holds newer events.
-
-    A generation counter rather than an Event: a reader snapshots it, reads the store, then
-    waits for a different value, so an event published while it was reading is never missed.
-    """
-
-    def __init__(self) -> None:
-        self.generation = AsyncValue(0)
-
-    def published(self) -> None:
-        self.generation.value += 1
