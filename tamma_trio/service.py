@@ -25,6 +25,7 @@ from typing import Any
 import trio
 from trio_util import AsyncValue
 
+from tamma_trio.cli_intake import CliIntakeTally
 from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
 from tamma_trio.engine.kept_work import KeepsWork
@@ -125,6 +126,7 @@ class Service:
             events=self.publisher,
         )
         self.lease_keeper = LeaseKeeper(store, self.worker, svc.lease_duration)
+        self.cli_intake = CliIntakeTally(store, self.metrics.tasks_received)
         workspaces = (
             WorkspaceRetention(store, self.engine.kept_work())
             if isinstance(self.engine, KeepsWork)
@@ -178,6 +180,8 @@ class Service:
                     await background.start(self.reclaimer.run)
                     await background.start(self.sender.run)
                     await background.start(self._prune_deliveries)
+                    if self.config.service.metrics.enabled:  # nobody could read the count
+                        await background.start(self.cli_intake.run)
                     if self.config.retention.enabled:
                         await background.start(self.retention.run)
                     await self._work(task_status)
@@ -212,6 +216,8 @@ class Service:
 
     def _start_task(self, workers: trio.Nursery, task: Task, slot: object) -> None:
         self.worker.start(workers, task, slot, self.limiter)
+        if self.config.service.metrics.enabled:
+            self.cli_intake.claimed(task)
 
     async def _drain(self) -> None:
         """Let tasks in flight finish until the deadline, then interrupt (release) the rest."""
