@@ -155,7 +155,7 @@ def retry(task_id: int, config: Config) -> int:
 @with_config
 def approve(task_id: int, approver: str, config: Config) -> int:
     """Run an issue escalated for approval again, with its plan approved."""
-    from tamma_trio.commands import is_bot
+    from tamma_trio.comment_commands import is_bot
     from tamma_trio.intake import Intake
     from tamma_trio.intake.build import approval_of
 
