@@ -206,6 +206,10 @@ class Cgroups:
         proc: Path = Path("/proc"),
         pid: int | None = None,
     ) -> Path | None:
+        """Take the daemon's cgroup over once per process (again would nest a leaf in the
+        leaf); the base for runs, or None with ``reason`` set."""
+        if cls.base is not None:
+            return cls.base
         try:
             hierarchy = find_own(
                 (proc / "self" / "cgroup").read_text(), (proc / "self" / "mountinfo").read_text()
