@@ -26,7 +26,7 @@ def write_config(
     bot: str = BOT,
     *,
     forge: Mapping[str, Any] | None = None,
-    extra: Mapping[str, Mapping[str, Any]] | None = None,
+    extra: Mapping[str, dict[str, Any]] | None = None,
 ) -> Path:
     """The daemon's config on the fake GitHub; ``forge`` adds [engine.forge] keys (an App's),
     ``extra`` whole tables (webhooks)."""
