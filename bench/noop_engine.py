@@ -15,11 +15,12 @@ from typing import Any
 
 import trio
 
-from tamma_trio.engine.base import (
+from tamma_trio.engine.base import EngineContext
+from tamma_trio.errors import EngineError
+from tamma_trio.step_records import (
     Analysis,
     Branch,
     Changes,
-    EngineContext,
     Issue,
     MergeResult,
     Plan,
@@ -28,7 +29,6 @@ from tamma_trio.engine.base import (
     Target,
     TestResult,
 )
-from tamma_trio.errors import EngineError
 
 PENDING = PRStatus(
     state="open",
@@ -69,9 +69,6 @@ class NoopEngine:
         return True
 
     async def comment(self, target: Target, body: str) -> None:
-        return None
-
-    async def add_labels(self, target: Target, labels: tuple[str, ...]) -> None:
         return None
 
     async def remove_label(self, target: Target, label: str) -> None:

@@ -141,7 +141,8 @@ class ServiceConfig(Section):
 
 
 class EngineConfig(BaseModel):
-    """The engine by name ("workflow", "fake") or import path; other keys go to its factory."""
+    """The engine by name ("workflow") or import path "pkg.module:factory"; other keys go to its
+    factory."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 

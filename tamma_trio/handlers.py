@@ -19,22 +19,9 @@ import trio
 from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio import step_log
-from tamma_trio.commands import Command, is_bot, parse_command
+from tamma_trio.comment_commands import Command, is_bot, parse_command
 from tamma_trio.config import ServiceConfig
-from tamma_trio.engine.base import (
-    IN_PROGRESS_LABEL,
-    Analysis,
-    Branch,
-    Changes,
-    Engine,
-    Issue,
-    Plan,
-    PRStatus,
-    PullRequest,
-    Record,
-    Target,
-    TestResult,
-)
+from tamma_trio.engine.base import IN_PROGRESS_LABEL, Engine
 from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.models import (
     ESCALATED_FOR_APPROVAL,
@@ -47,7 +34,19 @@ from tamma_trio.models import (
     Task,
     TaskType,
 )
-from tamma_trio.policy import Failure, Verdict, diff_verdict, plan_verdict
+from tamma_trio.policy import AutoApproval, Failure, diff_auto_approval, plan_auto_approval
+from tamma_trio.step_records import (
+    Analysis,
+    Branch,
+    Changes,
+    Issue,
+    Plan,
+    PRStatus,
+    PullRequest,
+    Record,
+    Target,
+    TestResult,
+)
 from tamma_trio.store.base import TaskStore
 from tamma_trio.timeline import STEP_EVENT, step_detail
 
@@ -231,17 +230,17 @@ class Handlers:
         analysis = await run.step("analyze_issue", Analysis, lambda: engine.analyze_issue(issue))
         plan = await run.step("generate_plan", Plan, lambda: engine.generate_plan(analysis))
         if not run.done("create_branch") and approved is None:
-            verdict = plan_verdict(plan, self.config.auto_approve)
-            if not await self._approved(run, verdict, issue.target):
-                return _escalated(verdict, issue)
+            decision = plan_auto_approval(plan, self.config.auto_approve)
+            if not await self._approved(run, decision, issue.target):
+                return _escalated(decision, issue)
         branch = await run.step("create_branch", Branch, lambda: engine.create_branch(plan))
         changes = await run.step(
             "implement_code", Changes, lambda: engine.implement_code(plan, branch)
         )
         if not run.done("run_tests") and approved != "diff":
-            verdict = diff_verdict(changes, self.config.auto_approve)
-            if not await self._approved(run, verdict, issue.target):
-                return _escalated(verdict, issue, branch=branch.name)
+            decision = diff_auto_approval(changes, self.config.auto_approve)
+            if not await self._approved(run, decision, issue.target):
+                return _escalated(decision, issue, branch=branch.name)
         tests = await run.step("run_tests", TestResult, lambda: self._passing_tests(changes))
         pull = await run.step(
             "create_pull_request",
@@ -250,14 +249,16 @@ class Handlers:
         )
         return Outcome(action=AUTO_APPROVED, detail={"issue": number, **_pr_detail(pull)})
 
-    async def _approved(self, run: TaskRun, verdict: Verdict, target: Target) -> bool:
+    async def _approved(self, run: TaskRun, decision: AutoApproval, target: Target) -> bool:
         """Record the decision with every rule; escalate to a human when it is a no."""
-        await run.record("approval", verdict.as_event())
-        step_log.approval_decided(run.task, verdict.stage, verdict.approved, list(verdict.reasons))
-        if verdict.approved:
+        await run.record("approval", decision.as_event())
+        step_log.approval_decided(
+            run.task, decision.stage, decision.approved, list(decision.reasons)
+        )
+        if decision.approved:
             return True
-        reason = f"the {verdict.stage} needs a human's approval: " + "; ".join(verdict.reasons)
-        await self.engine.escalate(target, reason, verdict.as_event())
+        reason = f"the {decision.stage} needs a human's approval: " + "; ".join(decision.reasons)
+        await self.engine.escalate(target, reason, decision.as_event())
         return False
 
     async def _passing_tests(self, changes: Changes) -> TestResult:
@@ -338,8 +339,8 @@ def target_of(task: Task) -> Target:
     return Target(repository=str(payload["repository"]), number=int(ref["number"]))
 
 
-def _escalated(verdict: Verdict, issue: Issue, **extra: Any) -> Outcome:
-    detail = {"issue": issue.number, "stage": verdict.stage, "reasons": list(verdict.reasons)}
+def _escalated(decision: AutoApproval, issue: Issue, **extra: Any) -> Outcome:
+    detail = {"issue": issue.number, "stage": decision.stage, "reasons": list(decision.reasons)}
     return Outcome(action=ESCALATED_FOR_APPROVAL, detail={**detail, **extra})
 
 

@@ -18,8 +18,8 @@ import trio
 from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio.config import AutoApproveConfig
-from tamma_trio.engine.base import Changes, Plan
 from tamma_trio.errors import EngineError, ValidationError
+from tamma_trio.step_records import Changes, Plan
 
 # Backoff is spread downwards by up to this fraction, so that tasks failing together do not
 # retry together, while min(retry_delay * 2**retry, max_retry_delay) stays a true upper bound.
@@ -118,7 +118,7 @@ class Check:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class AutoApproval:
     """The decision and every rule behind it; ``reasons`` are the rules that said no."""
 
     stage: str  # "plan" or "diff"
@@ -144,7 +144,7 @@ class Verdict:
         }
 
 
-def plan_verdict(plan: Plan, rules: AutoApproveConfig) -> Verdict:
+def plan_auto_approval(plan: Plan, rules: AutoApproveConfig) -> AutoApproval:
     """May ``plan`` go ahead without a human? Complexity, risk, hours, planned files, labels.
 
     Planned files are matched against the protected patterns too: a plan that announces a
@@ -175,10 +175,10 @@ def plan_verdict(plan: Plan, rules: AutoApproveConfig) -> Verdict:
             else "not labelled as a breaking change",
         ),
     )
-    return Verdict("plan", checks)
+    return AutoApproval("plan", checks)
 
 
-def diff_verdict(changes: Changes, rules: AutoApproveConfig) -> Verdict:
+def diff_auto_approval(changes: Changes, rules: AutoApproveConfig) -> AutoApproval:
     """The same question on the real diff after implementation: size, touched and deleted files."""
     paths = [f.path for f in changes.files]
     deleted = [f.path for f in changes.files if f.status.upper().startswith("D")]
@@ -197,7 +197,7 @@ def diff_verdict(changes: Changes, rules: AutoApproveConfig) -> Verdict:
         _blocked_files_check(paths, rules),
         _deletions_check(deleted),
     )
-    return Verdict("diff", checks)
+    return AutoApproval("diff", checks)
 
 
 def _complexity_check(complexity: str, rules: AutoApproveConfig) -> Check:

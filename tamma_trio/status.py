@@ -58,12 +58,7 @@ class ServiceStatus:
     claim_failures: int = 0  # in a row; reset by a claim that worked
     claim_error: str | None = None
     engine: str = ""
-    components: dict[str, str] = field(default_factory=dict)
     forge: ForgeStats = field(default_factory=ForgeStats)
-
-    @property
-    def accepting_work(self) -> bool:
-        return self.state is ServiceState.RUNNING
 
     @property
     def claims_failing(self) -> bool:

@@ -26,12 +26,13 @@ import trio
 from pydantic import BaseModel, ConfigDict, Field
 from trio_util import AsyncValue
 
-from tamma_trio.engine.base import (
+from tamma_trio.engine.base import EngineContext
+from tamma_trio.errors import EngineError, StaleEventError
+from tamma_trio.step_records import (
     Analysis,
     Branch,
     ChangedFile,
     Changes,
-    EngineContext,
     Issue,
     Level,
     MergeResult,
@@ -42,7 +43,6 @@ from tamma_trio.engine.base import (
     Target,
     TestResult,
 )
-from tamma_trio.errors import EngineError, StaleEventError
 
 STEPS = (
     "select_issue",
@@ -271,9 +271,6 @@ class FakeEngine:
     async def comment(self, target: Target, body: str) -> None:
         self._note("comment", _subject(target))
         self.comments.append((_subject(target), body))
-
-    async def add_labels(self, target: Target, labels: tuple[str, ...]) -> None:
-        self._note("add_labels", _subject(target))
 
     async def remove_label(self, target: Target, label: str) -> None:
         self._note("remove_label", _subject(target))

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tamma_trio.engine.analysis import analyze, mentioned_paths, normalise_path, plan
-from tamma_trio.engine.base import Issue
+from tamma_trio.engine.analysis import assess_issue, draft_plan, mentioned_paths, normalise_path
 from tamma_trio.engine.workflow_options import parse_options
 from tamma_trio.errors import ConfigError, EngineError
+from tamma_trio.step_records import Issue
 
 
 def issue(body: str = "", labels: tuple[str, ...] = (), title: str = "Title") -> Issue:
@@ -42,12 +42,12 @@ def issue(body: str = "", labels: tuple[str, ...] = (), title: str = "Title") ->
 def test_levels_by_labels_then_agent_then_heuristic(
     labels: tuple[str, ...], body: str, answer: dict[str, Any], expected: tuple[str, str, str]
 ) -> None:
-    result = analyze(issue(body, labels), [], answer)
+    result = assess_issue(issue(body, labels), [], answer)
     assert (result.complexity, result.risk_level, result.source) == expected
 
 
 def test_analysis_collects_paths_and_references_from_body_and_comments() -> None:
-    result = analyze(
+    result = assess_issue(
         issue("See #12 and src/app.py, e.g. the `README.md`; not 1.2.3 nor /etc/../../x.py"),
         ["Also docs/guide.md (like #12, #40)"],
     )
@@ -75,7 +75,7 @@ def test_mentioned_paths_skip_what_escapes() -> None:
 
 
 def test_heuristic_plan_from_the_analysis() -> None:
-    result = plan(analyze(issue("Change `package.json`", ("complexity:low",)), []))
+    result = draft_plan(assess_issue(issue("Change `package.json`", ("complexity:low",)), []))
     assert [f.path for f in result.files] == ["package.json"]
     assert result.estimated_hours == 1 and result.complexity == "low"
     assert result.summary == "Resolve #5: Title"
@@ -88,7 +88,7 @@ def test_agent_plan_is_validated_and_normalised() -> None:
         "estimatedHours": 2.5,
         "risks": ["none"],
     }
-    result = plan(analyze(issue(), []), answer)
+    result = draft_plan(assess_issue(issue(), []), answer)
     assert [(f.path, f.action) for f in result.files] == [
         ("src/a.py", "create"),
         ("src/b.py", "modify"),
@@ -108,7 +108,7 @@ def test_agent_plan_is_validated_and_normalised() -> None:
 )
 def test_invalid_agent_plans_are_refused(answer: dict[str, Any], message: str) -> None:
     with pytest.raises(EngineError, match=message) as caught:
-        plan(analyze(issue(), []), answer)
+        draft_plan(assess_issue(issue(), []), answer)
     assert caught.value.code == "invalid_plan" and not caught.value.retryable
 
 

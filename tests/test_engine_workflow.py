@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tamma_trio.engine.base import Target
 from tamma_trio.engine.workflow import AUTOMATED, IN_PROGRESS, NEEDS_HUMAN, WorkflowEngine
 from tamma_trio.errors import EngineError
 from tamma_trio.models import NewTask, TaskType
+from tamma_trio.step_records import Target
 from tests.workflow_helpers import (
     BOT,
     REPO,

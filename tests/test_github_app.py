@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tamma_trio.engine.base import Target
 from tamma_trio.engine.forge.github.auth import REFRESH_MARGIN, AppCredentials
 from tamma_trio.engine.git_auth import basic_auth_env
 from tamma_trio.errors import EngineError
+from tamma_trio.step_records import Target
 from tests.fake_github import APP_SLUG, FakeGitHub, serving
 from tests.github_helpers import REPO, fake_with_repo, make_forge, rsa_key_pair
 from tests.store_helpers import FakeWall

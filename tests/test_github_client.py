@@ -10,10 +10,10 @@ import pytest
 import trio
 import trio.testing
 
-from tamma_trio.engine.base import Target
 from tamma_trio.engine.forge.github.auth import TokenCredentials
 from tamma_trio.engine.forge.github.pulls import MERGEABLE_WAITS
 from tamma_trio.errors import EngineError
+from tamma_trio.step_records import Target
 from tests.fake_github import FakeGitHub, serving
 from tests.github_helpers import REPO, Sleeps, fake_with_repo, make_forge
 from tests.gitlab_helpers import push_to

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tamma_trio.engine.base import Target
 from tamma_trio.engine.forge.gitlab.merge_requests import MERGE_STATUS_WAITS
 from tamma_trio.errors import EngineError
+from tamma_trio.step_records import Target
 from tests.fake_gitlab import FakeGitLab, serving
 from tests.github_helpers import Sleeps
 from tests.gitlab_helpers import BOT, PROJECT, fake_with_project, make_forge, push_to

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from tamma_trio.config import ServiceConfig
-from tamma_trio.engine.base import Target
 from tamma_trio.errors import EngineError
 from tamma_trio.handlers import Handlers, target_of
 from tamma_trio.models import NewTask, Task
 from tamma_trio.policy import Failure
+from tamma_trio.step_records import Target
 from tamma_trio.store.memory import MemoryStore
 from tests.fake_engine import FakeEngine, FakeOptions
 

@@ -8,7 +8,6 @@ import pytest
 import trio
 
 from tamma_trio.config import AutoApproveConfig
-from tamma_trio.engine.base import Branch, ChangedFile, Changes, Issue, Plan, PlannedFile
 from tamma_trio.errors import EngineError, ValidationError
 from tamma_trio.policy import (
     MAX_DEFERRALS,
@@ -16,11 +15,12 @@ from tamma_trio.policy import (
     blocked_by,
     classify,
     deferral_time,
-    diff_verdict,
-    plan_verdict,
+    diff_auto_approval,
+    plan_auto_approval,
     retries_left,
     retry_delay,
 )
+from tamma_trio.step_records import Branch, ChangedFile, Changes, Issue, Plan, PlannedFile
 
 RULES = AutoApproveConfig()
 
@@ -124,10 +124,10 @@ def make_plan(**changes: Any) -> Plan:
 
 
 def test_a_small_low_risk_plan_is_approved_with_every_rule_recorded() -> None:
-    verdict = plan_verdict(make_plan(), RULES)
-    assert verdict.approved
-    assert verdict.reasons == ()
-    event = verdict.as_event()
+    decision = plan_auto_approval(make_plan(), RULES)
+    assert decision.approved
+    assert decision.reasons == ()
+    event = decision.as_event()
     assert event["stage"] == "plan" and event["approved"] is True
     assert [check["rule"] for check in event["checks"]] == [
         "complexity",
@@ -209,20 +209,20 @@ def test_each_plan_rule_escalates_with_its_reason(
     plan_changes: dict[str, Any], rule_changes: dict[str, Any], rule: str, fragment: str
 ) -> None:
     rules = RULES.model_copy(update=rule_changes)
-    verdict = plan_verdict(make_plan(**plan_changes), rules)
-    assert not verdict.approved
-    failed = [check for check in verdict.checks if not check.passed]
+    decision = plan_auto_approval(make_plan(**plan_changes), rules)
+    assert not decision.approved
+    failed = [check for check in decision.checks if not check.passed]
     assert [check.rule for check in failed] == [rule]
-    assert fragment in verdict.reasons[0]
+    assert fragment in decision.reasons[0]
 
 
 def test_medium_complexity_passes_when_enabled() -> None:
     rules = RULES.model_copy(update={"medium_complexity": True})
-    assert plan_verdict(make_plan(complexity="medium"), rules).approved
+    assert plan_auto_approval(make_plan(complexity="medium"), rules).approved
 
 
 def test_hours_at_the_limit_pass() -> None:
-    assert plan_verdict(make_plan(estimated_hours=8), RULES).approved
+    assert plan_auto_approval(make_plan(estimated_hours=8), RULES).approved
 
 
 def test_every_failing_rule_is_reported_at_once() -> None:
@@ -232,9 +232,9 @@ def test_every_failing_rule_is_reported_at_once() -> None:
         estimated_hours=40,
         files=(PlannedFile(path="package.json", action="delete"),),
     )
-    verdict = plan_verdict(plan, RULES)
-    assert len(verdict.reasons) == 5
-    assert not verdict.as_event()["approved"]
+    decision = plan_auto_approval(plan, RULES)
+    assert len(decision.reasons) == 5
+    assert not decision.as_event()["approved"]
 
 
 # --- the diff -------------------------------------------------------------------------------
@@ -251,8 +251,10 @@ def make_changes(files: tuple[ChangedFile, ...], added: int = 10, removed: int =
 
 
 def test_a_small_diff_is_approved() -> None:
-    verdict = diff_verdict(make_changes((ChangedFile(path="src/widget.py", status="M"),)), RULES)
-    assert verdict.approved and verdict.stage == "diff"
+    decision = diff_auto_approval(
+        make_changes((ChangedFile(path="src/widget.py", status="M"),)), RULES
+    )
+    assert decision.approved and decision.stage == "diff"
 
 
 DIFF_CASES = [
@@ -304,16 +306,16 @@ DIFF_CASES = [
 def test_each_diff_rule_escalates_with_its_reason(
     files: tuple[ChangedFile, ...], added: int, rule: str, fragment: str
 ) -> None:
-    verdict = diff_verdict(make_changes(files, added=added), RULES)
-    failed = [check.rule for check in verdict.checks if not check.passed]
+    decision = diff_auto_approval(make_changes(files, added=added), RULES)
+    failed = [check.rule for check in decision.checks if not check.passed]
     assert failed == [rule]
-    assert fragment in verdict.reasons[0]
+    assert fragment in decision.reasons[0]
 
 
 def test_line_limit_counts_added_and_removed() -> None:
     files = (ChangedFile(path="src/a.py", status="M"),)
-    assert diff_verdict(make_changes(files, added=500, removed=500), RULES).approved
-    assert not diff_verdict(make_changes(files, added=500, removed=501), RULES).approved
+    assert diff_auto_approval(make_changes(files, added=500, removed=500), RULES).approved
+    assert not diff_auto_approval(make_changes(files, added=500, removed=501), RULES).approved
 
 
 # --- globs ----------------------------------------------------------------------------------

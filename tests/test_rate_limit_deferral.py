@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from trio.testing import MockClock
 
-from tamma_trio.engine.base import Issue
 from tamma_trio.engine.forge.github.forge import GitHubForge
 from tamma_trio.models import TaskStatus
 from tamma_trio.policy import MAX_DEFERRALS
 from tamma_trio.service import trio_wall_clock
+from tamma_trio.step_records import Issue
 from tamma_trio.store.base import TaskStore
 from tests.fake_engine import FakeEngine, FakeOptions
 from tests.fake_github import FakeGitHub, serving

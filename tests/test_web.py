@@ -26,7 +26,6 @@ async def test_health_reports_status_uptime_metrics_and_components(autojump_cloc
     deps.status.queue = QueueStats(
         by_status={TaskStatus.QUEUED: 3}, queue_depth=3, oldest_queued_age=7.5
     )
-    deps.status.components["queue"] = "sqlite"
     await trio.sleep(12)
     response = await create_app(deps).test_client().get("/health")
     assert response.status_code == 200
@@ -38,7 +37,7 @@ async def test_health_reports_status_uptime_metrics_and_components(autojump_cloc
     assert body["metrics"]["queue_depth"] == 3
     assert body["metrics"]["oldest_queued_age"] == 7.5
     assert body["metrics"]["by_status"]["queued"] == 3
-    assert body["components"] == {"store": "up", "engine": "fake", "queue": "sqlite"}
+    assert body["components"] == {"store": "up", "engine": "fake"}
 
 
 async def test_health_stays_200_while_draining_and_ready_turns_503(autojump_clock) -> None:

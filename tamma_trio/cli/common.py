@@ -7,7 +7,6 @@ so scripts can tell "you asked for something wrong" from "the daemon failed".
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -86,7 +85,3 @@ def with_config(command: F) -> F:
         return command(*args, config=load_or_exit(config_path), **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def stdout_is_tty() -> bool:
-    return sys.stdout.isatty()

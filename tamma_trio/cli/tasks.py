@@ -18,7 +18,7 @@ import trio
 from tamma_trio import strict_json
 from tamma_trio.cli import render
 from tamma_trio.cli.common import ROW_ID, fail_usage, with_config
-from tamma_trio.commands import is_bot
+from tamma_trio.comment_commands import is_bot
 from tamma_trio.config import Config
 from tamma_trio.errors import FieldError
 from tamma_trio.intake import Intake

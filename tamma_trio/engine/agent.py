@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from tamma_trio.engine.base import AgentRun
 from tamma_trio.engine.git import minimal_env
 from tamma_trio.engine.limits import RunGuard
 from tamma_trio.engine.process import ProcessOutcome, run_in_group
 from tamma_trio.errors import EngineError
+from tamma_trio.step_records import AgentRun
 
 Mode = Literal["implement", "analyze", "plan"]
 

@@ -22,8 +22,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tamma_trio.engine.base import LEVELS, Analysis, Issue, Level, Plan, PlannedFile
 from tamma_trio.errors import EngineError
+from tamma_trio.step_records import LEVELS, Analysis, Issue, Level, Plan, PlannedFile
 
 LOW_LABELS = frozenset({"good first issue", "docs", "documentation", "typo", "chore"})
 HIGH_LABELS = frozenset({"security", "breaking", "breaking-change", "migration"})
@@ -112,7 +112,7 @@ def heuristic_risk(labels: set[str], paths: Sequence[str], complexity: Level) ->
     return "medium"
 
 
-def analyze(
+def assess_issue(
     issue: Issue, comments: Sequence[str], structured: Mapping[str, Any] | None = None
 ) -> Analysis:
     """Complexity and risk by labels, then the agent's answer, then the heuristic."""
@@ -155,7 +155,7 @@ def _summary(issue: Issue) -> str:
     return f"{issue.title}: {first}" if first else issue.title
 
 
-def plan(analysis: Analysis, structured: Mapping[str, Any] | None = None) -> Plan:
+def draft_plan(analysis: Analysis, structured: Mapping[str, Any] | None = None) -> Plan:
     """The plan: the agent's structured plan when given (validated), else one from the analysis.
 
     Raises EngineError(invalid_plan, not retryable) when the agent's plan names a path outside

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tamma_trio.engine.base import Analysis, Branch, Changes, Issue, Plan, TestResult
+from tamma_trio.step_records import Analysis, Branch, Changes, Issue, Plan, TestResult
 
 CLAIM_MARKER = "<!-- tamma-trio:claim -->"
 ESCALATION_MARKER = "<!-- tamma-trio:escalation -->"

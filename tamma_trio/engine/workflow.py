@@ -15,24 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tamma_trio.engine import analysis as analysis_rules
 from tamma_trio.engine import prompts
 from tamma_trio.engine.agent import AgentRequest, AgentRunner, Mode, extract_json_object
-from tamma_trio.engine.base import (
-    IN_PROGRESS_LABEL,
-    AgentRun,
-    Analysis,
-    Branch,
-    Changes,
-    EngineContext,
-    Issue,
-    MergeResult,
-    Plan,
-    PRStatus,
-    PullRequest,
-    Target,
-    TestResult,
-)
+from tamma_trio.engine.analysis import assess_issue, draft_plan
+from tamma_trio.engine.base import IN_PROGRESS_LABEL, EngineContext
 from tamma_trio.engine.forge.base import Forge
 from tamma_trio.engine.git import minimal_env
 from tamma_trio.engine.limits import RunGuard, enforcement
@@ -42,6 +28,19 @@ from tamma_trio.engine.workflow_ports import build_ports
 from tamma_trio.engine.workspaces import Workspaces
 from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.log import REDACTOR
+from tamma_trio.step_records import (
+    AgentRun,
+    Analysis,
+    Branch,
+    Changes,
+    Issue,
+    MergeResult,
+    Plan,
+    PRStatus,
+    PullRequest,
+    Target,
+    TestResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +152,7 @@ class WorkflowEngine:
         answer = None
         if self.structured:
             answer = await self._ask(issue, "analyze", prompts.analyze_prompt(issue, comments))
-        return analysis_rules.analyze(issue, comments, answer)
+        return assess_issue(issue, comments, answer)
 
     async def generate_plan(self, analysis: Analysis) -> Plan:
         issue = analysis.issue
@@ -161,7 +160,7 @@ class WorkflowEngine:
         if self.structured:
             comments = await self._human_comments(issue.target)
             answer = await self._ask(issue, "plan", prompts.plan_prompt(analysis, comments))
-        return analysis_rules.plan(analysis, answer)
+        return draft_plan(analysis, answer)
 
     async def _ask(self, issue: Issue, mode: Mode, prompt: str) -> dict[str, Any] | None:
         """The agent's JSON answer, from a throw-away worktree of the default branch."""
@@ -338,9 +337,6 @@ class WorkflowEngine:
 
     async def comment(self, target: Target, body: str) -> None:
         await self.forge.comment(target, body, self.bot)
-
-    async def add_labels(self, target: Target, labels: tuple[str, ...]) -> None:
-        await self.forge.add_labels(target, labels)
 
     async def remove_label(self, target: Target, label: str) -> None:
         await self.forge.remove_label(target, label)

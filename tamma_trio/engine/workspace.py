@@ -21,10 +21,10 @@ from pathlib import Path
 
 import trio
 
-from tamma_trio.engine.base import Branch
 from tamma_trio.engine.git import Git, GitResult, git_failure
 from tamma_trio.engine.worktree import Identity, WorktreeOps
 from tamma_trio.errors import EngineError
+from tamma_trio.step_records import Branch
 
 BRANCH_PREFIX = "tamma/"
 MAX_SUFFIX = 9

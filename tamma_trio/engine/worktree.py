@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tamma_trio.engine.base import Branch, ChangedFile
 from tamma_trio.engine.git import Git
 from tamma_trio.errors import EngineError
+from tamma_trio.step_records import Branch, ChangedFile
 
 COMMIT_TRAILER = "Tamma-Issue"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from tamma_trio.commands import Command, is_bot
+from tamma_trio.comment_commands import Command, is_bot
 from tamma_trio.intake.intents import Author
 
 MayCommand = Callable[[str, str], Awaitable[bool]]  # (repository, login) -> allowed

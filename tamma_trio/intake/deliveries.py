@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tamma_trio.commands import Command
+from tamma_trio.comment_commands import Command
 from tamma_trio.delivery import Delivery, DeliveryOutcome, DeliveryRecord
 from tamma_trio.errors import TransitionError
 from tamma_trio.intake import build

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from tamma_trio.commands import ISSUE_COMMANDS, PULL_REQUEST_COMMANDS, find_command, is_bot
+from tamma_trio.comment_commands import ISSUE_COMMANDS, PULL_REQUEST_COMMANDS, find_command, is_bot
 from tamma_trio.errors import FieldError
 from tamma_trio.intake import build
 from tamma_trio.intake.intents import (

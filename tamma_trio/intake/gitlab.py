@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tamma_trio.commands import ISSUE_COMMANDS, PULL_REQUEST_COMMANDS, find_command, is_bot
+from tamma_trio.comment_commands import ISSUE_COMMANDS, PULL_REQUEST_COMMANDS, find_command, is_bot
 from tamma_trio.intake import build
 from tamma_trio.intake.github import Rules, parse
 from tamma_trio.intake.intents import (

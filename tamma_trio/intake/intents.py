@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tamma_trio.commands import Command
+from tamma_trio.comment_commands import Command
 from tamma_trio.models import NewTask
 
 

@@ -6,7 +6,7 @@ request the engine opened asks for review. Keys name the event, so replaying it 
 
 from __future__ import annotations
 
-from tamma_trio.commands import ISSUE_COMMANDS, PULL_REQUEST_COMMANDS, find_command
+from tamma_trio.comment_commands import ISSUE_COMMANDS, PULL_REQUEST_COMMANDS, find_command
 from tamma_trio.intake import build
 from tamma_trio.intake.intents import Author, CommandComment, Ignore, Intent, IssueRef
 from tamma_trio.models import NewTask

@@ -59,7 +59,6 @@ def health_body(deps: WebDeps) -> dict[str, Any]:
     """The story's HealthStatus: status, uptime, metrics, components."""
     status = deps.status
     components = {"store": store_component(status), "engine": status.engine or "unknown"}
-    components.update(status.components)
     return {
         "status": health_state(status),
         "uptime": round(max(deps.now() - status.started_at, 0.0), 3),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from tamma_trio.engine.base import Issue, MergeResult, PRStatus, PullRequest, Record, Target
+from tamma_trio.step_records import Issue, MergeResult, PRStatus, PullRequest, Record, Target
 
 
 class Comment(Record):
@@ -63,9 +63,6 @@ class Forge(Protocol):
     async def assign(self, target: Target, login: str) -> None: ...
 
     async def close_issue(self, target: Target) -> None: ...
-
-    async def find_pull_request(self, repository: str, head_branch: str) -> PullRequest | None:
-        """The open pull request from ``head_branch``, so creating one stays idempotent."""
 
     async def open_pull_request(
         self,

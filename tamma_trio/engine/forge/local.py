@@ -17,7 +17,6 @@ from typing import Any, Literal, TypeVar
 
 import trio
 
-from tamma_trio.engine.base import Issue, MergeResult, PRStatus, PullRequest, Target
 from tamma_trio.engine.forge.base import Comment, RepositoryInfo
 from tamma_trio.engine.forge.local_db import ForgeDb
 from tamma_trio.engine.forge.local_git import BareRepository, CiSettings
@@ -26,6 +25,7 @@ from tamma_trio.engine.git import Git
 from tamma_trio.errors import EngineError
 from tamma_trio.intake.local_forge import review_task
 from tamma_trio.models import NewTask
+from tamma_trio.step_records import Issue, MergeResult, PRStatus, PullRequest, Target
 
 T = TypeVar("T")
 PrState = Literal["open", "closed", "merged"]
@@ -179,10 +179,6 @@ class LocalForge:
 
     async def get_pull_request(self, repository: str, number: int) -> PullRequest:
         return await self._record(await self._pull(repository, number))
-
-    async def find_pull_request(self, repository: str, head_branch: str) -> PullRequest | None:
-        number = await self._call(self.db.find_open_pull, repository, head_branch)
-        return None if number is None else await self.get_pull_request(repository, number)
 
     async def open_pull_request(
         self,

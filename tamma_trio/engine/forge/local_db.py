@@ -200,9 +200,6 @@ class ForgeDb:
             self._add_labels(conn, repository, number, labels)
         return number, True
 
-    def find_open_pull(self, repository: str, head_branch: str) -> int | None:
-        return self._open_pull_number(self._conn, repository, head_branch)
-
     def _open_pull_number(
         self, conn: sqlite3.Connection, repository: str, head_branch: str
     ) -> int | None:

@@ -15,7 +15,6 @@ from urllib.parse import quote
 
 import trio
 
-from tamma_trio.engine.base import Issue, Target
 from tamma_trio.engine.forge.base import Comment, RepositoryInfo
 from tamma_trio.engine.forge.github.client import Credentials, GitHubClient
 from tamma_trio.engine.forge.github.pulls import MergeSettings, PullRequestOps
@@ -23,6 +22,7 @@ from tamma_trio.engine.forge.github.verdicts import role_of, role_reaches
 from tamma_trio.engine.forge.http_util import Sleep, Wall
 from tamma_trio.engine.git_auth import basic_auth_env
 from tamma_trio.errors import EngineError
+from tamma_trio.step_records import Issue, Target
 
 GIT_USER = "x-access-token"
 PERMISSION_TTL = 300.0  # a collaborator's role is asked again after five minutes

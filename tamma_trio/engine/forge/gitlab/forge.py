@@ -14,7 +14,6 @@ from typing import Any
 
 import trio
 
-from tamma_trio.engine.base import Issue, Target
 from tamma_trio.engine.forge.base import Comment, RepositoryInfo
 from tamma_trio.engine.forge.gitlab.client import GitLabClient, project_path
 from tamma_trio.engine.forge.gitlab.merge_requests import MergeRequestOps
@@ -23,6 +22,7 @@ from tamma_trio.engine.forge.http_util import Sleep, Wall
 from tamma_trio.engine.forge.merging import MergeSettings
 from tamma_trio.engine.git_auth import basic_auth_env
 from tamma_trio.errors import EngineError
+from tamma_trio.step_records import Issue, Target
 
 GIT_USER = "oauth2"  # GitLab's documented user name for a token over HTTPS
 ACCESS_TTL = 300.0  # a member's access level is asked again after five minutes

@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from tamma_trio.engine.base import MergeResult, PRStatus, PullRequest
 from tamma_trio.engine.forge.gitlab.client import GitLabClient, project_path
 from tamma_trio.engine.forge.gitlab.verdicts import approval_count, merge_state, pipeline_state
 from tamma_trio.engine.forge.http_util import Sleep, Wall
 from tamma_trio.engine.forge.merging import ChecksGrace, MergeSettings
 from tamma_trio.errors import EngineError
+from tamma_trio.step_records import MergeResult, PRStatus, PullRequest
 
 MERGE_STATUS_WAITS = (1.0, 2.0, 4.0, 8.0)  # at most 15 s spent asking GitLab again
 STATES = {"opened": "open", "merged": "merged"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tamma_trio.commands import Command, command_lines, parse_command
+from tamma_trio.comment_commands import Command, command_lines, parse_command
 
 BOT = "tamma"
 
