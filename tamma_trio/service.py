@@ -33,6 +33,7 @@ from tamma_trio.engine.workflow_options import LocalForgeOptions
 from tamma_trio.event_feed import EventFeed
 from tamma_trio.handlers import Handlers
 from tamma_trio.intake import Intake
+from tamma_trio.lease_keeper import LeaseKeeper
 from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.notify.publisher import Publisher
@@ -44,7 +45,7 @@ from tamma_trio.retention import Retention
 from tamma_trio.service_events import EventKind
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store.base import TaskStore, WallClock
-from tamma_trio.worker import LeaseKeeper, Worker
+from tamma_trio.worker import Worker
 from tamma_trio.workspace_retention import WorkspaceRetention
 
 log = logging.getLogger(__name__)
