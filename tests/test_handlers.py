@@ -10,7 +10,7 @@ import pytest
 from tamma_trio.config import ServiceConfig
 from tamma_trio.errors import EngineError
 from tamma_trio.handlers import Handlers, target_of
-from tamma_trio.models import NewTask, Task
+from tamma_trio.models import NewTask, Outcome, Task
 from tamma_trio.policy import Failure
 from tamma_trio.step_records import Target
 from tamma_trio.store.memory import MemoryStore
@@ -302,10 +302,13 @@ async def test_escalate_tells_the_forge_why_the_task_failed(store: MemoryStore) 
     assert details == {"task_id": task.id, "code": "forge_down", "error": "the forge is down"}
 
 
-async def test_finish_frees_the_engine_workspace(store: MemoryStore) -> None:
+async def test_finish_frees_the_engine_workspace_only_after_success(store: MemoryStore) -> None:
     handlers, engine = make_handlers(store)
     task = await claimed(store, "issue_assigned", ISSUE)
-    await handlers.finish(task, None)
+    await handlers.finish(task, None)  # failed or cancelled: kept for a human
+    await handlers.finish(task, Outcome(action="escalated_for_approval"))
+    assert engine.calls == []
+    await handlers.finish(task, Outcome(action="auto_approved"))
     assert engine.calls == [("finish", f"{REPO}#7")]
 
 
