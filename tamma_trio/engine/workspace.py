@@ -4,7 +4,12 @@ Layout under ``root`` (one directory per repository):
 
     repo/               the clone of origin, fetched before each task; nobody edits it
     worktrees/<issue>/  the task's worktree on branch tamma/<issue>-<slug>
-    tasks/<issue>/      prompt, agent and test logs (kept after the task, they are capped)
+    worktrees/.spare/   a finished task's worktree, cleaned, kept for the next task (spare.py)
+    tasks/<issue>/      prompt, agent and test logs (capped)
+
+Both per-issue directories go when the issue's task succeeds (its worktree becomes the spare);
+after a failure, an escalation or a cancel they stay for a human until a rerun reuses them or
+retention prunes them (kept_work.py).
 
 The engine commits and pushes; the agent only edits files. A branch is *ours* when it exists in our
 clone (only the engine creates branches there) or when its tip on origin was committed by the
@@ -22,6 +27,7 @@ from pathlib import Path
 import trio
 
 from tamma_trio.engine.git import Git, GitResult, git_failure
+from tamma_trio.engine.spare import SPARE_NAME, SpareWorktree
 from tamma_trio.engine.worktree import Identity, WorktreeOps
 from tamma_trio.errors import EngineError
 from tamma_trio.step_records import Branch
@@ -71,6 +77,7 @@ class Workspace(WorktreeOps):
         self.repository = repository
         self.default_branch = default_branch
         self._remote_env = remote_env
+        self._spare = SpareWorktree(git, self.clone_dir, root / "worktrees" / SPARE_NAME)
 
     async def _remote(self, args: list[str], cwd: Path, *, check: bool = True) -> GitResult:
         env = await self._remote_env()
@@ -193,6 +200,9 @@ class Workspace(WorktreeOps):
         if directory.exists():  # a leftover that git no longer knows (pruned by prepare)
             await trio.to_thread.run_sync(shutil.rmtree, directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
+        checkout = [name] if start == LOCAL else ["-b", name, start]
+        if await self._spare.take(directory, checkout):
+            return
         where = str(directory)
         args = [where, name] if start == LOCAL else ["-b", name, where, start]
         await self.git.run(["worktree", "add", "-q", *args], self.clone_dir)
@@ -240,17 +250,26 @@ class Workspace(WorktreeOps):
         return workdir
 
     async def remove_worktree(self, issue_number: int) -> None:
-        """Drop the task's worktree; the local branch stays so a re-run can resume on it."""
+        """Drop the task's worktree (kept, cleaned, as the spare when there is none); the local
+        branch stays so a re-run can resume on it."""
         directory = self.worktree_dir(issue_number)
         if not (self.clone_dir / ".git").is_dir():
             return
         async with self._clone_lock:
+            if await self._spare.park(directory):
+                return
             await self.git.run(
                 ["worktree", "remove", "--force", str(directory)], self.clone_dir, check=False
             )
             if directory.exists():
                 await trio.to_thread.run_sync(shutil.rmtree, directory)
             await self.git.run(["worktree", "prune"], self.clone_dir)
+
+    async def remove_task_files(self, issue_number: int) -> None:
+        """Drop the prompt, agent and test logs of the issue's task."""
+        directory = self.task_dir(issue_number)
+        if directory.exists():
+            await trio.to_thread.run_sync(shutil.rmtree, directory)
 
     async def push(self, branch: Branch, sha: str) -> None:
         """Fast-forward origin's branch to ``sha`` (a no-op when it is there already).

@@ -8,7 +8,8 @@ The contract, checked by tests/test_store_contract.py against every backend:
   the store's boot id, a fresh token, an expiry) in one atomic step. It increments attempts.
 - Every call that ends or changes a claimed task takes the lease token and raises LeaseLostError
   when it no longer matches, so a re-claimed task is never completed twice.
-- ``release`` hands a task back (shutdown) without spending a retry: attempts is refunded.
+- ``release`` hands a task back (shutdown) without spending a retry: attempts is refunded;
+  so does ``retry_later(..., defer=True)``, at a later time (a forge's rate-limit reset).
   ``recover_orphans`` does the same for tasks of an older boot (a crash) and also counts a crash
   interruption in ``Task.interruptions``; after ``quarantine_after`` of them the task fails.
 - ``reclaim_expired`` does the same, while the daemon runs, for every task whose lease expired
@@ -38,6 +39,7 @@ from tamma_trio.service_events import (
     NewServiceEvent,
     Notification,
     NotificationStatus,
+    PrunedEvents,
     ServiceEvent,
 )
 
@@ -181,8 +183,16 @@ class TaskStore(Protocol):
     async def complete(self, task_id: int, token: str, result: dict[str, Any]) -> None:
         """in_progress -> completed with ``result``."""
 
-    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> None:
-        """in_progress -> queued at wall time ``not_before`` after a failed attempt."""
+    async def retry_later(
+        self, task_id: int, token: str, error: str, not_before: float, *, defer: bool = False
+    ) -> None:
+        """in_progress -> queued at wall time ``not_before`` after a failed attempt.
+
+        With ``defer`` the attempt is refunded and the event is "deferred" instead of
+        "retry_scheduled": the forge refused to answer before ``not_before`` (a rate limit), so
+        the task did not fail and must not lose a retry. The caller bounds how often it defers,
+        by counting the "deferred" events.
+        """
 
     async def fail(self, task_id: int, token: str, error: str) -> None:
         """in_progress -> failed: retries spent or not retryable; the caller escalates."""
@@ -239,6 +249,15 @@ class TaskStore(Protocol):
         attempt count; returns how many."""
 
     # --- housekeeping ---------------------------------------------------------------------
+    async def prune_events(
+        self, before: float, dead_before: float, limit: int, *, dry_run: bool = False
+    ) -> PrunedEvents:
+        """Delete up to ``limit`` deliveries delivered before wall time ``before`` or dead with
+        an event from before ``dead_before``, oldest first; then up to ``limit`` service events
+        from before ``before`` that no delivery refers to any more. A pending delivery and its
+        event always stay. ``dry_run`` counts what would go (an event counts when every delivery
+        of it would go too) and deletes nothing. ValueError for a limit below 1."""
+
     async def prune(
         self,
         finished_before: float,

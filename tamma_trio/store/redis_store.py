@@ -46,7 +46,7 @@ from tamma_trio.store.base import (
 from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.redis_batch import ScriptBatcher
 from tamma_trio.store.redis_events import EVENT_SCRIPTS, RedisEventMethods
-from tamma_trio.store.redis_housekeeping import PRUNE
+from tamma_trio.store.redis_housekeeping import PRUNE, PRUNE_EVENTS
 from tamma_trio.store.redis_leases import expired_leases, reclaim_arguments
 from tamma_trio.store.redis_scripts import PRELUDE, SCRIPTS
 from tamma_trio.store.redis_server import (
@@ -104,6 +104,7 @@ class RedisStore(RedisEventMethods, Resource):
                 **redis_deliveries.SCRIPTS,
                 **EVENT_SCRIPTS,
                 "prune": PRUNE,
+                "prune_events": PRUNE_EVENTS,
             }.items()
         }
         try:
@@ -300,9 +301,12 @@ class RedisStore(RedisEventMethods, Resource):
         spec = codec.spec_json(lifecycle.completed(0))
         await self._end("complete", task_id, token, dumps(result), spec)
 
-    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> None:
-        spec = codec.spec_json(lifecycle.retry_scheduled(0, error, not_before))
-        await self._end("retry_later", task_id, token, error, codec.seconds(not_before), spec)
+    async def retry_later(
+        self, task_id: int, token: str, error: str, not_before: float, *, defer: bool = False
+    ) -> None:
+        spec = codec.spec_json(lifecycle.ended_for_retry(0, error, not_before, defer))
+        when = codec.seconds(not_before)
+        await self._end("retry_later", task_id, token, error, when, spec, "1" if defer else "")
 
     async def fail(self, task_id: int, token: str, error: str) -> None:
         spec = codec.spec_json(lifecycle.failed(0, error))

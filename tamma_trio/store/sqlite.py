@@ -43,6 +43,7 @@ from tamma_trio.service_events import (
     NewServiceEvent,
     Notification,
     NotificationStatus,
+    PrunedEvents,
     ServiceEvent,
 )
 from tamma_trio.store import (
@@ -260,9 +261,12 @@ class SqliteStore(Resource):
         now = self._clock()
         await self._write(sqlite_ops.complete, task_id, token, dumps(result), now)
 
-    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> None:
+    async def retry_later(
+        self, task_id: int, token: str, error: str, not_before: float, *, defer: bool = False
+    ) -> None:
         now = self._clock()
-        await self._write(sqlite_ops.retry_later, task_id, token, error, not_before, now)
+        ending = (error, not_before, defer)
+        await self._write(sqlite_ops.retry_later, task_id, token, ending, now)
 
     async def fail(self, task_id: int, token: str, error: str) -> None:
         now = self._clock()
@@ -324,6 +328,13 @@ class SqliteStore(Resource):
         return await self._write(sqlite_events.renotify, ids, self._clock())
 
     # --- housekeeping ---------------------------------------------------------------------
+    async def prune_events(
+        self, before: float, dead_before: float, limit: int, *, dry_run: bool = False
+    ) -> PrunedEvents:
+        lifecycle.check_limit(limit)
+        counts = await self._write(sqlite_events.prune_events, before, dead_before, limit, dry_run)
+        return PrunedEvents(*counts)
+
     async def prune(
         self,
         finished_before: float,

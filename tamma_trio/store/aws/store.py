@@ -38,6 +38,7 @@ from tamma_trio.service_events import (
     NewServiceEvent,
     Notification,
     NotificationStatus,
+    PrunedEvents,
     ServiceEvent,
 )
 from tamma_trio.store import lifecycle
@@ -230,6 +231,13 @@ class SqsStore(Resource):
         await self._enter()
         return await reads.throughput(self.tables, since, bucket_seconds)
 
+    async def prune_events(
+        self, before: float, dead_before: float, limit: int, *, dry_run: bool = False
+    ) -> PrunedEvents:
+        lifecycle.check_limit(limit)
+        await self._enter()
+        return await notifications.prune_events(self.tables, before, dead_before, limit, dry_run)
+
     async def prune(
         self,
         finished_before: float,
@@ -293,7 +301,9 @@ class SqsStore(Resource):
         )
         await self._let_go(token, record, hide=None)
 
-    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> None:
+    async def retry_later(
+        self, task_id: int, token: str, error: str, not_before: float, *, defer: bool = False
+    ) -> None:
         await self._enter()
         changes: dict[str, Any] = {"status": TaskStatus.QUEUED, "error": error, **NO_LEASE}
         changes["not_before"] = lifecycle.utc(not_before)
@@ -301,7 +311,8 @@ class SqsStore(Resource):
             task_id,
             token,
             changes,
-            lambda t: lifecycle.retry_scheduled(t.attempts, error, not_before),
+            lambda t: lifecycle.ended_for_retry(t.attempts, error, not_before, defer),
+            refund=defer,
         )
         await self._let_go(token, record, hide=_delay(not_before - self._clock()))
 
