@@ -29,6 +29,7 @@ PURE = (
     "models",
     "notify_config",
     "policy",
+    "repositories",
     "resource",
     "service_events",
     "step_records",
@@ -37,20 +38,21 @@ PURE = (
     "version",
 )
 # Observability every layer may use: logs, counters, the status the probes read.
-SUPPORT = ("log", "metrics", "process_metrics", "status", "step_log", "systemd")
+SUPPORT = ("event_feed", "log", "metrics", "process_metrics", "status", "step_log", "systemd")
 # The stages of the flow, in order; a module belongs to the first prefix it matches.
 STAGES: tuple[tuple[str, ...], ...] = (
     ("intake", "web"),
     ("store",),
-    ("poller", "reclaimer", "retention", "notify"),
-    ("worker",),
+    ("poller", "reclaimer", "retention", "notify", "cli_intake"),
+    ("worker", "lease_keeper"),
     ("handlers",),
     ("engine",),
 )
 # The one contract module of each stage that the stage before it may import.
 CONTRACTS = {1: "store.base", 5: "engine.base"}
-# Knows every piece; imported by nothing else.
-WIRING = ("service", "daemon", "start_guard", "cli", "__main__", "")
+# Knows every piece; imported by nothing else. workspace_retention is here because it reads
+# the store to decide which of the engine's kept worktrees may go.
+WIRING = ("service", "daemon", "start_guard", "workspace_retention", "cli", "__main__", "")
 # What the engine, the last stage, must never reach into, though it comes after them.
 ENGINE_NEVER = ("store", "web", "cli", "service", "daemon", "poller", "worker", "handlers")
 
