@@ -225,6 +225,17 @@ def open_database(
     return conn
 
 
+def open_reader(path: Path, busy_timeout: float = 5.0) -> sqlite3.Connection:
+    """A read-only connection to a store the writer has already opened (so checked, migrated
+    and in WAL mode): it reads the last committed snapshot while the writer writes."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+        conn.execute("PRAGMA query_only = ON")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the task store {path} for reading: {exc}") from None
+    return conn
+
+
 def _is_fresh(path: Path) -> bool:
     """True for a path with no file yet or an empty file: ours to initialise."""
     try:
