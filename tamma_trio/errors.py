@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError as PydanticValidationError
+
 
 class TammaError(Exception):
     """Root of every error tamma-trio raises on purpose."""
@@ -96,3 +98,11 @@ class StaleEventError(EngineError):
 
     def __init__(self, message: str, *, code: str = "stale_event") -> None:
         super().__init__(message, code=code, retryable=False)
+
+
+def first_problem(exc: PydanticValidationError, whole: str = "") -> tuple[str, str]:
+    """The first error's dotted path (``whole`` when it is about the whole value) and the line
+    a client or an operator is shown for it: "path: what is wrong"."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or whole
+    return where, f"{where}: {first['msg']}"

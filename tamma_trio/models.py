@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_serializer
 from pydantic import ValidationError as PydanticValidationError
 
-from tamma_trio.errors import TransitionError, ValidationError
+from tamma_trio.errors import TransitionError, ValidationError, first_problem
 from tamma_trio.strict_json import check_value
 
 
@@ -168,11 +168,8 @@ def validate_payload(task_type: TaskType, raw: Any) -> dict[str, Any]:
     try:
         parsed = model.model_validate(raw)
     except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "payload"
-        raise ValidationError(
-            f"invalid payload for {task_type.value}: {where}: {first['msg']}"
-        ) from None
+        _, problem = first_problem(exc, "payload")
+        raise ValidationError(f"invalid payload for {task_type.value}: {problem}") from None
     return dump_payload(parsed)
 
 

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import pydantic_core
 from pydantic import ValidationError as PydanticValidationError
 
-from tamma_trio.errors import StoreError, TaskNotFoundError
+from tamma_trio.errors import StoreError, TaskNotFoundError, first_problem
 from tamma_trio.models import NewTask, Task, TaskEvent, TaskStatus
 from tamma_trio.store import lifecycle
 from tamma_trio.store.lifecycle import EventSpec
@@ -157,9 +157,7 @@ def _json_column(name: str, text: str | None) -> Any:
 def describe_decode_error(exc: ValueError) -> str:
     """One line: the column and what is wrong with it."""
     if isinstance(exc, PydanticValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        return f"{where}: {first['msg']}"
+        return first_problem(exc)[1]
     return str(exc)
 
 
