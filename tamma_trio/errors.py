@@ -106,3 +106,11 @@ def first_problem(exc: PydanticValidationError, whole: str = "") -> tuple[str, s
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or whole
     return where, f"{where}: {first['msg']}"
+
+
+def sole_cause(exc: BaseException) -> BaseException:
+    """The one error inside nested single-member groups (how a failed nursery child arrives);
+    a group of several stays a group, so no error is hidden behind another."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

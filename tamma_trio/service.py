@@ -28,6 +28,7 @@ from trio_util import AsyncValue
 from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
 from tamma_trio.engine.workflow_options import LocalForgeOptions
+from tamma_trio.errors import sole_cause
 from tamma_trio.handlers import Handlers
 from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
@@ -340,19 +341,12 @@ class Service:
             try:
                 bound: list[str] = await root.start(serve)
             except* OSError as group:
-                first = _first_leaf(group)
+                first = sole_cause(group)
                 reason = first.strerror if isinstance(first, OSError) else str(first)
                 where = f"{host}:{port}"
                 raise OSError(f"cannot serve {' and '.join(names)} on {where}: {reason}") from None
             urls.update(dict.fromkeys(names, bound[0]))
         return urls
-
-
-def _first_leaf(exc: BaseException) -> BaseException:
-    """The first plain exception inside (nested) exception groups."""
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _crash_loop(task: Task) -> Failure:

@@ -27,7 +27,7 @@ from tamma_trio.cli.common import (
 )
 from tamma_trio.cli.startup import preflight_problems, startup_block
 from tamma_trio.config import Config
-from tamma_trio.errors import ConfigError, TammaError
+from tamma_trio.errors import ConfigError, TammaError, sole_cause
 
 if TYPE_CHECKING:
     from tamma_trio.start_guard import StartupSignals
@@ -84,13 +84,6 @@ async def _serve(config: Config, announce: Announcer, early: StartupSignals) -> 
         return await serve(config, announce=announce, early=early, notifier=notifier)
     finally:
         notifier.close()
-
-
-def sole_cause(exc: BaseException) -> BaseException:
-    """The one error inside nested single-member groups (how a failed nursery child arrives)."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
 
 
 class Announcer:
