@@ -25,6 +25,7 @@ from tamma_trio.engine.base import IN_PROGRESS_LABEL, Engine
 from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.models import (
     ESCALATED_FOR_APPROVAL,
+    ISSUE_TYPES,
     Approval,
     CommentRef,
     IssueAssignedPayload,
@@ -64,7 +65,6 @@ IGNORED = "ignored"
 # Removing a worktree is quick; a hung cleanup must not hold a worker (or a drain) for long.
 FINISH_TIMEOUT = 30.0
 
-ISSUE_TYPES = frozenset({TaskType.ISSUE_ASSIGNED, TaskType.ISSUE_COMMENT})
 # The records a human approves when approving an escalated plan.
 PLAN_STEPS = frozenset({"select_issue", "analyze_issue", "generate_plan"})
 

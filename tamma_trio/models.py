@@ -25,6 +25,10 @@ class TaskType(StrEnum):
     PR_COMMENT = "pr_comment"
 
 
+# The task types about an issue (their payload has "issue"); the rest are about a pull request.
+ISSUE_TYPES = frozenset({TaskType.ISSUE_ASSIGNED, TaskType.ISSUE_COMMENT})
+
+
 class TaskStatus(StrEnum):
     QUEUED = "queued"
     IN_PROGRESS = "in_progress"
@@ -187,7 +191,7 @@ def subject_of(task_type: TaskType, payload: dict[str, Any]) -> str:
     Issues and pull requests share one number space on the forges, so a comment on #7 and a
     review request for !7 of the same repository must never run side by side.
     """
-    if task_type in (TaskType.ISSUE_ASSIGNED, TaskType.ISSUE_COMMENT):
+    if task_type in ISSUE_TYPES:
         number = payload["issue"]["number"]
     else:
         number = payload["pull_request"]["number"]
