@@ -355,8 +355,8 @@ class ThroughputBucket(BaseModel):
     failed: int = 0
 
 
-# The story's result action of a plan that waits for a human (handlers set it, the worker
-# turns it into an escalation.required event).
+# The result action of a plan that waits for a human (handlers set it, the worker turns it
+# into an escalation.required event).
 ESCALATED_FOR_APPROVAL = "escalated_for_approval"
 
 

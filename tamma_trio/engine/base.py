@@ -30,7 +30,9 @@ IN_PROGRESS_LABEL = "tamma:in-progress"
 
 
 class Engine(Protocol):
-    """The story's nine steps plus comment, label and escalate.
+    """The issue-to-merge workflow's nine steps (select, analyse, plan, branch, implement, test,
+    open a pull request, monitor it, merge it), plus what the handlers need besides: a comment
+    and a label taken off when an operator cancels, an escalation, and a clean-up.
 
     Every method raises tamma_trio.errors.EngineError with ``retryable`` set; steps are
     idempotent where they have side effects (a second create_pull_request finds the first).

@@ -24,7 +24,8 @@ READY_PATH = "/ready"
 
 
 def health_state(status: ServiceStatus) -> str:
-    """The story's health status word: healthy, degraded (store down), starting, draining..."""
+    """The health status word a monitor alerts on: healthy, degraded (store down), starting,
+    draining..."""
     if status.state is ServiceState.RUNNING:
         return "healthy" if status.store_ok else "degraded"
     return status.state.value
@@ -56,7 +57,7 @@ def health_metrics(deps: WebDeps) -> dict[str, Any]:
 
 
 def health_body(deps: WebDeps) -> dict[str, Any]:
-    """The story's HealthStatus: status, uptime, metrics, components."""
+    """/health's body: status, uptime, metrics and components (the store and the engine)."""
     status = deps.status
     components = {"store": store_component(status), "engine": status.engine or "unknown"}
     return {
