@@ -77,8 +77,8 @@ def decode_text(raw: bytes) -> str:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON, UTF-8 rather than \\u escapes; pydantic-core's encoder (about 5x faster
-    than the json module's) because every task writes a result and two events."""
+    """Compact JSON, UTF-8 rather than \\u escapes; pydantic-core's encoder (faster than the json
+    module's) because every task writes a result and two events."""
     return pydantic_core.to_json(value).decode()
 
 
@@ -116,8 +116,8 @@ def attempts_of(row: Row) -> int:
 def task_from_row(row: Row) -> Task:
     """Validate a row into a Task, with times as ``datetime.UTC`` datetimes like every backend.
 
-    Measured here (bench/store.py's hot path): validating a plain dict costs no more than
-    model_construct, which skips validation yet is slow, so rows are validated. Times are
+    Validating a plain dict costs no more than model_construct, which skips validation yet is
+    slow (bench/store.py's hot path shows it), so rows are validated. Times are
     converted here, not by pydantic, whose epoch parsing gives its own tzinfo class instead of
     ``datetime.UTC``. A row that cannot be read becomes a Task saying why (``undecodable``), so
     it fails alone instead of failing every claim and list it is part of.
