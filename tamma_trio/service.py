@@ -31,6 +31,7 @@ from tamma_trio.engine.workflow_options import LocalForgeOptions
 from tamma_trio.errors import sole_cause
 from tamma_trio.handlers import Handlers
 from tamma_trio.intake import Intake
+from tamma_trio.log import REDACTOR, Redactor
 from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.notify.publisher import Publisher
@@ -79,11 +80,13 @@ class Service:
         wall: WallClock,
         database_path: Path | None = None,
         rng: Callable[[], float] = random.random,
+        redactor: Redactor = REDACTOR,
     ) -> None:
         svc = config.service
         self.config = config
         self.store = store
         self.wall = wall
+        self.redactor = redactor
         self.status = ServiceStatus(started_at=trio.current_time())
         self.state = AsyncValue(ServiceState.STARTING)
         self.metrics = Metrics(self.status)
@@ -102,6 +105,7 @@ class Service:
             database_path=database_path,
             enqueue=self.enqueue,
             forge_stats=self.status.forge,
+            redactor=redactor,
         )
         self.engine = build_engine(context)
         self.handlers = Handlers(self.engine, store, svc)
@@ -321,6 +325,7 @@ class Service:
             trigger_label=trigger_label(self.config),
             forge_kind=str(_forge_options(self.config).get("kind", "local")),
             wall=self.worker.wall,
+            redactor=self.redactor,
         )
         host = svc.health_check.host
         shared = health and metrics and svc.health_check.port == svc.metrics.port

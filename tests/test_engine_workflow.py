@@ -9,6 +9,7 @@ import pytest
 
 from tamma_trio.engine.workflow import AUTOMATED, IN_PROGRESS, NEEDS_HUMAN, WorkflowEngine
 from tamma_trio.errors import EngineError
+from tamma_trio.log import Redactor
 from tamma_trio.models import NewTask, TaskType
 from tamma_trio.step_records import Target
 from tests.workflow_helpers import (
@@ -276,3 +277,24 @@ async def test_escalation_comment_masks_secret_looking_output(tmp_path: Path) ->
     db.close()
     assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in comment.body
     assert "Traceback" in comment.body
+
+
+async def test_escalation_comment_masks_the_secrets_of_the_redactor_passed_in(
+    tmp_path: Path,
+) -> None:
+    redactor = Redactor()
+    redactor.register("plain-words-no-pattern-finds")
+    engine, database = make_engine(tmp_path, APPEND, redactor=redactor)
+    number = add_issue(database, "Leaky")
+    await engine.initialize()
+    try:
+        target = Target(repository=REPO, number=number)
+        output = "the agent echoed plain-words-no-pattern-finds\n"
+        await engine.escalate(target, "tests failed", {"output_tail": output})
+    finally:
+        await engine.aclose()
+    db = forge_db(database)
+    (comment,) = db.comments(REPO, number)
+    db.close()
+    assert "plain-words-no-pattern-finds" not in comment.body
+    assert "the agent echoed" in comment.body

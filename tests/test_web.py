@@ -6,6 +6,7 @@ import httpx
 import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
+from trio.testing import MockClock
 
 from tamma_trio.config import ApiConfig, HealthCheckConfig, MetricsConfig, ServiceConfig
 from tamma_trio.models import QueueStats, TaskStatus
@@ -66,6 +67,19 @@ async def test_ready_is_503_while_starting_or_store_down(autojump_clock) -> None
     health = await (await client.get("/health")).get_json()
     assert health["status"] == "degraded"
     assert health["components"]["store"].startswith("down")
+
+
+async def test_ready_and_health_mask_the_secrets_of_the_redactor_passed_in(
+    autojump_clock: MockClock,
+) -> None:
+    deps, _ = make_deps(await memory_store())
+    deps.redactor.register("plain-words-no-pattern-finds")
+    deps.status.store_ok, deps.status.store_error = False, "open plain-words-no-pattern-finds"
+    client = create_app(deps).test_client()
+    reason = (await (await client.get("/ready")).get_json())["reason"]
+    store = (await (await client.get("/health")).get_json())["components"]["store"]
+    assert reason == "store unavailable: open ***"
+    assert store == "down: open ***"
 
 
 async def test_health_answers_while_the_store_hangs(autojump_clock) -> None:
