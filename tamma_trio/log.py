@@ -261,7 +261,6 @@ def setup_logging(
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
     register_secrets(secrets)
-    _skip_unused_record_fields()
     handler = _TammaHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
     handler.addFilter(RedactionFilter())
@@ -274,10 +273,11 @@ def setup_logging(
     logging.getLogger("httpx").setLevel(max(numeric, logging.WARNING))
 
 
-def _skip_unused_record_fields() -> None:
+def skip_unused_record_fields() -> None:
     """Stop computing record fields our formats never print (the logging HOWTO's
     "Optimization" section): caller file/line, thread, process and multiprocessing names.
-    Together they were a third of the cost of a log line, and the daemon logs per task.
+    They are a large share of the cost of a log line, and the daemon logs per task. These are
+    the logging module's globals, so only the daemon's entry point calls this.
     """
     logging._srcfile = None
     logging.logThreads = False

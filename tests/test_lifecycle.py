@@ -214,6 +214,7 @@ def test_serve_runs_tasks_and_answers_health_ready_and_metrics(
         assert http.get("/ready").status_code == 200
         metrics = http.get("/metrics").text
         assert 'tamma_task_outcomes_total{outcome="completed",type="issue_assigned"} 1.0' in metrics
+        assert "_created" not in metrics  # serve turns the series off for its process
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit() == 0
     assert "stopped: 3 completed, 0 interrupted" in daemon.err.read_text()
