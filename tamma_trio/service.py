@@ -31,6 +31,7 @@ from tamma_trio.engine.workflow_options import LocalForgeOptions
 from tamma_trio.errors import sole_cause
 from tamma_trio.handlers import Handlers
 from tamma_trio.intake import Intake
+from tamma_trio.lease_keeper import LeaseKeeper
 from tamma_trio.log import REDACTOR, Redactor
 from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, Task, TaskStatus
@@ -43,7 +44,7 @@ from tamma_trio.retention import Retention
 from tamma_trio.service_events import EventFeed, EventKind
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store.base import TaskStore, WallClock
-from tamma_trio.worker import LeaseKeeper, Worker
+from tamma_trio.worker import Worker
 
 log = logging.getLogger(__name__)
 

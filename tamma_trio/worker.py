@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import trio
 
@@ -24,6 +23,7 @@ from tamma_trio.policy import Failure, classify, retries_left, retry_delay
 from tamma_trio.service_events import EventKind
 from tamma_trio.status import ServiceStatus
 from tamma_trio.store.base import TaskStore, WallClock
+from tamma_trio.worker_ports import NoEvents, TaskEvents, TaskHandlers, TaskMetrics
 
 log = logging.getLogger(__name__)
 
@@ -34,43 +34,6 @@ ESCALATE_TIMEOUT = 30.0
 
 SHUTDOWN = "shutdown"
 LEASE_LOST = "lease_lost"
-
-
-class TaskMetrics(Protocol):
-    def task_started(self, task_type: str) -> None: ...
-
-    def task_finished(self, task_type: str, outcome: str, seconds: float) -> None: ...
-
-    def escalated(self, task_type: str) -> None: ...
-
-
-class TaskEvents(Protocol):
-    """Where the worker reports how tasks ended (notify.publisher.Publisher in the daemon)."""
-
-    async def task_event(
-        self, kind: EventKind, task: Task, reason: str | None, detail: dict[str, Any]
-    ) -> None: ...
-
-
-class NoEvents:
-    async def task_event(
-        self, kind: EventKind, task: Task, reason: str | None, detail: dict[str, Any]
-    ) -> None:
-        """Nobody listens (tests and embeddings that do not care)."""
-
-
-class TaskHandlers(Protocol):
-    """What the worker needs from handlers.Handlers (injected by the service)."""
-
-    async def run(self, task: Task, token: str) -> Outcome: ...
-
-    async def escalate(self, task: Task, failure: Failure) -> None: ...
-
-    async def finish(self, task: Task, outcome: Outcome | None) -> None:
-        """Free the task's engine resources; bounds its own engine call."""
-
-    async def cancelled(self, task: Task) -> None:
-        """Tell the forge an operator cancelled the running task."""
 
 
 @dataclass
@@ -378,39 +341,3 @@ class Worker:
             return "cancelled"
         tlog.warning("lease lost to a newer attempt; this attempt's result is dropped")
         return "lease_lost"
-
-
-class LeaseKeeper:
-    """Extends the leases of running tasks; a lease that is gone stops its task at once.
-
-    A running task whose lease was not renewed would be handed to another worker after its
-    expiry; the keeper also carries `tasks cancel` to a running task, because cancelling in the
-    store takes the lease away.
-    """
-
-    def __init__(self, store: TaskStore, worker: Worker, lease_seconds: float) -> None:
-        self.store = store
-        self.worker = worker
-        self.lease_seconds = lease_seconds
-        self.interval = lease_seconds / 3
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        deadline = trio.current_time()
-        while True:
-            deadline += self.interval
-            await trio.sleep_until(deadline)
-            await self.renew()
-
-    async def renew(self) -> None:
-        tokens = self.worker.tokens()
-        if not tokens:
-            return
-        try:
-            held = await self.store.extend_leases(tokens, self.lease_seconds)
-        except Exception as exc:
-            log.warning("could not extend leases: %s", classify(exc).message)
-            return
-        for token in tokens:
-            if token not in held:
-                self.worker.stop(token, LEASE_LOST)
