@@ -37,6 +37,7 @@ from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.notify.publisher import Publisher
 from tamma_trio.notify.sender import Sender
+from tamma_trio.periodic import every
 from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
 from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
@@ -280,11 +281,7 @@ class Service:
         """Refresh what /health, /ready and /metrics read, so they never wait on the store."""
         await self._snapshot()
         task_status.started()
-        deadline = trio.current_time()
-        while True:
-            deadline += SNAPSHOT_INTERVAL
-            await trio.sleep_until(deadline)
-            await self._snapshot()
+        await every(SNAPSHOT_INTERVAL, self._snapshot)
 
     async def _snapshot(self) -> None:
         status = self.status
