@@ -7,9 +7,10 @@ says when it is raised and carries a message safe to show a user: no secret ever
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError as PydanticValidationError
+if TYPE_CHECKING:  # the CLI imports this module; `--help` must not load pydantic
+    from pydantic import ValidationError as PydanticValidationError
 
 
 class TammaError(Exception):
