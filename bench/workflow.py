@@ -11,6 +11,11 @@ clone; later tasks get a worktree from the cached clone. Beside them, in the sam
 `git clone --no-local` of the repository (what an engine that clones per task pays, minus the
 network) and one `git worktree add` (a checkout: the floor).
 
+The task's span is claim to pull request opened; ``finish`` (removing the worktree, after the
+pull request is open and the task's result is stored) is printed apart. ``later_git_*`` lines
+split a later task's time by git subcommand (summed per task, the median over later tasks), to
+show where the time beyond the worktree add goes.
+
 Prints ``name: value`` lines (seconds unless the name says otherwise).
 """
 
@@ -36,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import emit
 from tamma_trio.engine.base import EngineContext
 from tamma_trio.engine.forge.local_db import ForgeDb
+from tamma_trio.engine.git import Git, GitResult
 from tamma_trio.engine.workflow import WorkflowEngine, create_engine
 
 T = TypeVar("T")
@@ -43,6 +49,11 @@ REPO = "bench/big"
 FILES = 20_000
 COMMITS = 2_000
 CHANGED_PER_COMMIT = 6
+# Raw sizes of the incompressible files (a quarter of them): these set the pack's size, since
+# base64 of random bytes neither compresses below its 6 bits a character nor deltas.
+RANDOM_BYTES = (3_000, 16_500)
+# Runs reuse the repository cached under this name: a new name whenever the generator changes.
+CACHED_NAME = "big-v2.git"
 WORDS = ("alpha", "beta", "gamma", "delta", "trio", "nursery", "scope", "lease", "retry", "queue")
 AGENT = "from pathlib import Path\np = Path('README.md')\np.write_text(p.read_text() + 'x\\n')\n"
 
@@ -60,7 +71,7 @@ def git(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> str:
 def file_body(rng: random.Random, index: int) -> bytes:
     """Source-like text for most files, incompressible data for some: a realistic pack size."""
     if index % 4 == 0:
-        return base64.b64encode(rng.randbytes(rng.randint(2_000, 9_000))) + b"\n"
+        return base64.b64encode(rng.randbytes(rng.randint(*RANDOM_BYTES))) + b"\n"
     lines = [
         " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 14)))
         for _ in range(rng.randint(20, 120))
@@ -88,11 +99,11 @@ def fast_import_stream(rng: random.Random) -> bytes:
 
 
 def cached_repository(cache: Path) -> Path:
-    bare = cache / "big.git"
+    bare = cache / CACHED_NAME
     if (bare / "refs" / "heads" / "main").exists() or (bare / "packed-refs").exists():
         return bare
     cache.mkdir(parents=True, exist_ok=True)
-    scratch = cache / "big.git.partial"
+    scratch = cache / f"{CACHED_NAME}.partial"
     shutil.rmtree(scratch, ignore_errors=True)
     git("init", "-q", "--bare", "--initial-branch=main", str(scratch))
     git("fast-import", "--quiet", cwd=scratch, stdin=fast_import_stream(random.Random(8)))
@@ -106,6 +117,28 @@ def pack_megabytes(bare: Path) -> float:
 
 
 # --- the engine ---------------------------------------------------------------------------------
+
+
+class GitTrace:
+    """Seconds spent in each git subcommand, per task: wraps Git.run for the whole run."""
+
+    def __init__(self) -> None:
+        self.tasks: list[dict[str, float]] = []
+        original = Git.run
+
+        async def run(git: Git, args: Any, cwd: Path, **kw: Any) -> GitResult:
+            started = time.perf_counter()
+            try:
+                return await original(git, args, cwd, **kw)
+            finally:
+                if self.tasks:
+                    spent = self.tasks[-1]
+                    spent[args[0]] = spent.get(args[0], 0.0) + time.perf_counter() - started
+
+        Git.run = run  # type: ignore[method-assign,assignment]
+
+    def next_task(self) -> None:
+        self.tasks.append({})
 
 
 def engine_options(work: Path, origin: Path) -> dict[str, Any]:
@@ -148,13 +181,19 @@ async def one_task(engine: WorkflowEngine, database: Path, n: int) -> dict[str, 
     return steps
 
 
-async def run_engine(work: Path, origin: Path, tasks: int) -> list[dict[str, float]]:
+async def run_engine(
+    work: Path, origin: Path, tasks: int, trace: GitTrace
+) -> list[dict[str, float]]:
     database = work / "forge.db"
     context = EngineContext(bot_name="tamma", database_path=database)
     engine = create_engine(engine_options(work, origin), context)
     await engine.forge.open()  # no clone yet: the first task pays for it
+    results = []
     try:
-        return [await one_task(engine, database, n) for n in range(tasks)]
+        for n in range(tasks):
+            trace.next_task()
+            results.append(await one_task(engine, database, n))
+        return results
     finally:
         await engine.aclose()
 
@@ -168,16 +207,28 @@ def seconds(call: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def span(task: dict[str, float]) -> float:
+    """Claim to pull request opened: every step but the cleanup after it."""
+    return sum(seconds for step, seconds in task.items() if step != "finish")
+
+
 def report(
-    first: dict[str, float], later: list[dict[str, float]], clone: float, add: float
+    first: dict[str, float],
+    later: list[dict[str, float]],
+    git_later: list[dict[str, float]],
+    clone: float,
+    add: float,
 ) -> None:
-    emit("first_task_total", sum(first.values()))
+    emit("first_task_total", span(first))
     for step, value in first.items():
         emit(f"first_task_{step}", value)
-    totals = [sum(task.values()) for task in later]
+    totals = [span(task) for task in later]
     emit("later_task_total_median", statistics.median(totals))
     for step in later[0]:
         emit(f"later_task_{step}_median", statistics.median(task[step] for task in later))
+    for command in sorted({name for task in git_later for name in task}):
+        spent = statistics.median(task.get(command, 0.0) for task in git_later)
+        emit(f"later_git_{command.replace('-', '_')}_median", spent)
     emit("git_clone_no_local", clone)
     emit("git_worktree_add", add)
     emit("later_task_over_worktree_add", statistics.median(totals) / add)
@@ -202,11 +253,12 @@ def main() -> None:
         work = Path(scratch)
         origin = work / "origin.git"
         git("clone", "-q", "--bare", "--shared", str(big), str(origin))
-        results = trio.run(run_engine, work, origin, max(args.tasks, 2))
+        trace = GitTrace()
+        results = trio.run(run_engine, work, origin, max(args.tasks, 2), trace)
         clone_dir = work / "plain-clone"
         clone = seconds(lambda: git("clone", "-q", "--no-local", str(origin), str(clone_dir)))
         add = seconds(lambda: git("worktree", "add", "-q", str(work / "wt"), "HEAD", cwd=clone_dir))
-    report(results[0], results[1:], clone, add)
+    report(results[0], results[1:], trace.tasks[1:], clone, add)
 
 
 if __name__ == "__main__":

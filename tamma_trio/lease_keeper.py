@@ -1,4 +1,9 @@
-"""Keeps the leases of running tasks alive, and stops a task whose lease is gone."""
+"""Keeps the leases of running tasks alive while their handlers work.
+
+A running task whose lease was not renewed would be handed to another worker after its
+expiry; the keeper is also what carries `tasks cancel` to a running task, because cancelling in
+the store takes the lease away.
+"""
 
 from __future__ import annotations
 

@@ -23,7 +23,15 @@ from tamma_trio.process_metrics import register_process_metrics
 from tamma_trio.status import ServiceState, ServiceStatus
 
 SOURCES = ("api", "cli", "webhook", "forge")
-OUTCOMES = ("completed", "retried", "failed", "interrupted", "lease_lost", "cancelled")
+OUTCOMES = (
+    "completed",
+    "retried",
+    "deferred",
+    "failed",
+    "interrupted",
+    "lease_lost",
+    "cancelled",
+)
 
 # Tasks range from a no-op (milliseconds) to an agent implementing an issue (tens of minutes).
 DURATION_BUCKETS = (0.01, 0.05, 0.25, 1, 5, 15, 60, 180, 600, 1800, 3600, float("inf"))

@@ -68,6 +68,23 @@ class Failure:
     retry_at: float | None = None  # wall time before which a retry cannot help (rate limit)
 
 
+# A task whose forge stays rate-limited is deferred at most this many times without spending a
+# retry (GitHub's primary budget resets hourly: about a day of refusals); after that a rate
+# limit spends an attempt like any failure, so a task never waits forever.
+MAX_DEFERRALS = 24
+
+
+def deferral_time(failure: Failure, deferrals: int, now: float) -> float | None:
+    """When to run again without spending an attempt, or None to retry as usual.
+
+    Only a failure that names the time a retry can first help (a forge's rate-limit reset) is
+    deferred: the task did nothing wrong, the forge asked it to wait.
+    """
+    if not failure.retryable or failure.retry_at is None or deferrals >= MAX_DEFERRALS:
+        return None
+    return max(failure.retry_at, now)
+
+
 def classify(exc: BaseException) -> Failure:
     """Map an exception from a handler to a Failure.
 

@@ -25,6 +25,7 @@ Outcome = Literal["done", "failed", "interrupted", "running"]
 _ENDINGS: dict[str, Outcome] = {
     "completed": "done",
     "retry_scheduled": "failed",
+    "deferred": "interrupted",  # a forge's rate limit: the step waits, it did not fail
     "failed": "failed",
     "released": "interrupted",
     "orphan_recovered": "interrupted",

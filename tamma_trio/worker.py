@@ -1,9 +1,10 @@
 """Runs one claimed task under its timeout and records how the attempt ended.
 
-Every attempt ends in exactly one of: completed; queued again at its backoff (retried); failed
-and escalated (retries spent, or the error cannot be helped by a retry); released without
-spending a retry (shutdown); dropped (the lease was lost: an operator cancelled the task or a
-newer attempt owns it). Cleanup after a cancellation is shielded and bounded, and catches
+Every attempt ends in exactly one of: completed; queued again at its backoff (retried); queued
+at a forge's rate-limit reset with the attempt refunded (deferred); failed and escalated
+(retries spent, or the error cannot be helped by a retry); released without spending a retry
+(shutdown); dropped (the lease was lost: an operator cancelled the task or a newer attempt owns
+it). Cleanup after a cancellation is shielded and bounded, and catches
 ``BaseException`` because a handler's own nursery turns Cancelled into an exception group.
 """
 
@@ -19,13 +20,12 @@ from tamma_trio.config import ServiceConfig
 from tamma_trio.errors import LeaseLostError
 from tamma_trio.log import task_logger
 from tamma_trio.models import ESCALATED_FOR_APPROVAL, Outcome, Task, TaskStatus
-from tamma_trio.policy import Failure, classify, retries_left, retry_delay
+from tamma_trio.policy import Failure, classify, deferral_time, retries_left, retry_delay
 from tamma_trio.service_events import EventKind
 from tamma_trio.status import ServiceStatus
 from tamma_trio.store.base import TaskStore, WallClock
+from tamma_trio.store.lifecycle import deferrals_of
 from tamma_trio.worker_ports import NoEvents, TaskEvents, TaskHandlers, TaskMetrics
-
-log = logging.getLogger(__name__)
 
 # Store writes after a cancellation: long enough for a busy SQLite, short enough for a drain.
 CLEANUP_TIMEOUT = 5.0
@@ -218,14 +218,14 @@ class Worker:
         failure = classify(exc)
         task = entry.task
         trace = exc if failure.code == "internal_error" else None
+        if failure.retry_at is not None and await self._deferred(entry, failure, tlog):
+            return "deferred"
         if failure.retryable and retries_left(task.attempts, task.max_retries):
+            cfg = self.config
             delay = retry_delay(
-                task.attempts - 1,
-                self.config.retry_delay,
-                self.config.max_retry_delay,
-                rng=self.rng,
+                task.attempts - 1, cfg.retry_delay, cfg.max_retry_delay, rng=self.rng
             )
-            not_before = max(self.wall() + delay, failure.retry_at or 0.0)
+            not_before = max(self.wall() + delay, failure.retry_at or 0.0)  # deferrals spent
             delay = not_before - self.wall()
             await self.store.retry_later(task.id, entry.token, failure.message, not_before)
             self.status.retried += 1
@@ -248,6 +248,26 @@ class Worker:
         await self._escalate(task, failure, tlog)
         await self._finish(task, None, tlog)
         return "failed"
+
+    async def _deferred(
+        self, entry: Running, failure: Failure, tlog: logging.LoggerAdapter[logging.Logger]
+    ) -> bool:
+        """Queue the task again at the forge's reset with its attempt refunded; False once it
+        has been deferred MAX_DEFERRALS times (counted in its own trail, which every store
+        keeps), and the failure then spends a retry like any other."""
+        task = entry.task
+        deferrals = deferrals_of(await self.store.events(task.id))
+        not_before = deferral_time(failure, deferrals, self.wall())
+        if not_before is None:
+            return False
+        await self.store.retry_later(task.id, entry.token, failure.message, not_before, defer=True)
+        self.status.retried += 1
+        self.on_retry_scheduled(not_before)
+        delay = not_before - self.wall()
+        tlog.warning("deferred for %.1f s, attempt refunded: %s", delay, failure.message)
+        detail = {"code": failure.code, "deferred": deferrals + 1, "retry_in": round(delay, 3)}
+        await self.events.task_event(EventKind.TASK_RETRYING, task, failure.message, detail)
+        return True
 
     async def _unreadable(self, entry: Running, tlog: logging.LoggerAdapter[logging.Logger]) -> str:
         """A stored row that cannot be read fails alone, unrun, with the decode error as its

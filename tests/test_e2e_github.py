@@ -20,7 +20,16 @@ from tests.test_e2e_workflow import CLI, Daemon, clean_env, finished, toml_value
 from tests.workflow_helpers import EXAMPLE_AGENT, UNITTEST, git_out
 
 
-def write_config(tmp_path: Path, fake: FakeGitHub, bot: str = BOT) -> Path:
+def write_config(
+    tmp_path: Path,
+    fake: FakeGitHub,
+    bot: str = BOT,
+    *,
+    forge: Mapping[str, Any] | None = None,
+    extra: Mapping[str, dict[str, Any]] | None = None,
+) -> Path:
+    """The daemon's config on the fake GitHub; ``forge`` adds [engine.forge] keys (an App's),
+    ``extra`` whole tables (webhooks)."""
     sections: dict[str, dict[str, Any]] = {
         "service": {
             "poll_interval": 0.2,
@@ -37,12 +46,14 @@ def write_config(tmp_path: Path, fake: FakeGitHub, bot: str = BOT) -> Path:
             "api_url": fake.base_url,
             "repositories": [REPO],
             "checks_grace": 0,
+            **(forge or {}),
         },
         "engine.agent": {
             "command": [sys.executable, str(EXAMPLE_AGENT), "{prompt_file}"],
             "timeout": 30,
         },
         "engine.tests": {"command": list(UNITTEST), "timeout": 60},
+        **(extra or {}),
     }
     text = "".join(
         f"[{name}]\n" + "".join(f"{key} = {toml_value(v)}\n" for key, v in table.items()) + "\n"

@@ -10,8 +10,11 @@ import trio
 from tamma_trio.config import AutoApproveConfig
 from tamma_trio.errors import EngineError, ValidationError
 from tamma_trio.policy import (
+    MAX_DEFERRALS,
+    Failure,
     blocked_by,
     classify,
+    deferral_time,
     diff_auto_approval,
     plan_auto_approval,
     retries_left,
@@ -58,6 +61,26 @@ def test_max_three_retries_means_four_attempts(
     attempts: int, max_retries: int, expected: bool
 ) -> None:
     assert retries_left(attempts, max_retries) is expected
+
+
+LIMITED = Failure("rate_limited", "rate limit", retryable=True, retry_at=5000.0)
+
+
+@pytest.mark.parametrize(
+    ("failure", "deferrals", "now", "expected"),
+    [
+        (LIMITED, 0, 1000.0, 5000.0),  # deferred to the reset
+        (LIMITED, MAX_DEFERRALS - 1, 1000.0, 5000.0),  # the last deferral allowed
+        (LIMITED, MAX_DEFERRALS, 1000.0, None),  # deferrals spent: a retry like any other
+        (LIMITED, 0, 6000.0, 6000.0),  # the reset already passed: run now
+        (Failure("forge_down", "down", retryable=True), 0, 1000.0, None),  # no reset named
+        (Failure("bad", "no", retryable=False, retry_at=5000.0), 0, 1000.0, None),
+    ],
+)
+def test_only_a_named_reset_defers_and_only_so_often(
+    failure: Failure, deferrals: int, now: float, expected: float | None
+) -> None:
+    assert deferral_time(failure, deferrals, now) == expected
 
 
 @pytest.mark.parametrize(

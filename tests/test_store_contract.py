@@ -130,6 +130,50 @@ async def test_claim_waits_for_not_before(
     assert [t.id for t in await store.claim(1)] == [task.id]
 
 
+async def test_a_deferral_refunds_the_attempt_and_waits_for_its_time(
+    store: TaskStore, make_task: TaskBuilder, wall: FakeWall
+) -> None:
+    task, _ = await store.add(make_task())
+    claimed = await claim_one(store)
+    reset = wall.start + 3600
+
+    await store.retry_later(task.id, claimed.lease_token or "", "rate limited", reset, defer=True)
+
+    deferred = await store.get(task.id)
+    assert (deferred.status, deferred.attempts, deferred.error) == ("queued", 0, "rate limited")
+    assert (deferred.not_before, deferred.lease_token) == (at(reset), None)
+    assert await store.next_due() == reset
+    event = (await store.events(task.id))[-1]
+    assert (event.kind, event.status, event.actor) == ("deferred", "queued", "worker")
+    assert event.detail == {
+        "attempt": 1,
+        "error": "rate limited",
+        "not_before": at(reset).isoformat(),
+    }
+    assert await store.claim(1) == []  # the wait itself: test_claim_waits_for_not_before
+
+
+async def test_a_deferral_after_spent_retries_keeps_them_spent(
+    store: TaskStore, make_task: TaskBuilder, wall: FakeWall
+) -> None:
+    task, _ = await store.add(make_task())
+    first = await claim_one(store)
+    await store.retry_later(task.id, first.lease_token or "", "flaky", wall.start)
+    second = await claim_one(store)
+    assert second.attempts == 2
+
+    await store.retry_later(task.id, second.lease_token or "", "limit", wall.start, defer=True)
+
+    assert (await store.get(task.id)).attempts == 1
+    assert await kinds(store, task.id) == [
+        "enqueued",
+        "claimed",
+        "retry_scheduled",
+        "claimed",
+        "deferred",
+    ]
+
+
 async def test_one_subject_never_runs_twice_at_once(
     store: TaskStore, make_task: TaskBuilder
 ) -> None:

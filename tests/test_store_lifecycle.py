@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 LEASED_CALLS: dict[str, Any] = {
     "complete": lambda s, i, t: s.complete(i, t, {"action": "done"}),
     "retry_later": lambda s, i, t: s.retry_later(i, t, "boom", 2e9),
+    "retry_later_deferred": lambda s, i, t: s.retry_later(i, t, "rate limit", 2e9, defer=True),
     "fail": lambda s, i, t: s.fail(i, t, "boom"),
     "release": lambda s, i, t: s.release(i, t, "shutdown"),
     "save_progress": lambda s, i, t: s.save_progress(i, t, {"step": "plan"}),

@@ -78,7 +78,7 @@ def test_a_failed_attempt_then_a_retry_that_is_still_running() -> None:
 
 
 def test_interruptions_close_the_open_step() -> None:
-    for kind in ("released", "cancelled", "orphan_recovered", "claimed"):
+    for kind in ("released", "cancelled", "orphan_recovered", "claimed", "deferred"):
         trail = [step(2, "run_tests"), event(4, kind)]
         assert table(trail) == [("run_tests", 1, 2, 4, "interrupted")]
 

@@ -11,6 +11,7 @@ import trio
 
 from tamma_trio.engine.forge.seed import init_origin
 from tamma_trio.engine.git import Git
+from tamma_trio.engine.spare import SPARE_NAME
 from tamma_trio.engine.workspace import Workspace, slugify
 from tamma_trio.engine.worktree import Identity
 from tamma_trio.errors import EngineError
@@ -230,4 +231,57 @@ async def test_tasks_side_by_side_share_the_clone_safely(tmp_path: Path) -> None
     async with trio.open_nursery() as nursery:
         for number in range(1, 6):
             nursery.start_soon(ws.remove_worktree, number)
-    assert list((tmp_path / "ws" / "worktrees").iterdir()) == []
+    assert [p.name for p in (tmp_path / "ws" / "worktrees").iterdir()] == [".spare"]
+
+
+async def test_a_finished_worktree_is_cleaned_and_switched_for_the_next_task(
+    tmp_path: Path,
+) -> None:
+    ws = workspace(tmp_path)
+    first = await ws.open_branch(7, "First")
+    one = Path(first.workdir)
+    (one / ".gitignore").write_text("*.log\n")
+    (one / "new.txt").write_text("x\n")
+    assert await ws.commit_all(one, "First (#7)", 7)
+    (one / "out.log").write_text("ignored\n")
+    (one / "untracked.txt").write_text("left\n")
+    (one / "greeting.py").write_text("edited, never committed\n")
+    await ws.remove_worktree(7)
+    spare = tmp_path / "ws" / "worktrees" / ".spare"
+    assert not one.exists() and (spare / ".git").is_file()
+    kept = (spare / "README.md").stat().st_ino
+
+    second = await ws.open_branch(8, "Second")
+    two = Path(second.workdir)
+    assert git_out(two, "symbolic-ref", "--short", "HEAD") == second.name
+    assert git_out(two, "rev-parse", "HEAD") == second.base_sha
+    assert second.base_sha == git_out(tmp_path / "origin.git", "rev-parse", "main")
+    assert git_out(two, "status", "--porcelain", "--untracked-files=all", "--ignored") == ""
+    assert not any((two / name).exists() for name in ("new.txt", "out.log", "untracked.txt"))
+    assert (two / "greeting.py").read_bytes() == git_blob(two, "HEAD:greeting.py")
+    assert (two / "README.md").stat().st_ino == kept  # switched in place, not checked out anew
+    assert not spare.exists()
+    assert git_out(ws.clone_dir, "log", "-1", "--format=%s", first.name) == "First (#7)"
+
+
+async def test_a_spare_that_cannot_switch_gives_way_to_a_fresh_worktree(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    await ws.open_branch(7, "First")
+    await ws.remove_worktree(7)
+    spare = tmp_path / "ws" / "worktrees" / ".spare"
+    push_from_elsewhere(tmp_path, "main", "alice@example.com")  # main gains theirs.txt
+    (spare / "theirs.txt").write_text("in the way\n")  # the switch would overwrite it
+
+    branch = await ws.open_branch(8, "Second")
+    workdir = Path(branch.workdir)
+    assert (workdir / "theirs.txt").read_text() == "theirs\n"
+    assert git_out(workdir, "symbolic-ref", "--short", "HEAD") == branch.name
+    assert not spare.exists()
+    listed = git_out(ws.clone_dir, "worktree", "list", "--porcelain")
+    assert SPARE_NAME not in listed and str(workdir) in listed
+
+
+def git_blob(workdir: Path, spec: str) -> bytes:
+    return subprocess.run(
+        ["git", "-C", str(workdir), "cat-file", "-p", spec], capture_output=True, check=True
+    ).stdout

@@ -4,6 +4,7 @@ Layout under ``root`` (one directory per repository):
 
     repo/               the clone of origin, fetched before each task; nobody edits it
     worktrees/<issue>/  the task's worktree on branch tamma/<issue>-<slug>
+    worktrees/.spare/   a finished task's worktree, cleaned, kept for the next task (spare.py)
     tasks/<issue>/      prompt, agent and test logs (kept after the task, they are capped)
 
 The engine commits and pushes; the agent only edits files. A branch is *ours* when it exists in our
@@ -22,6 +23,7 @@ from pathlib import Path
 import trio
 
 from tamma_trio.engine.git import Git, GitResult, git_failure
+from tamma_trio.engine.spare import SPARE_NAME, SpareWorktree
 from tamma_trio.engine.worktree import Identity, WorktreeOps
 from tamma_trio.errors import EngineError
 from tamma_trio.step_records import Branch
@@ -71,6 +73,7 @@ class Workspace(WorktreeOps):
         self.repository = repository
         self.default_branch = default_branch
         self._remote_env = remote_env
+        self._spare = SpareWorktree(git, self.clone_dir, root / "worktrees" / SPARE_NAME)
 
     async def _remote(self, args: list[str], cwd: Path, *, check: bool = True) -> GitResult:
         env = await self._remote_env()
@@ -193,6 +196,9 @@ class Workspace(WorktreeOps):
         if directory.exists():  # a leftover that git no longer knows (pruned by prepare)
             await trio.to_thread.run_sync(shutil.rmtree, directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
+        checkout = [name] if start == LOCAL else ["-b", name, start]
+        if await self._spare.take(directory, checkout):
+            return
         where = str(directory)
         args = [where, name] if start == LOCAL else ["-b", name, where, start]
         await self.git.run(["worktree", "add", "-q", *args], self.clone_dir)
@@ -240,11 +246,14 @@ class Workspace(WorktreeOps):
         return workdir
 
     async def remove_worktree(self, issue_number: int) -> None:
-        """Drop the task's worktree; the local branch stays so a re-run can resume on it."""
+        """Drop the task's worktree (kept, cleaned, as the spare when there is none); the local
+        branch stays so a re-run can resume on it."""
         directory = self.worktree_dir(issue_number)
         if not (self.clone_dir / ".git").is_dir():
             return
         async with self._clone_lock:
+            if await self._spare.park(directory):
+                return
             await self.git.run(
                 ["worktree", "remove", "--force", str(directory)], self.clone_dir, check=False
             )

@@ -8,7 +8,8 @@ The contract, checked by tests/test_store_contract.py against every backend:
   the store's boot id, a fresh token, an expiry) in one atomic step. It increments attempts.
 - Every call that ends or changes a claimed task takes the lease token and raises LeaseLostError
   when it no longer matches, so a re-claimed task is never completed twice.
-- ``release`` hands a task back (shutdown) without spending a retry: attempts is refunded.
+- ``release`` hands a task back (shutdown) without spending a retry: attempts is refunded;
+  so does ``retry_later(..., defer=True)``, at a later time (a forge's rate-limit reset).
   ``recover_orphans`` does the same for tasks of an older boot (a crash) and also counts a crash
   interruption in ``Task.interruptions``; after ``quarantine_after`` of them the task fails.
 - ``reclaim_expired`` does the same, while the daemon runs, for every task whose lease expired
@@ -175,8 +176,16 @@ class TaskStore(Protocol):
     async def complete(self, task_id: int, token: str, result: dict[str, Any]) -> None:
         """in_progress -> completed with ``result``."""
 
-    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> None:
-        """in_progress -> queued at wall time ``not_before`` after a failed attempt."""
+    async def retry_later(
+        self, task_id: int, token: str, error: str, not_before: float, *, defer: bool = False
+    ) -> None:
+        """in_progress -> queued at wall time ``not_before`` after a failed attempt.
+
+        With ``defer`` the attempt is refunded and the event is "deferred" instead of
+        "retry_scheduled": the forge refused to answer before ``not_before`` (a rate limit), so
+        the task did not fail and must not lose a retry. The caller bounds how often it defers,
+        by counting the "deferred" events.
+        """
 
     async def fail(self, task_id: int, token: str, error: str) -> None:
         """in_progress -> failed: retries spent or not retryable; the caller escalates."""

@@ -8,7 +8,8 @@ claim              in_progress; attempts + 1; started_at = now; lease = (boot id
                    token, now + lease_seconds)
 complete           completed; result; error cleared; finished_at = now; lease cleared
 retry_later        queued at the given not_before; error kept; lease cleared; the attempt
-                   stays spent
+                   stays spent, unless ``defer``: then it is refunded and the event is
+                   "deferred" (a rate limit, no fault of the task's)
 fail               failed; error; finished_at = now; lease cleared
 release            queued now; attempt refunded; lease cleared (shutdown, handback)
 recover_orphans    queued now; attempt refunded; interruptions + 1; lease cleared; or, once
@@ -30,11 +31,11 @@ import datetime as dt
 import secrets
 import string
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
 from tamma_trio.errors import LeaseLostError, TransitionError
-from tamma_trio.models import NewTask, TaskStatus, check_transition
+from tamma_trio.models import NewTask, TaskEvent, TaskStatus, check_transition
 
 ACTOR_WORKER = "worker"
 ACTOR_DAEMON = "daemon"
@@ -47,6 +48,7 @@ class EventKind:
     CLAIMED = "claimed"
     COMPLETED = "completed"
     RETRY_SCHEDULED = "retry_scheduled"
+    DEFERRED = "deferred"
     FAILED = "failed"
     RELEASED = "released"
     ORPHAN_RECOVERED = "orphan_recovered"
@@ -174,6 +176,31 @@ def completed(attempt: int) -> EventSpec:
 def retry_scheduled(attempt: int, error: str, not_before: float) -> EventSpec:
     detail = {"attempt": attempt, "error": error, "not_before": utc(not_before).isoformat()}
     return EventSpec(EventKind.RETRY_SCHEDULED, ACTOR_WORKER, TaskStatus.QUEUED, detail)
+
+
+def deferred(attempt: int, error: str, not_before: float) -> EventSpec:
+    """Queued again at a forge's rate-limit reset, the attempt refunded; ``attempt`` is the
+    one given back, so the trail still shows every run."""
+    detail = {"attempt": attempt, "error": error, "not_before": utc(not_before).isoformat()}
+    return EventSpec(EventKind.DEFERRED, ACTOR_WORKER, TaskStatus.QUEUED, detail)
+
+
+def deferrals_of(events: Sequence[TaskEvent]) -> int:
+    """How often the task was deferred since it was last queued afresh (an operator's retry
+    starts the count again, as it does the attempts)."""
+    count = 0
+    for event in events:
+        if event.kind == EventKind.RETRIED:
+            count = 0
+        elif event.kind == EventKind.DEFERRED:
+            count += 1
+    return count
+
+
+def ended_for_retry(attempt: int, error: str, not_before: float, defer: bool) -> EventSpec:
+    """The event of ``retry_later``: a deferral or a scheduled retry."""
+    maker = deferred if defer else retry_scheduled
+    return maker(attempt, error, not_before)
 
 
 def failed(attempt: int, error: str) -> EventSpec:

@@ -154,7 +154,9 @@ class MemoryStore(MemoryReadMethods, MemoryOutboxMethods):
         }
         self._change(task, changes, lifecycle.completed(task.attempts), now)
 
-    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> None:
+    async def retry_later(
+        self, task_id: int, token: str, error: str, not_before: float, *, defer: bool = False
+    ) -> None:
         await self._enter()
         task = self._leased(task_id, token)
         changes = {
@@ -163,7 +165,9 @@ class MemoryStore(MemoryReadMethods, MemoryOutboxMethods):
             "not_before": lifecycle.utc(not_before),
             **_NO_LEASE,
         }
-        spec = lifecycle.retry_scheduled(task.attempts, error, not_before)
+        if defer:
+            changes["attempts"] = max(task.attempts - 1, 0)
+        spec = lifecycle.ended_for_retry(task.attempts, error, not_before, defer)
         self._change(task, changes, spec, self._clock())
 
     async def fail(self, task_id: int, token: str, error: str) -> None:

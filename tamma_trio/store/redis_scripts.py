@@ -222,13 +222,16 @@ append_event(id, ARGV[6], now, redis.call('HGET', task_key(id), 'attempts'))
 return {'ok'}
 """
 
+# ARGV[8] is '1' for a deferral: the attempt is refunded, and the event names the one given back.
 RETRY_LATER = """
 local id, now = ARGV[2], ARGV[4]
 local refused = end_lease(id, ARGV[3], 'queued')
 if refused then return refused end
+local attempt = redis.call('HGET', task_key(id), 'attempts')
+if ARGV[8] == '1' then refund_attempt(id) end
 redis.call('HSET', task_key(id), 'error', ARGV[5])
 queue(id, ARGV[6], now)
-append_event(id, ARGV[7], now, redis.call('HGET', task_key(id), 'attempts'))
+append_event(id, ARGV[7], now, attempt)
 return {'ok'}
 """
 

@@ -299,9 +299,12 @@ class RedisStore(RedisEventMethods):
         spec = codec.spec_json(lifecycle.completed(0))
         await self._end("complete", task_id, token, dumps(result), spec)
 
-    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> None:
-        spec = codec.spec_json(lifecycle.retry_scheduled(0, error, not_before))
-        await self._end("retry_later", task_id, token, error, codec.seconds(not_before), spec)
+    async def retry_later(
+        self, task_id: int, token: str, error: str, not_before: float, *, defer: bool = False
+    ) -> None:
+        spec = codec.spec_json(lifecycle.ended_for_retry(0, error, not_before, defer))
+        when = codec.seconds(not_before)
+        await self._end("retry_later", task_id, token, error, when, spec, "1" if defer else "")
 
     async def fail(self, task_id: int, token: str, error: str) -> None:
         spec = codec.spec_json(lifecycle.failed(0, error))

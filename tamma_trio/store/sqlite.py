@@ -259,9 +259,12 @@ class SqliteStore:
         now = self._clock()
         await self._write(sqlite_ops.complete, task_id, token, dumps(result), now)
 
-    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> None:
+    async def retry_later(
+        self, task_id: int, token: str, error: str, not_before: float, *, defer: bool = False
+    ) -> None:
         now = self._clock()
-        await self._write(sqlite_ops.retry_later, task_id, token, error, not_before, now)
+        ending = (error, not_before, defer)
+        await self._write(sqlite_ops.retry_later, task_id, token, ending, now)
 
     async def fail(self, task_id: int, token: str, error: str) -> None:
         now = self._clock()

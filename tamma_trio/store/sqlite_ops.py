@@ -54,6 +54,9 @@ _COMPLETE = f"""UPDATE tasks SET status = 'completed', result = ?, error = NULL,
     finished_at = ?, {_NO_LEASE} {_LEASED} RETURNING attempts"""
 _RETRY_LATER = f"""UPDATE tasks SET status = 'queued', error = ?, not_before = ?, {_NO_LEASE}
     {_LEASED} RETURNING attempts"""
+# RETURNING the attempt given back, so the "deferred" event names it as the other endings do.
+_DEFER = f"""UPDATE tasks SET status = 'queued', error = ?, not_before = ?,
+    attempts = max(attempts - 1, 0), {_NO_LEASE} {_LEASED} RETURNING attempts + 1"""
 _FAIL = f"""UPDATE tasks SET status = 'failed', error = ?, finished_at = ?, {_NO_LEASE}
     {_LEASED} RETURNING attempts"""
 _RELEASE = f"""UPDATE tasks SET status = 'queued', attempts = max(attempts - 1, 0),
@@ -189,10 +192,17 @@ def complete(conn: sqlite3.Connection, task_id: int, token: str, result: str, no
 
 
 def retry_later(
-    conn: sqlite3.Connection, task_id: int, token: str, error: str, not_before: float, now: float
+    conn: sqlite3.Connection,
+    task_id: int,
+    token: str,
+    ending: tuple[str, float, bool],
+    now: float,
 ) -> None:
-    attempts = _end_lease(conn, _RETRY_LATER, (error, not_before, task_id, token), task_id)
-    spec = lifecycle.retry_scheduled(attempts, error, not_before)
+    """``ending`` is (error, not_before, defer): a deferral refunds the attempt."""
+    error, not_before, defer = ending
+    sql = _DEFER if defer else _RETRY_LATER
+    attempts = _end_lease(conn, sql, (error, not_before, task_id, token), task_id)
+    spec = lifecycle.ended_for_retry(attempts, error, not_before, defer)
     append_event(conn, task_id, event_row(now, spec))
 
 

@@ -207,7 +207,9 @@ class SqsStore(SqsReadMethods, SqsOutboxMethods):
         )
         await self._let_go(token, record, hide=None)
 
-    async def retry_later(self, task_id: int, token: str, error: str, not_before: float) -> None:
+    async def retry_later(
+        self, task_id: int, token: str, error: str, not_before: float, *, defer: bool = False
+    ) -> None:
         await self._enter()
         changes: dict[str, Any] = {"status": TaskStatus.QUEUED, "error": error, **NO_LEASE}
         changes["not_before"] = lifecycle.utc(not_before)
@@ -215,7 +217,8 @@ class SqsStore(SqsReadMethods, SqsOutboxMethods):
             task_id,
             token,
             changes,
-            lambda t: lifecycle.retry_scheduled(t.attempts, error, not_before),
+            lambda t: lifecycle.ended_for_retry(t.attempts, error, not_before, defer),
+            refund=defer,
         )
         await self._let_go(token, record, hide=_delay(not_before - self._clock()))
 
