@@ -9,8 +9,10 @@ from tamma_trio.service_events import (
     NewServiceEvent,
     Notification,
     NotificationStatus,
+    PrunedEvents,
     ServiceEvent,
 )
+from tamma_trio.store import lifecycle
 from tamma_trio.store.aws import notifications
 from tamma_trio.store.aws.tables import Tables
 from tamma_trio.store.base import WallClock
@@ -50,3 +52,10 @@ class SqsOutboxMethods:
     async def renotify(self, delivery_ids: Sequence[int] | None = None) -> int:
         await self._enter()
         return await notifications.renotify(self.tables, delivery_ids, self._clock())
+
+    async def prune_events(
+        self, before: float, dead_before: float, limit: int, *, dry_run: bool = False
+    ) -> PrunedEvents:
+        lifecycle.check_limit(limit)
+        await self._enter()
+        return await notifications.prune_events(self.tables, before, dead_before, limit, dry_run)
