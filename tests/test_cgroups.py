@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ from tamma_trio.engine.cgroups import (
 )
 from tamma_trio.engine.limits import LAUNCHER, CgroupRun, Limits, RunGuard
 from tamma_trio.engine.process import run_in_group
+from tests.test_e2e_workflow import clean_env, until, write_config
 from tests.workflow_helpers import AGENTS, group_gone, process_state
 
 MOUNTINFO = (
@@ -277,3 +279,39 @@ async def test_cgroup_kill_ends_a_process_that_left_the_group(
     with trio.fail_after(5):
         while Path(f"/proc/{child}").exists() and process_state(child) not in (None, "Z"):
             await trio.sleep(0.01)
+
+
+async def test_a_daemon_alone_in_a_cgroup_without_controllers_says_so_at_start(
+    tmp_path: Path, real_base: Path
+) -> None:
+    """A real `tamma-trio serve`, started inside a cgroup of its own that the memory and pids
+    controllers were not delegated to: it serves, with resource limits, and its start-up line
+    names the missing controllers."""
+    service = RunCgroup.create(real_base, "service", memory_bytes=None, processes=None)
+    agent = [sys.executable, str(AGENTS / "append_line.py"), "{prompt_file}"]
+    config = write_config(tmp_path, agent, agent_extra={"max_memory_mb": 256})
+    log = tmp_path / "serve.log"
+    spec = json.dumps({"cgroup": str(service.path)})
+    serve = [sys.executable, "-m", "tamma_trio", "serve", "--config", str(config)]
+    with log.open("wb") as out:
+        daemon = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(LAUNCHER), spec, "--", *serve],
+            cwd=tmp_path,
+            env=clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        async def started() -> bool:
+            assert daemon.poll() is None, log.read_text()
+            return "listening health=" in log.read_text()
+
+        await until(started, "the daemon to serve")
+        assert processes(service.path) == [daemon.pid]
+        line = next(text for text in log.read_text().splitlines() if "resource limits:" in text)
+        assert "enforced by resource limits set before exec" in line
+        assert f"not cgroup v2: memory and pids controllers not delegated to {service.path}" in line
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
