@@ -339,8 +339,10 @@ def cancelled_comment(task: Task, who: str) -> str:
 def target_of(task: Task) -> Target:
     """The issue or pull request a task is about: where escalations and comments go."""
     payload = task.payload
-    ref = payload["issue"] if task.type in ISSUE_TYPES else payload["pull_request"]
-    return Target(repository=str(payload["repository"]), number=int(ref["number"]))
+    if task.type in ISSUE_TYPES:
+        return Target(repository=str(payload["repository"]), number=int(payload["issue"]["number"]))
+    number = int(payload["pull_request"]["number"])
+    return Target(repository=str(payload["repository"]), number=number, kind="pull_request")
 
 
 def _escalated(decision: AutoApproval, issue: Issue, **extra: Any) -> Outcome:

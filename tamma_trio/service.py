@@ -335,7 +335,7 @@ class Service:
             served=served_repositories(self.config),
             may_command=self.engine.author_may_command,
             trigger_label=trigger_label(self.config),
-            forge_kind=str(_forge_options(self.config).get("kind", "local")),
+            forge_kind=self.config.engine.forge_kind,
             wall=self.worker.wall,
         )
         host = svc.health_check.host

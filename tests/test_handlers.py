@@ -295,7 +295,7 @@ async def test_escalate_tells_the_forge_why_the_task_failed(store: MemoryStore) 
     task = await claimed(store, "pr_review_requested", PR)
     await handlers.escalate(task, Failure("forge_down", "the forge is down", True))
     [(target, reason, details)] = engine.escalations
-    assert target == Target(repository=REPO, number=12)
+    assert target == Target(repository=REPO, number=12, kind="pull_request")
     assert reason == (
         f"task {task.id} (pr_review_requested) failed after 1 attempt(s): the forge is down"
     )
@@ -322,11 +322,11 @@ def test_target_of_issue_and_pull_request_tasks() -> None:
         "not_before": "2024-01-01T00:00:00Z",
         "created_at": "2024-01-01T00:00:00Z",
     }
-    for new, number in ((issue_task, 7), (pr_task, 12)):
+    for new, number, kind in ((issue_task, 7, "issue"), (pr_task, 12, "pull_request")):
         task = Task.model_validate(
             {**common, "type": new.type, "payload": new.payload, "subject": new.subject}
         )
-        assert target_of(task) == Target(repository=REPO, number=number)
+        assert target_of(task) == Target(repository=REPO, number=number, kind=kind)
 
 
 async def test_a_transient_error_finishing_a_merge_is_retried(store: MemoryStore) -> None:

@@ -119,7 +119,12 @@ def add(
     from tamma_trio.intake.requests import new_task_from
 
     try:
-        new = new_task_from(request, default_retries=config.service.max_retries, actor="cli")
+        new = new_task_from(
+            request,
+            default_retries=config.service.max_retries,
+            actor="cli",
+            forge_kind=config.engine.forge_kind,
+        )
     except FieldError as exc:
         fail_usage(str(exc))
     task, _created = run_with_store(
