@@ -6,6 +6,7 @@ import httpx
 import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
+from trio.testing import MockClock
 
 from tamma_trio.config import ApiConfig, HealthCheckConfig, MetricsConfig, ServiceConfig
 from tamma_trio.models import QueueStats, TaskStatus
@@ -21,7 +22,7 @@ PR_REVIEW = {
 
 
 async def test_health_reports_status_uptime_metrics_and_components(
-    memory_store: OpenMemoryStore, autojump_clock
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
 ) -> None:
     deps, _ = make_deps(await memory_store())
     deps.status.completed, deps.status.active_tasks = 4, 2
@@ -43,7 +44,7 @@ async def test_health_reports_status_uptime_metrics_and_components(
 
 
 async def test_health_stays_200_while_draining_and_ready_turns_503(
-    memory_store: OpenMemoryStore, autojump_clock
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
 ) -> None:
     deps, _ = make_deps(await memory_store())
     client = create_app(deps).test_client()
@@ -58,7 +59,7 @@ async def test_health_stays_200_while_draining_and_ready_turns_503(
 
 
 async def test_ready_is_503_while_starting_or_store_down(
-    memory_store: OpenMemoryStore, autojump_clock
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
 ) -> None:
     deps, _ = make_deps(await memory_store(), state=ServiceState.STARTING)
     client = create_app(deps).test_client()
@@ -74,7 +75,21 @@ async def test_ready_is_503_while_starting_or_store_down(
     assert health["components"]["store"].startswith("down")
 
 
-async def test_health_answers_while_the_store_hangs(autojump_clock) -> None:
+async def test_ready_and_health_mask_the_secrets_of_the_redactor_passed_in(
+    memory_store: OpenMemoryStore,
+    autojump_clock: MockClock,
+) -> None:
+    deps, _ = make_deps(await memory_store())
+    deps.redactor.register("plain-words-no-pattern-finds")
+    deps.status.store_ok, deps.status.store_error = False, "open plain-words-no-pattern-finds"
+    client = create_app(deps).test_client()
+    reason = (await (await client.get("/ready")).get_json())["reason"]
+    store = (await (await client.get("/health")).get_json())["components"]["store"]
+    assert reason == "store unavailable: open ***"
+    assert store == "down: open ***"
+
+
+async def test_health_answers_while_the_store_hangs(autojump_clock: MockClock) -> None:
     store = HangingStore()
     deps, _ = make_deps(store)
     client = create_app(deps).test_client()
@@ -90,7 +105,7 @@ async def test_health_answers_while_the_store_hangs(autojump_clock) -> None:
 
 
 async def test_probe_fast_path_and_quart_routes_agree(
-    memory_store: OpenMemoryStore, autojump_clock
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
 ) -> None:
     deps, _ = make_deps(await memory_store())
     deps.status.state = ServiceState.DRAINING
@@ -106,7 +121,7 @@ async def test_probe_fast_path_and_quart_routes_agree(
 
 
 async def test_metrics_exposes_the_instruments(
-    memory_store: OpenMemoryStore, autojump_clock
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
 ) -> None:
     deps, _ = make_deps(await memory_store())
     deps.metrics.task_started("pr_comment")
@@ -132,7 +147,7 @@ async def test_metrics_exposes_the_instruments(
 
 
 async def test_paths_come_from_config_and_groups_can_be_left_out(
-    memory_store: OpenMemoryStore, autojump_clock
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
 ) -> None:
     config = ServiceConfig(
         health_check=HealthCheckConfig(path="/healthz"), metrics=MetricsConfig(path="/prom")
@@ -152,7 +167,9 @@ async def test_paths_come_from_config_and_groups_can_be_left_out(
     assert (await health_only.get("/prom")).status_code == 404
 
 
-async def test_colliding_paths_are_refused(memory_store: OpenMemoryStore, autojump_clock) -> None:
+async def test_colliding_paths_are_refused(
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
+) -> None:
     same = ServiceConfig(
         health_check=HealthCheckConfig(path="/x"), metrics=MetricsConfig(path="/x")
     )
@@ -163,7 +180,7 @@ async def test_colliding_paths_are_refused(memory_store: OpenMemoryStore, autoju
 
 
 async def test_unknown_routes_and_methods_answer_json(
-    memory_store: OpenMemoryStore, autojump_clock
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
 ) -> None:
     client = create_app(make_deps(await memory_store())[0]).test_client()
     missing = await client.get("/nope")

@@ -2,9 +2,8 @@
 
 Probes are the one kind of request whose latency matters while the daemon is busiest, and
 their answers come from memory. Quart's request context, signals and response machinery cost
-more CPU than building the answer, and under load that work queues behind the workers on the
-one trio thread, so /health's latency during a drain is measurably worse without this path
-(bench/throughput.py's health phase; the figures are in the commit history). Everything else
+more CPU per request than the answer itself, and under load that work queues behind the
+workers on the one trio thread (bench/throughput.py compares both paths). Everything else
 (HEAD, other methods, every other path) goes on to Quart, whose routes for the same paths use
 the same answer functions, so both paths say the same thing.
 """
