@@ -20,7 +20,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tamma_trio"
 
-# The pure bottom: records, configuration, rules and the resource base; no I/O.
+# The pure bottom: records, configuration, rules, and the resource and timing helpers; no I/O.
 PURE = (
     "comment_commands",
     "config",
@@ -28,6 +28,7 @@ PURE = (
     "errors",
     "models",
     "notify_config",
+    "periodic",
     "policy",
     "repositories",
     "resource",
@@ -44,7 +45,7 @@ STAGES: tuple[tuple[str, ...], ...] = (
     ("intake", "web"),
     ("store",),
     ("poller", "reclaimer", "retention", "notify", "cli_intake"),
-    ("worker", "lease_keeper"),
+    ("worker", "worker_ports", "lease_keeper"),
     ("handlers",),
     ("engine",),
 )
