@@ -136,6 +136,26 @@ async def test_a_bot_name_that_is_not_the_token_user_refuses_to_start(tmp_path: 
     assert TOKEN not in err + done.stdout.decode()
 
 
+async def test_a_rejected_token_refuses_to_start_and_names_no_secret(tmp_path: Path) -> None:
+    fake = fake_with_repo(tmp_path)
+    revoked = "ghp_REVOKEDtoken0987654321"
+    async with serving(fake):
+        config = write_config(tmp_path, fake)
+        env = {**clean_env(), "TAMMA_ENGINE__FORGE__TOKEN": revoked}
+        done = await trio.run_process(
+            [*CLI, "serve", "--config", str(config)],
+            env=env,
+            cwd=tmp_path,
+            check=False,
+            capture_stdout=True,
+            capture_stderr=True,
+        )
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "GitHub refused the credentials (401) for /user" in err
+    assert revoked not in err + done.stdout.decode()
+    assert fake.calls("GET", "/user$") == 1  # refused once, not retried
+
+
 async def scrape_metrics(daemon: Daemon) -> str:
     line = next(x for x in daemon.log.read_text().splitlines() if "listening health=" in x)
     url = line.split("metrics=")[1].split()[0]
