@@ -151,6 +151,13 @@ class EngineConfig(BaseModel):
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
+    @property
+    def forge_kind(self) -> str:
+        """``[engine.forge] kind`` (local when unset): whose repository names intake accepts."""
+        forge = self.options().get("forge")
+        kind = forge.get("kind", "local") if isinstance(forge, dict) else "local"
+        return str(kind)
+
 
 # GitHub's author_association values; a payload claiming anything else is treated as untrusted.
 Association = Literal[

@@ -156,12 +156,16 @@ class Handlers:
             await self.engine.comment(target, cancelled_comment(task, who))
 
     async def finish(self, task: Task, outcome: Outcome | None) -> None:
-        """Let the engine drop the task's workspace once the task has ended for good.
+        """Let the engine drop the task's workspace once the task has succeeded.
 
         Only the issue flow creates one (a branch in a worktree); pull request tasks and
-        ignored comments never did, so they cost the engine nothing here.
+        ignored comments never did, so they cost the engine nothing here. A task that failed,
+        was cancelled (``outcome`` None) or waits for a human's approval keeps its worktree and
+        logs for whoever looks into it: a rerun reuses them, retention prunes them.
         """
-        if task.type not in ISSUE_TYPES or (outcome is not None and outcome.action == IGNORED):
+        if task.type not in ISSUE_TYPES or outcome is None:
+            return
+        if outcome.action in (IGNORED, ESCALATED_FOR_APPROVAL):
             return
         with trio.fail_after(FINISH_TIMEOUT):
             await self.engine.finish(target_of(task))
@@ -184,8 +188,8 @@ class Handlers:
         """The stage a human approved (``plan`` or ``diff``), resuming from the escalated plan.
 
         The escalated task's analysis and plan are what the human read and approved, so this
-        task starts from them instead of planning again; the branch is made afresh (the
-        escalated task's worktree is gone). The bot can never approve.
+        task starts from them instead of planning again; the branch is opened again (reusing
+        the escalated task's worktree when it kept one). The bot can never approve.
         """
         if approval is None:
             return None
@@ -335,8 +339,10 @@ def cancelled_comment(task: Task, who: str) -> str:
 def target_of(task: Task) -> Target:
     """The issue or pull request a task is about: where escalations and comments go."""
     payload = task.payload
-    ref = payload["issue"] if task.type in ISSUE_TYPES else payload["pull_request"]
-    return Target(repository=str(payload["repository"]), number=int(ref["number"]))
+    if task.type in ISSUE_TYPES:
+        return Target(repository=str(payload["repository"]), number=int(payload["issue"]["number"]))
+    number = int(payload["pull_request"]["number"])
+    return Target(repository=str(payload["repository"]), number=number, kind="pull_request")
 
 
 def _escalated(decision: AutoApproval, issue: Issue, **extra: Any) -> Outcome:

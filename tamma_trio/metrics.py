@@ -147,8 +147,8 @@ class Metrics:
         )
         self._intake = Counter(
             "tamma_intake_tasks",
-            "Tasks stored through this daemon's doors, by source (the CLI writes the store "
-            "itself: its tasks are not counted here).",
+            "New tasks by source: stored through this daemon's doors, or (cli) stored by "
+            "the CLI and first claimed by this daemon.",
             ["source"],
             registry=self.registry,
         )

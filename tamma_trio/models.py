@@ -7,13 +7,13 @@ rules live in one place.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_serializer
 from pydantic import ValidationError as PydanticValidationError
 
+from tamma_trio import repositories
 from tamma_trio.errors import TransitionError, ValidationError
 from tamma_trio.strict_json import check_value
 
@@ -93,19 +93,10 @@ class CommentRef(_Payload):
     author: str = Field(min_length=1)
 
 
-# GitHub's rules: an owner is 1-39 letters, digits or '-'; a name 1-100 letters, digits, '.',
-# '_' or '-', and never "." or ".." (the name ends up in workspace paths).
-_REPOSITORY_SHAPE = re.compile(r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")
-
-
 def check_repository(value: str) -> str:
-    """``owner/name`` as GitHub allows it; ValueError naming the rule otherwise."""
-    if not _REPOSITORY_SHAPE.fullmatch(value) or value.split("/")[1] in (".", ".."):
-        raise ValueError(
-            "must be owner/name: an owner of 1-39 letters, digits or '-', "
-            "a name of 1-100 letters, digits, '.', '_' or '-' (not '.' or '..')"
-        )
-    return value
+    """A repository name some forge allows (GitHub's ``owner/name`` or a GitLab full path);
+    ValueError naming the rules otherwise. Each door also applies its own forge's rule."""
+    return repositories.check_any(value)
 
 
 Repository = Annotated[str, AfterValidator(check_repository)]
@@ -187,14 +178,23 @@ def dump_payload(parsed: BaseModel) -> dict[str, Any]:
 def subject_of(task_type: TaskType, payload: dict[str, Any]) -> str:
     """The subject key that serialises work on one issue or pull request.
 
-    Issues and pull requests share one number space on the forges, so a comment on #7 and a
-    review request for !7 of the same repository must never run side by side.
+    ``owner/name#7`` is issue 7 and ``owner/name#!7`` pull (merge) request 7: GitLab numbers
+    issues and merge requests apart, so issue #7 and merge request !7 are two objects whose
+    tasks must neither wait for nor cancel each other. On GitHub a number is either an issue or
+    a pull request, never both, so the two spellings never meet there. The ``#`` stays the
+    separator the stores read the repository up to.
     """
     if task_type in (TaskType.ISSUE_ASSIGNED, TaskType.ISSUE_COMMENT):
-        number = payload["issue"]["number"]
-    else:
-        number = payload["pull_request"]["number"]
-    return f"{payload['repository']}#{number}"
+        return issue_subject(str(payload["repository"]), int(payload["issue"]["number"]))
+    return pull_subject(str(payload["repository"]), int(payload["pull_request"]["number"]))
+
+
+def issue_subject(repository: str, number: int) -> str:
+    return f"{repository}#{number}"
+
+
+def pull_subject(repository: str, number: int) -> str:
+    return f"{repository}#!{number}"
 
 
 # --- tasks ----------------------------------------------------------------------------------

@@ -25,9 +25,12 @@ from typing import Any
 import trio
 from trio_util import AsyncValue
 
+from tamma_trio.cli_intake import CliIntakeTally
 from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
+from tamma_trio.engine.kept_work import KeepsWork
 from tamma_trio.engine.workflow_options import LocalForgeOptions
+from tamma_trio.event_feed import EventFeed
 from tamma_trio.handlers import Handlers
 from tamma_trio.intake import Intake
 from tamma_trio.lease_keeper import LeaseKeeper
@@ -39,10 +42,11 @@ from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
 from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
 from tamma_trio.retention import Retention
-from tamma_trio.service_events import EventFeed, EventKind
+from tamma_trio.service_events import EventKind
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store.base import TaskStore, WallClock
 from tamma_trio.worker import Worker
+from tamma_trio.workspace_retention import WorkspaceRetention
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +127,15 @@ class Service:
             events=self.publisher,
         )
         self.lease_keeper = LeaseKeeper(store, self.worker, svc.lease_duration)
-        self.retention = Retention(store, config.retention, wall)
+        self.cli_intake = CliIntakeTally(store, self.metrics.tasks_received)
+        workspaces = (
+            WorkspaceRetention(store, self.engine.kept_work())
+            if isinstance(self.engine, KeepsWork)
+            else None
+        )
+        self.retention = Retention(
+            store, config.retention, wall, workspaces.sweep if workspaces else None
+        )
         self.reclaimer = LeaseReclaimer(
             store, reclaim_interval(svc.lease_duration), self._on_reclaimed
         )
@@ -169,6 +181,8 @@ class Service:
                     await background.start(self.reclaimer.run)
                     await background.start(self.sender.run)
                     await background.start(self._prune_deliveries)
+                    if self.config.service.metrics.enabled:  # nobody could read the count
+                        await background.start(self.cli_intake.run)
                     if self.config.retention.enabled:
                         await background.start(self.retention.run)
                     await self._work(task_status)
@@ -203,6 +217,8 @@ class Service:
 
     def _start_task(self, workers: trio.Nursery, task: Task, slot: object) -> None:
         self.worker.start(workers, task, slot, self.limiter)
+        if self.config.service.metrics.enabled:
+            self.cli_intake.claimed(task)
 
     async def _drain(self) -> None:
         """Let tasks in flight finish until the deadline, then interrupt (release) the rest."""
@@ -319,7 +335,7 @@ class Service:
             served=served_repositories(self.config),
             may_command=self.engine.author_may_command,
             trigger_label=trigger_label(self.config),
-            forge_kind=str(_forge_options(self.config).get("kind", "local")),
+            forge_kind=self.config.engine.forge_kind,
             wall=self.worker.wall,
         )
         host = svc.health_check.host

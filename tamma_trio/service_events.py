@@ -7,11 +7,11 @@ One stream, numbered by the store: the id is what a Server-Sent Events client se
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
-from trio_util import AsyncValue
 
 
 class EventKind(StrEnum):
@@ -78,6 +78,13 @@ class Notification(BaseModel):
     def _dump_time(self, value: dt.datetime | None) -> str | None:
         return value.isoformat() if value is not None else None
 
+    def expired(self, before: dt.datetime, dead_before: dt.datetime) -> bool:
+        """Whether retention may delete it: delivered before ``before``, or dead for an event
+        from before ``dead_before``. A pending one never is: the sender still owes it."""
+        if self.status is NotificationStatus.DELIVERED:
+            return self.delivered_at is not None and self.delivered_at < before
+        return self.status is NotificationStatus.DEAD and self.event.at < dead_before
+
     def public(self) -> dict[str, Any]:
         body = self.model_dump(mode="json", exclude={"event"})
         body["event_id"] = self.event.id
@@ -85,15 +92,28 @@ class Notification(BaseModel):
         return body
 
 
-class EventFeed:
-    """Tells live readers (the SSE stream) that the store holds newer events.
+class PrunedEvents(NamedTuple):
+    """What one retention call deleted (or would delete) of the stream and the outbox."""
 
-    A generation counter rather than an Event: a reader snapshots it, reads the store, then
-    waits for a different value, so an event published while it was reading is never missed.
-    """
+    events: int
+    notifications: int
 
-    def __init__(self) -> None:
-        self.generation = AsyncValue(0)
 
-    def published(self) -> None:
-        self.generation.value += 1
+def expired_notifications(
+    notes: Iterable[Notification], before: float, dead_before: float, limit: int
+) -> list[Notification]:
+    """The first ``limit`` notifications by id that retention may delete (see ``expired``)."""
+    cut = dt.datetime.fromtimestamp(before, dt.UTC)
+    dead_cut = dt.datetime.fromtimestamp(dead_before, dt.UTC)
+    ordered = sorted(notes, key=lambda note: note.id)
+    return [note for note in ordered if note.expired(cut, dead_cut)][:limit]
+
+
+def unreferenced_events(
+    events: Iterable[ServiceEvent], staying: Iterable[Notification], before: float, limit: int
+) -> list[ServiceEvent]:
+    """The first ``limit`` events by id from before ``before`` that no staying delivery needs."""
+    cut = dt.datetime.fromtimestamp(before, dt.UTC)
+    needed = {note.event.id for note in staying}
+    ordered = sorted(events, key=lambda event: event.id)
+    return [event for event in ordered if event.at < cut and event.id not in needed][:limit]

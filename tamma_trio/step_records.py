@@ -20,11 +20,20 @@ class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+TargetKind = Literal["issue", "pull_request"]
+
+
 class Target(Record):
-    """An issue or pull request on a forge: where comments, labels and escalations go."""
+    """An issue or pull request on a forge: where comments, labels and escalations go.
+
+    ``kind`` matters where issues and merge requests are numbered apart (GitLab's issue #3 and
+    merge request !3 are two objects); on GitHub a pull request is also an issue. It defaults to
+    ``issue`` so records stored before it existed still read.
+    """
 
     repository: str
     number: int
+    kind: TargetKind = "issue"
 
 
 class Issue(Record):
@@ -125,7 +134,7 @@ class PullRequest(Record):
 
     @property
     def target(self) -> Target:
-        return Target(repository=self.repository, number=self.number)
+        return Target(repository=self.repository, number=self.number, kind="pull_request")
 
 
 class PRStatus(Record):

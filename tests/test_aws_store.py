@@ -18,6 +18,7 @@ from tamma_trio.cli import main as cli_main
 from tamma_trio.config import QueueConfig, SqsQueueConfig
 from tamma_trio.errors import StoreError
 from tamma_trio.models import NewTask
+from tamma_trio.service_events import EventKind, NewServiceEvent
 from tamma_trio.store import open_store
 from tamma_trio.store.aws import SqsStore, reads
 from tamma_trio.store.aws.client import make_clients
@@ -288,3 +289,22 @@ async def test_a_store_on_a_missing_queue_does_not_open(moto_endpoint: str) -> N
     assert isinstance(store, SqsStore) and not store.single_daemon
     with pytest.raises(StoreError, match="run `tamma-trio aws init`"):
         await store.open()
+
+
+async def test_an_event_and_its_deliveries_are_written_together_or_not_at_all(
+    store: SqsStore, aws: SqsQueueConfig
+) -> None:
+    """One transaction: when a delivery's item cannot be written (its id is taken here by
+    hand), the event is not written either, and nothing is half published."""
+    failed = NewServiceEvent(kind=EventKind.TASK_FAILED, task_id=1, reason="boom")
+    first = await store.publish(failed, targets=["a"])
+    dynamodb = make_clients(aws).dynamodb
+    keys = AwsNames(aws.queue_name).keys_table
+    taken = {"k": {"S": "notification#3"}, "doc": {"S": "{}"}}
+    dynamodb.put_item(TableName=keys, Item=taken)  # the id the second delivery will get
+    with pytest.raises(StoreError):
+        await store.publish(failed, targets=["b", "c"])
+    assert await store.service_events() == [first]
+    dynamodb.delete_item(TableName=keys, Key={"k": {"S": "notification#3"}})
+    [pending] = await store.notifications()
+    assert pending.target == "a" and pending.event == first

@@ -12,6 +12,7 @@ import trio
 
 from tamma_trio.cli import main
 from tamma_trio.models import NewTask
+from tamma_trio.service_events import EventKind, NewServiceEvent
 from tamma_trio.store.sqlite import SqliteStore
 
 DAY = 86_400.0
@@ -156,3 +157,50 @@ def test_backup_of_a_missing_database_says_so(
 ) -> None:
     assert main(["db", "backup", str(tmp_path / "new.db"), "--config", str(config)]) == 2
     assert f"there is no database at {tmp_path / 't.db'}" in capsys.readouterr().err
+
+
+def seed_outbox(path: Path) -> None:
+    """Two events of 40 days ago: one delivered, one whose delivery is dead; one pending."""
+
+    async def fill() -> None:
+        store = SqliteStore(path, clock=lambda: time.time() - 40 * DAY, inline=True)
+        await store.open()
+        failed = NewServiceEvent(kind=EventKind.TASK_FAILED, task_id=1, reason="boom")
+        for target in ("ok", "gone", "down"):
+            await store.publish(failed, targets=[target])
+        ok, gone, down = sorted(await store.notifications(), key=lambda note: note.id)
+        await store.record_notification(ok.id, error=None)
+        await store.record_notification(gone.id, error="HTTP 410", next_attempt=None)
+        await store.record_notification(down.id, error="HTTP 503", next_attempt=time.time())
+        await store.aclose()
+
+    trio.run(fill)
+
+
+def outbox_targets(path: Path) -> list[str]:
+    async def read() -> list[str]:
+        store = SqliteStore(path, inline=True)
+        await store.open()
+        try:
+            return sorted(note.target for note in await store.notifications())
+        finally:
+            await store.aclose()
+
+    return trio.run(read)
+
+
+def test_prune_takes_the_old_outbox_but_never_a_pending_delivery(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(tmp_path / "t.db")
+    seed_outbox(tmp_path / "t.db")
+    argv = ["tasks", "prune", "--older-than", "30d", "--config", str(config)]
+    capsys.readouterr()
+    assert main([*argv, "--status", "completed", "--dry-run"]) == 0
+    assert "would prune 1 service event(s) and 1 notification(s)" in capsys.readouterr().out
+    assert main([*argv, "--dry-run"]) == 0  # failed tasks go too: so does the dead delivery
+    assert "would prune 2 service event(s) and 2 notification(s)" in capsys.readouterr().out
+    assert outbox_targets(tmp_path / "t.db") == ["down", "gone", "ok"]
+    assert main(argv) == 0
+    assert "pruned 2 service event(s) and 2 notification(s)" in capsys.readouterr().out
+    assert outbox_targets(tmp_path / "t.db") == ["down"]

@@ -3,6 +3,8 @@ approvals, logs, local times) and `tasks logs`, on real SQLite files in tmp_path
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import json
 import os
 import signal
@@ -14,8 +16,12 @@ from pathlib import Path
 
 import pytest
 import trio
+from rich.console import Console
 
 from tamma_trio.cli import main
+from tamma_trio.cli.live import Listing, list_live
+from tamma_trio.cli.render_live import task_table
+from tamma_trio.cli.task_rows import plain_table
 from tamma_trio.models import NewTask
 from tamma_trio.store.sqlite import SqliteStore
 from tamma_trio.timeline import step_detail
@@ -162,3 +168,33 @@ def test_logs_of_a_task_without_logs_says_so(
     running = seed(project / "tamma.db")
     assert main(["tasks", "logs", str(running)]) == 1
     assert f"task {running} has no logs" in capsys.readouterr().err
+
+
+def test_the_terminal_table_and_the_plain_one_show_the_same_cells(project: Path) -> None:
+    """A pipe gets plain text, a terminal gets rich: the same columns and cells, 80 wide, a
+    long outcome cut with an ellipsis in both."""
+    seed(project / "tamma.db")
+
+    async def listing() -> Listing:
+        store = SqliteStore(project / "tamma.db", inline=True)
+        await store.open()
+        try:
+            await store.add(issue(90))
+            [claimed] = await store.claim(1)
+            assert claimed.lease_token is not None
+            await store.fail(claimed.id, claimed.lease_token, "the tests failed: " + "x" * 80)
+            return await list_live(store, None, None, 50)
+        finally:
+            await store.aclose()
+
+    shown = trio.run(listing)
+    now = dt.datetime.now(dt.UTC)
+    plain = plain_table(shown, now).splitlines()
+    console = Console(file=io.StringIO(), width=80, highlight=False, color_system=None)
+    console.print(task_table(shown, now))
+    assert isinstance(console.file, io.StringIO)
+    fancy = console.file.getvalue().splitlines()
+    assert [line.split() for line in plain] == [line.split() for line in fancy]
+    assert all(len(line) <= 80 for line in plain + fancy)
+    [failed] = [line for line in plain if " failed " in line]
+    assert failed.endswith("the tests failed…") and len(failed) == 80

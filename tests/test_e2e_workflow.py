@@ -190,6 +190,14 @@ def assert_escalated(tmp_path: Path, number: int, reason: str) -> None:
     assert any("needs a human" in body and reason in body for body in comments), comments
 
 
+def issue_dirs(tmp_path: Path, number: int) -> list[Path]:
+    """The issue's worktree and log directories that exist, sorted."""
+    root = tmp_path / "workspaces" / "local__demo"
+    return sorted(
+        p for p in (root / "worktrees" / str(number), root / "tasks" / str(number)) if p.exists()
+    )
+
+
 def origin_branches(tmp_path: Path) -> list[str]:
     return git_out(tmp_path / "origin.git", "for-each-ref", "--format=%(refname:short)").split()
 
@@ -222,6 +230,7 @@ async def test_labelled_issue_becomes_a_merge_commit_on_main(tmp_path: Path) -> 
     assert pull.state == "merged" and issue.state == "closed"
     assert origin_branches(tmp_path) == ["main"]  # the branch was deleted after the merge
     assert len(comments) == 3  # claim, pull request opened, merged
+    assert issue_dirs(tmp_path, number) == []  # a success leaves no worktree or logs behind
 
 
 # --- failures ---------------------------------------------------------------------------------
@@ -262,6 +271,18 @@ async def test_failing_tests_open_no_pull_request_and_escalate(tmp_path: Path) -
     assert_escalated(tmp_path, number, "tests failed")
     assert origin_branches(tmp_path) == ["main"]  # nothing was pushed
     assert [t.type for t in await all_tasks(tmp_path)] == [TaskType.ISSUE_ASSIGNED]
+    kept = issue_dirs(tmp_path, number)  # for the human who looks into it
+    assert [path.parent.name for path in kept] == ["tasks", "worktrees"]
+    assert (kept[0] / "tests.log").is_file() and (kept[1] / "greeting.py").is_file()
+    pruned = await trio.run_process(
+        [*CLI, "tasks", "prune", "--older-than", "0s", "--config", str(config)],
+        capture_stdout=True,
+        env=clean_env(),
+    )
+    assert "removed the kept worktrees and logs of 1 issue(s)" in pruned.stdout.decode()
+    assert issue_dirs(tmp_path, number) == []
+    clone = tmp_path / "workspaces" / "local__demo" / "repo"
+    assert f"worktrees/{number}" not in git_out(clone, "worktree", "list")
 
 
 async def test_plan_touching_package_json_is_escalated_for_approval_without_a_branch(

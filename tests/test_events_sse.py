@@ -17,7 +17,8 @@ import trio
 from pydantic import SecretStr
 
 from tamma_trio.config import ApiConfig, ServiceConfig
-from tamma_trio.service_events import EventFeed, EventKind, NewServiceEvent
+from tamma_trio.event_feed import EventFeed
+from tamma_trio.service_events import EventKind, NewServiceEvent
 from tamma_trio.store.memory import MemoryStore
 from tamma_trio.web import create_app, serve_app
 from tests.web_fixtures import make_deps, memory_store

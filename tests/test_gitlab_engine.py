@@ -60,6 +60,6 @@ async def test_issue_becomes_a_merged_merge_request_on_gitlab(tmp_path: Path) ->
     assert "tamma-automated" in merge_request["labels"] and "tamma-automated" in project.labels
     assert any(f"!{mr.number}" in n["body"] or mr.url in n["body"] for n in project.notes[iid])
     assert fake.git_auth and all(h.startswith("Basic ") for h in fake.git_auth)
-    clone = tmp_path / "workspaces" / "acme__tools__demo" / "repo"
+    clone = tmp_path / "workspaces" / "acme+tools+demo" / "repo"  # a subgroup: + joins
     config = (clone / ".git" / "config").read_text()
     assert TOKEN not in config and f"{fake.base_url}/git/{PROJECT}.git" in config

@@ -41,7 +41,7 @@ async def test_green_pipeline_or_approval_re_evaluates_the_bots_mr(
     status, body = await hook.send(event, payload, key="k")
     assert status == 202, body
     [again] = [t for t in await hook.tasks() if t.id != first]
-    assert again.subject == f"{gl.GITLAB_REPO}#4" and again.key == "gitlab:k:4"
+    assert again.subject == f"{gl.GITLAB_REPO}#!4" and again.key == "gitlab:k:4"
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ def test_defaults_and_subgroup_paths() -> None:
         ({"token": ""}, "engine.forge.token", "access token is required"),
         ({"token": SECRET, "merge_method": "rebase"}, "engine.forge.merge_method", "'squash'"),
         ({"token": SECRET, "command_access_level": 60}, "engine.forge.command_access_level", "50"),
-        ({"token": SECRET, "repositories": ["solo"]}, "engine.forge.repositories.0", "pattern"),
+        ({"token": SECRET, "repositories": ["solo"]}, "engine.forge.repositories.0", "full path"),
         ({"token": SECRET, "app_id": 3}, "engine.forge.app_id", "unknown key"),
     ],
 )

@@ -10,7 +10,7 @@ import pytest
 from tamma_trio.config import ServiceConfig
 from tamma_trio.errors import EngineError
 from tamma_trio.handlers import Handlers, target_of
-from tamma_trio.models import NewTask, Task
+from tamma_trio.models import NewTask, Outcome, Task
 from tamma_trio.policy import Failure
 from tamma_trio.step_records import Target
 from tamma_trio.store.memory import MemoryStore
@@ -295,17 +295,20 @@ async def test_escalate_tells_the_forge_why_the_task_failed(store: MemoryStore) 
     task = await claimed(store, "pr_review_requested", PR)
     await handlers.escalate(task, Failure("forge_down", "the forge is down", True))
     [(target, reason, details)] = engine.escalations
-    assert target == Target(repository=REPO, number=12)
+    assert target == Target(repository=REPO, number=12, kind="pull_request")
     assert reason == (
         f"task {task.id} (pr_review_requested) failed after 1 attempt(s): the forge is down"
     )
     assert details == {"task_id": task.id, "code": "forge_down", "error": "the forge is down"}
 
 
-async def test_finish_frees_the_engine_workspace(store: MemoryStore) -> None:
+async def test_finish_frees_the_engine_workspace_only_after_success(store: MemoryStore) -> None:
     handlers, engine = make_handlers(store)
     task = await claimed(store, "issue_assigned", ISSUE)
-    await handlers.finish(task, None)
+    await handlers.finish(task, None)  # failed or cancelled: kept for a human
+    await handlers.finish(task, Outcome(action="escalated_for_approval"))
+    assert engine.calls == []
+    await handlers.finish(task, Outcome(action="auto_approved"))
     assert engine.calls == [("finish", f"{REPO}#7")]
 
 
@@ -319,11 +322,11 @@ def test_target_of_issue_and_pull_request_tasks() -> None:
         "not_before": "2024-01-01T00:00:00Z",
         "created_at": "2024-01-01T00:00:00Z",
     }
-    for new, number in ((issue_task, 7), (pr_task, 12)):
+    for new, number, kind in ((issue_task, 7, "issue"), (pr_task, 12, "pull_request")):
         task = Task.model_validate(
             {**common, "type": new.type, "payload": new.payload, "subject": new.subject}
         )
-        assert target_of(task) == Target(repository=REPO, number=number)
+        assert target_of(task) == Target(repository=REPO, number=number, kind=kind)
 
 
 async def test_a_transient_error_finishing_a_merge_is_retried(store: MemoryStore) -> None:

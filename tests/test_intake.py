@@ -40,7 +40,7 @@ def test_local_forge_events_are_keyed_on_the_event() -> None:
     }
     assert issue.key == "local-forge:local/demo:issue-opened:4" and issue.max_retries == 1
     review = review_task("local/demo", 5)
-    assert review.subject == "local/demo#5" and review.key == "local-forge:local/demo:pr-opened:5"
+    assert review.subject == "local/demo#!5" and review.key == "local-forge:local/demo:pr-opened:5"
 
 
 def test_a_request_is_parsed_once_into_a_task() -> None:

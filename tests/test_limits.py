@@ -6,6 +6,7 @@ of its group survives. Which mechanism stops it is shown in the test names: the 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -193,6 +194,9 @@ async def test_daemon_fails_and_escalates_the_greedy_task_and_keeps_serving(
         }
     log = daemon.log.read_text()
     assert "resource limits: agent memory 256 MB; tests none; enforced by" in log
+    mechanism = re.search(r"enforced by (.*)", log)
+    assert mechanism is not None  # cgroups, or resource limits and why not cgroups
+    assert "cgroup v2 (" in mechanism[1] or re.search("; not cgroup v2: .+", mechanism[1])
     failed = tasks[hog]
     assert failed.status is TaskStatus.FAILED and failed.attempts == 1  # not retried
     assert failed.error == (

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import platform
+from functools import partial
 
 import pytest
+import trio
 from prometheus_client.parser import text_string_to_metric_families
+from trio.testing import MockClock
 
 from tamma_trio.intake import Intake
 from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, QueueStats, TaskStatus
+from tamma_trio.service import Service, trio_wall_clock
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.store.memory import MemoryStore
 from tamma_trio.version import tamma_version
+from tests.service_helpers import fake, make_config, pr_task, status_is, wait_for, zero
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -115,3 +120,37 @@ async def test_intake_counts_new_tasks_by_source_and_not_duplicates() -> None:
     assert got[("tamma_intake_tasks_total", (("source", "api"),))] == 2
     assert got[("tamma_intake_tasks_total", (("source", "forge"),))] == 1
     assert got[("tamma_intake_tasks_total", (("source", "webhook"),))] == 0
+
+
+async def test_tasks_the_cli_stored_are_counted_once_at_their_first_claim(
+    autojump_clock: MockClock,
+) -> None:
+    """The CLI writes the store and exits; the daemon counts its task when it first claims it,
+    not again when the task is retried, and never counts a task another door stored."""
+    wall = trio_wall_clock()
+    store = MemoryStore(clock=wall)
+    await store.open()
+    config = make_config(metrics={"enabled": True, "port": 0})
+    engine = fake(failures={"merge_pr": {"times": 1, "retryable": False}})
+    daemon = Service(config, store, lambda _: engine, wall=wall, rng=zero)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon.run)
+        by_cli, _ = await Intake(store).submit_one(pr_task(1, actor="cli"), source="cli")
+        daemon.poller.wake()
+        await status_is(store, by_cli.id, TaskStatus.FAILED)  # the merge failed once
+        await store.retry(by_cli.id, actor="cli")
+        daemon.poller.wake()
+        await status_is(store, by_cli.id, TaskStatus.COMPLETED)
+        by_api = await daemon.enqueue(pr_task(2))
+        await status_is(store, by_api.id, TaskStatus.COMPLETED)
+        await wait_for(partial(intake_count, daemon.metrics, "cli", 1))
+        daemon.request_shutdown()
+        await daemon.state.wait_value(ServiceState.STOPPED)
+    got = samples(daemon.metrics)
+    assert got[("tamma_intake_tasks_total", (("source", "cli"),))] == 1
+    assert got[("tamma_intake_tasks_total", (("source", "forge"),))] == 1
+    assert got[("tamma_intake_tasks_total", (("source", "api"),))] == 0
+
+
+async def intake_count(metrics: Metrics, source: str, expected: float) -> bool:
+    return samples(metrics)[("tamma_intake_tasks_total", (("source", source),))] == expected

@@ -74,12 +74,14 @@ def test_out_of_range_options_are_refused(kwargs: dict[str, int], reason: str) -
         NewTask.build("issue_assigned", ISSUE, **kwargs)
 
 
-def test_issue_and_pull_request_share_the_subject_space() -> None:
+def test_issue_and_pull_request_of_one_number_are_two_subjects() -> None:
+    """GitLab's issue #42 and merge request !42 are different objects: their tasks must not
+    wait for, or be cancelled with, each other."""
     issue = NewTask.build("issue_comment", {**ISSUE, "comment": COMMENT})
     pr = NewTask.build(
         "pr_review_requested", {"repository": "acme/widgets", "pull_request": {"number": 42}}
     )
-    assert issue.subject == pr.subject == "acme/widgets#42"
+    assert (issue.subject, pr.subject) == ("acme/widgets#42", "acme/widgets#!42")
 
 
 def test_terminal_statuses_only_reopen_by_retry() -> None:

@@ -216,7 +216,7 @@ def test_events_follow_prints_json_lines_live(tmp_path: Path, daemons: list[Daem
         follow.stdout.close()
     assert exit_code == 0
     assert done[0]["task_id"] == int(out.strip())
-    assert done[0]["subject"] == "acme/widgets#4" and done[0]["reason"] == "merged"
+    assert done[0]["subject"] == "acme/widgets#!4" and done[0]["reason"] == "merged"
     ids = [e["id"] for e in lines]
     assert ids == sorted(set(ids))  # in order, each once
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from tamma_trio.errors import StoreError, TaskNotFoundError
 from tamma_trio.models import TaskStatus
 from tamma_trio.retention import DAY, Retention
 from tamma_trio.service import Service, trio_wall_clock
+from tamma_trio.service_events import EventKind, NewServiceEvent, PrunedEvents
 from tamma_trio.status import ServiceState
 from tamma_trio.store.base import TaskStore
 from tamma_trio.store.memory import MemoryStore
@@ -127,3 +129,30 @@ async def test_a_large_backlog_goes_in_batches(autojump_clock: MockClock) -> Non
     assert await retention.sweep() == 25
     assert calls == [10, 10, 5, 0]  # the last call is the failed tasks' period
     assert (await store.stats()).by_status[TaskStatus.CANCELLED] == 0
+
+
+async def test_the_outbox_follows_the_two_periods_and_pending_deliveries_stay(
+    autojump_clock: MockClock, stores: Stores, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "tamma_trio.retention")
+    store = await stores.open()
+    failed = NewServiceEvent(kind=EventKind.TASK_FAILED, task_id=1, reason="tests failed")
+    delivered = await store.publish(failed, targets=["ok"])
+    dead = await store.publish(failed, targets=["gone"])
+    pending = await store.publish(failed, targets=["down"])
+    ok, gone, down = sorted(await store.notifications(), key=lambda note: note.id)
+    await store.record_notification(ok.id, error=None)
+    await store.record_notification(gone.id, error="HTTP 410", next_attempt=None)
+    await store.record_notification(down.id, error="HTTP 503", next_attempt=stores.wall() + DAY)
+    retention = Retention(store, RetentionConfig(days=1, failed_days=3), stores.wall)
+
+    await trio.sleep(2 * DAY)
+    await retention.sweep()
+    assert retention.pruned_events == PrunedEvents(events=1, notifications=1)
+    assert "retention: pruned 1 service event(s) and 1 delivered or dead" in caplog.text
+    assert [event.id for event in await store.service_events()] == [dead.id, pending.id]
+    await trio.sleep(2 * DAY)
+    await retention.sweep()
+    assert [event.id for event in await store.service_events()] == [pending.id]
+    [still] = await store.notifications()
+    assert still.id == down.id and delivered.id < pending.id

@@ -48,7 +48,7 @@ async def test_a_completed_task(autojump_clock: Any, tmp_path: Path) -> None:
     assert kinds(events) == ["service.started", "task.completed", "service.stopped"]
     done = events[1]
     assert (done.task_id, done.task_type, done.repository) == (task.id, "pr_review_requested", REPO)
-    assert (done.subject, done.reason) == (f"{REPO}#12", "merged")
+    assert (done.subject, done.reason) == (f"{REPO}#!12", "merged")
     assert [e.id for e in events] == sorted(e.id for e in events)
 
 

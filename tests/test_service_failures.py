@@ -13,12 +13,11 @@ import trio
 from trio.testing import MockClock
 
 from tamma_trio.models import TaskStatus
-from tamma_trio.service import trio_wall_clock
+from tamma_trio.service import Service, trio_wall_clock
 from tamma_trio.store.base import TaskStore
 from tests.service_helpers import (
     STORE_KINDS,
     Stores,
-    called,
     event_kinds,
     fake,
     has_event,
@@ -134,10 +133,11 @@ async def test_an_error_that_cannot_be_retried_escalates_at_once(
     autojump_clock: MockClock, stores: Stores, store: TaskStore
 ) -> None:
     engine = fake(tests_pass=False)
-    async with running(stores, store, engine):
+    async with running(stores, store, engine) as daemon:
         task = await store.add(issue_task())
         await status_is(store, task[0].id, TaskStatus.FAILED)
-        await wait_for(lambda: called(engine, "finish"))  # the issue's workspace is freed
+        await wait_for(lambda: worker_idle(daemon))
+    assert "finish" not in engine.steps()  # the workspace stays for whoever looks into it
     failed = await store.get(task[0].id)
     assert failed.attempts == 1
     assert failed.error == "tests failed (exit code 1)"
@@ -182,10 +182,10 @@ async def test_cancelling_a_running_task_stops_it_at_the_next_lease_renewal(
         await engine.entered.wait_value(1)
         cancelled_at = trio.current_time()
         await store.cancel(task.id, actor="test")
-        await wait_for(lambda: called(engine, "finish"))
-        stopped_at = engine.times[engine.steps().index("finish")]
+        await wait_for(lambda: worker_idle(daemon))
+        stopped_at = engine.times[engine.steps().index("remove_label")]  # the forge is told
         assert 0 < stopped_at - cancelled_at <= 5.001  # lease_duration / 3
-        assert not daemon.worker.running
+        assert "finish" not in engine.steps()  # a cancelled task keeps its workspace too
     assert (await store.get(task.id)).status is TaskStatus.CANCELLED
     assert "completed" not in await event_kinds(store, task.id)
     # the forge hears of it: the in-progress label goes, a comment says who cancelled
@@ -280,3 +280,7 @@ async def test_a_task_that_keeps_crashing_the_daemon_is_quarantined_and_escalate
     assert len(engine.escalations) == 1
     assert daemon.status.escalated == 1
     assert "monitor_pr" not in engine.steps()
+
+
+async def worker_idle(daemon: Service) -> bool:
+    return not daemon.worker.running

@@ -10,7 +10,8 @@ import pytest
 
 from tamma_trio import strict_json
 from tamma_trio.errors import ValidationError
-from tamma_trio.models import MAX_NUMBER, NewTask, check_repository
+from tamma_trio.models import MAX_NUMBER, NewTask
+from tamma_trio.repositories import check_github
 from tamma_trio.web import create_app
 from tests.web_fixtures import LOOPBACK, make_deps, memory_store
 
@@ -84,7 +85,7 @@ def test_values_built_in_python_are_checked_too() -> None:
     "name", ["o/r", "a" * 39 + "/" + "b" * 100, "octo-org/hello.world", "x/.github", "x/a_b-c.d"]
 )
 def test_repository_names_github_accepts(name: str) -> None:
-    assert check_repository(name) == name
+    assert check_github(name) == name
 
 
 @pytest.mark.parametrize(
@@ -107,7 +108,7 @@ def test_repository_names_github_accepts(name: str) -> None:
 )
 def test_repository_names_github_refuses(name: str) -> None:
     with pytest.raises(ValueError, match="owner/name"):
-        check_repository(name)
+        check_github(name)
 
 
 # --- over HTTP: 400 naming the problem, nothing stored ------------------------------------

@@ -125,5 +125,7 @@ def test_the_example_unit_fits_the_daemon() -> None:
     # the default paths are relative: they must land in the one writable directory
     assert unit["WorkingDirectory"] == f"/var/lib/{unit['StateDirectory']}"
     assert unit["ProtectSystem"] == "strict" and unit["NoNewPrivileges"] == "yes"
+    # runs get child cgroups: delegated, and not read-only
+    assert unit["Delegate"] == "yes" and "ProtectControlGroups" not in unit
     assert float(unit["TimeoutStopSec"]) > ServiceConfig().shutdown_timeout + 10
     assert int(unit["WatchdogSec"]) > 2 * STATUS_INTERVAL

@@ -212,7 +212,8 @@ async def test_events_that_become_tasks(
             "author": "Codertocat",
         }
     number = 2 if event.startswith("pull_request") else 1
-    assert task.subject == f"{gh.REPO}#{number}"
+    pull = task_type in (TaskType.PR_COMMENT, TaskType.PR_REVIEW_REQUESTED)
+    assert task.subject == f"{gh.REPO}#{'!' if pull else ''}{number}"
 
 
 @pytest.mark.parametrize(
@@ -386,7 +387,7 @@ async def test_ci_turning_green_reviews_the_bots_pull_request_left_monitoring(ho
     status, _ = await hook.send("check_suite", gh.check_suite_completed([2, 3]), delivery="cs")
     assert status == 202
     [again] = [t for t in await hook.tasks() if t.id != task.id]
-    assert again.subject == f"{gh.REPO}#2" and again.key == "github:cs:2"
+    assert again.subject == f"{gh.REPO}#!2" and again.key == "github:cs:2"
 
 
 async def test_a_green_status_on_the_bots_branch_finds_its_pull_request(hook: Hook) -> None:
@@ -402,7 +403,7 @@ async def test_a_green_status_on_the_bots_branch_finds_its_pull_request(hook: Ho
     await hook.store.complete(review.id, claimed.lease_token or "", {"action": "monitoring"})
     status, _ = await hook.send("status", gh.status_event("success", ["tamma/4-fix-it", "main"]))
     assert status == 202
-    assert [t.subject for t in await hook.tasks()].count(f"{gh.REPO}#9") == 2
+    assert [t.subject for t in await hook.tasks()].count(f"{gh.REPO}#!9") == 2
 
 
 # --- bad input ------------------------------------------------------------------------------

@@ -4,12 +4,14 @@ Idempotency-Key (else X-Gitlab-Event-UUID), and 2xx for everything authenticated
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tamma_trio.config import GitlabWebhookConfig, ServiceConfig, WebhooksConfig
 from tamma_trio.models import TaskType
+from tamma_trio.store.base import TaskStore
 from tamma_trio.web import create_app
 from tests import webhook_payloads as gl
 from tests.web_fixtures import make_deps, memory_store
@@ -24,9 +26,15 @@ async def everyone(repository: str, login: str) -> bool:
 class Hook:
     def __init__(self, tokens: tuple[str, ...] = (gl.TOKEN,), authors: tuple[str, ...] = ("root",)):
         self.tokens, self.authors = tokens, authors
+        self.store_factory: Callable[[], TaskStore] | None = None  # default: a MemoryStore
 
     async def start(self) -> Hook:
-        deps, self.wakes = make_deps(await memory_store(), config=ServiceConfig(bot_name=gl.BOT))
+        if self.store_factory is None:
+            store: TaskStore = await memory_store()
+        else:
+            store = self.store_factory()
+            await store.open()
+        deps, self.wakes = make_deps(store, config=ServiceConfig(bot_name=gl.BOT))
         section = {"tokens": self.tokens, "command_authors": self.authors}
         hooks = WebhooksConfig(gitlab=GitlabWebhookConfig.model_validate(section))
         self.deps = dataclasses.replace(
@@ -98,7 +106,9 @@ async def test_hooks_that_become_tasks(
     status, body = await hook.send(event, payload, key="idem-1")
     assert status == 202, body
     [task] = await hook.tasks()
-    assert task.type is task_type and task.subject == f"{gl.GITLAB_REPO}#{number}"
+    pull = task_type in (TaskType.PR_COMMENT, TaskType.PR_REVIEW_REQUESTED)
+    subject = f"{gl.GITLAB_REPO}#{'!' if pull else ''}{number}"
+    assert task.type is task_type and task.subject == subject
     assert task.key == "gitlab:idem-1" and hook.wakes.count == 1
 
 

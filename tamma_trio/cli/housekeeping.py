@@ -8,7 +8,9 @@ starts from, while the daemon keeps running.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +18,9 @@ from tamma_trio.cli.common import fail_usage, with_config
 from tamma_trio.cli.timefmt import local_time
 from tamma_trio.config import Config
 from tamma_trio.models import TaskStatus
+
+if TYPE_CHECKING:
+    from tamma_trio.store.base import TaskStore
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -42,23 +47,55 @@ def parse_age(text: str) -> float:
 @click.option("--dry-run", is_flag=True, help="Say how many would go; delete nothing.")
 @with_config
 def prune(older_than: str, statuses: tuple[str, ...], dry_run: bool, config: Config) -> int:
-    """Delete finished tasks (and their events) that ended longer ago than --older-than."""
+    """Delete finished tasks (and their events) that ended longer ago than --older-than, the
+    service events and delivered notifications as old (dead ones too when failed tasks go),
+    and the worktrees and logs no remaining task needs."""
     import time
 
     from tamma_trio.cli.tasks import run_with_store
-    from tamma_trio.retention import prune_all
 
-    age = parse_age(older_than)
-    before = time.time() - age
+    before = time.time() - parse_age(older_than)
     wanted = [TaskStatus(status) for status in statuses or FINISHED]
-    batch = config.retention.batch_size
-    count = run_with_store(
-        config, lambda store: prune_all(store, wanted, before, batch, dry_run=dry_run)
-    )
+    pruned = run_with_store(config, lambda store: _prune(store, config, wanted, before, dry_run))
     verb = "would prune" if dry_run else "pruned"
     which = "/".join(status.value for status in wanted)
-    click.echo(f"{verb} {count} {which} task(s) that ended before {local_time(before)}")
+    click.echo(f"{verb} {pruned.tasks} {which} task(s) that ended before {local_time(before)}")
+    click.echo(
+        f"{verb} {pruned.events} service event(s) and {pruned.notifications} notification(s)"
+    )
+    if pruned.issues:
+        verb = "would remove" if dry_run else "removed"
+        click.echo(f"{verb} the kept worktrees and logs of {pruned.issues} issue(s)")
     return 0
+
+
+@dataclass(frozen=True)
+class Pruned:
+    tasks: int
+    events: int
+    notifications: int
+    issues: int  # whose kept worktrees and logs went
+
+
+async def _prune(
+    store: TaskStore, config: Config, wanted: list[TaskStatus], before: float, dry_run: bool
+) -> Pruned:
+    """Tasks, then the outbox, then kept work; a dry run counts them all, deleting nothing."""
+    from tamma_trio.retention import prune_all, prune_events
+    from tamma_trio.workspace_retention import workspace_retention
+
+    batch = config.retention.batch_size
+    gone: set[int] = set()
+    if dry_run:  # the ids, so the workspace count can treat them as pruned already
+        gone = set(await store.prune(before, wanted, 10**9, dry_run=True))
+        tasks = len(gone)
+    else:
+        tasks = await prune_all(store, wanted, before, batch)
+    dead_before = before if TaskStatus.FAILED in wanted else 0.0  # dead: like failed tasks
+    outbox = await prune_events(store, before, dead_before, batch, dry_run=dry_run)
+    sweeper = workspace_retention(config, store)
+    issues = 0 if sweeper is None else await sweeper.sweep(gone=gone, dry_run=dry_run)
+    return Pruned(tasks, outbox.events, outbox.notifications, issues)
 
 
 db = click.Group("db", help="The SQLite task store's file.")

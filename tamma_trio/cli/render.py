@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
+from tamma_trio.cli.task_rows import outcome_of
 from tamma_trio.cli.timefmt import local_time
 from tamma_trio.models import QueueStats, Task, TaskEvent, TaskPriority, TaskStatus
 from tamma_trio.service_events import Notification, NotificationStatus
@@ -34,14 +35,6 @@ def console() -> Console:
 
 def when(value: dt.datetime | None) -> str:
     return local_time(value)
-
-
-def outcome_of(task: Task) -> str:
-    if task.error:
-        return task.error
-    if task.result:
-        return str(task.result.get("action", ""))
-    return ""
 
 
 def print_task_table(tasks: Sequence[Task]) -> None:

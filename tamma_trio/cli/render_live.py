@@ -15,8 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from tamma_trio.cli.live import Listing
+from tamma_trio.cli.task_rows import COLUMNS, MAX_WIDTH, cells, column_widths
 from tamma_trio.cli.timefmt import duration, local_time
-from tamma_trio.models import Task, TaskStatus
+from tamma_trio.models import TaskStatus
 from tamma_trio.timeline import StepSpan
 
 STATUS_STYLE = {
@@ -26,15 +27,6 @@ STATUS_STYLE = {
     TaskStatus.FAILED: "red",
     TaskStatus.CANCELLED: "dim",
 }
-SHORT_STATUS = {TaskStatus.IN_PROGRESS: "running"}
-# Full names are what --type takes; these fit the 80 columns (the JSON keeps the full names).
-SHORT_TYPE = {
-    "issue_assigned": "issue",
-    "issue_comment": "issue-comment",
-    "pr_review_requested": "pr-review",
-    "pr_comment": "pr-comment",
-}
-MAX_WIDTH = 80
 
 
 def table_console() -> Console:
@@ -49,54 +41,15 @@ def task_table(listing: Listing, now: dt.datetime) -> RenderableType:
     finished: since), subject and outcome; long cells end in an ellipsis."""
     if not listing.tasks:
         return Text("no tasks")
+    rows = [cells(task, listing.steps.get(task.id), now) for task in listing.tasks]
+    widths = column_widths([tuple(column.name for column in COLUMNS), *rows])
     table = Table(box=None, pad_edge=False, expand=False)
-    table.add_column("id", no_wrap=True, min_width=2)
-    table.add_column("type", no_wrap=True, overflow="ellipsis", max_width=13)
-    table.add_column("status", no_wrap=True, min_width=9)
-    table.add_column("step", no_wrap=True, overflow="ellipsis", max_width=14)
-    table.add_column("time", no_wrap=True, min_width=8)
-    table.add_column("subject", no_wrap=True, overflow="ellipsis", max_width=16)
-    table.add_column("outcome", no_wrap=True, overflow="ellipsis", ratio=1)
-    for task in listing.tasks:
-        span = listing.steps.get(task.id)
-        style = STATUS_STYLE[task.status]
-        table.add_row(
-            str(task.id),
-            SHORT_TYPE.get(task.type.value, task.type.value),
-            Text(SHORT_STATUS.get(task.status, task.status.value), style=style),
-            span.step if span else "",
-            time_cell(task, span, now),
-            task.subject,
-            outcome_of(task),
-        )
+    for column, width in zip(COLUMNS, widths, strict=True):
+        table.add_column(column.name, width=width, no_wrap=True, overflow="ellipsis")
+    for task, row in zip(listing.tasks, rows, strict=True):
+        status = Text(row[2], style=STATUS_STYLE[task.status])
+        table.add_row(*row[:2], status, *row[3:])
     return table
-
-
-def more_note(listing: Listing, limit: int) -> str | None:
-    if not listing.more:
-        return None
-    return f"showing the newest {limit}; more exist (--limit N or --all)"
-
-
-def time_cell(task: Task, span: StepSpan | None, now: dt.datetime) -> str:
-    if task.status is TaskStatus.IN_PROGRESS:
-        since = span.started if span else task.started_at
-        return duration((now - since).total_seconds()) if since else ""
-    if task.status is TaskStatus.QUEUED:
-        due = (task.not_before - now).total_seconds()
-        return (
-            f"in {duration(due)}" if due > 0 else duration((now - task.created_at).total_seconds())
-        )
-    ended = task.finished_at or task.created_at
-    return duration((now - ended).total_seconds()) + " ago"
-
-
-def outcome_of(task: Task) -> str:
-    if task.error:
-        return task.error
-    if task.result:
-        return str(task.result.get("action", ""))
-    return ""
 
 
 def step_table(spans: Sequence[StepSpan], now: dt.datetime) -> RenderableType:

@@ -10,22 +10,19 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import trio
 
 from tamma_trio import strict_json
-from tamma_trio.cli import render
 from tamma_trio.cli.common import ROW_ID, fail_usage, with_config
-from tamma_trio.comment_commands import is_bot
 from tamma_trio.config import Config
 from tamma_trio.errors import FieldError
-from tamma_trio.intake import Intake
-from tamma_trio.intake.build import approval_of
-from tamma_trio.intake.requests import new_task_from
 from tamma_trio.models import Task, TaskPriority, TaskStatus, parse_task_type
-from tamma_trio.store.base import TaskStore
+
+if TYPE_CHECKING:  # the writers' imports are made in their commands: `tasks list` needs none
+    from tamma_trio.store.base import TaskStore
 
 T = TypeVar("T")
 
@@ -118,8 +115,16 @@ def add(
         request["max_retries"] = max_retries
     if key is not None:
         request["key"] = key
+    from tamma_trio.intake import Intake
+    from tamma_trio.intake.requests import new_task_from
+
     try:
-        new = new_task_from(request, default_retries=config.service.max_retries, actor="cli")
+        new = new_task_from(
+            request,
+            default_retries=config.service.max_retries,
+            actor="cli",
+            forge_kind=config.engine.forge_kind,
+        )
     except FieldError as exc:
         fail_usage(str(exc))
     task, _created = run_with_store(
@@ -155,6 +160,10 @@ def retry(task_id: int, config: Config) -> int:
 @with_config
 def approve(task_id: int, approver: str, config: Config) -> int:
     """Run an issue escalated for approval again, with its plan approved."""
+    from tamma_trio.comment_commands import is_bot
+    from tamma_trio.intake import Intake
+    from tamma_trio.intake.build import approval_of
+
     if not approver.strip() or is_bot(approver, config.service.bot_name):
         fail_usage(f"{approver!r} cannot approve (the bot can never approve)")
 
@@ -177,5 +186,7 @@ def stats(as_json: bool, config: Config) -> int:
     if as_json:
         click.echo(json.dumps(result.public(), indent=2))
     else:
+        from tamma_trio.cli import render
+
         render.print_stats(result)
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import sys
 from typing import Any
 
 import click
@@ -73,13 +74,21 @@ def list_(
 
 
 def _print_listing(listing: Any, limit: int, header: str | None = None) -> None:
-    from tamma_trio.cli.render_live import more_note, table_console, task_table
+    """With rich at a terminal; as plain text into a pipe or a file (no colour to show)."""
+    from tamma_trio.cli.task_rows import more_note, plain_table
+
+    now = dt.datetime.now(dt.UTC)
+    note = more_note(listing, limit)
+    if not sys.stdout.isatty():
+        lines = [header, plain_table(listing, now), note]
+        click.echo("\n".join(line for line in lines if line))
+        return
+    from tamma_trio.cli.render_live import table_console, task_table
 
     out = table_console()
     if header:
         out.print(header)
-    out.print(task_table(listing, dt.datetime.now(dt.UTC)))
-    note = more_note(listing, limit)
+    out.print(task_table(listing, now))
     if note:
         out.print(note, style="dim")
 

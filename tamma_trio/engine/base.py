@@ -70,7 +70,7 @@ class Engine(Protocol):
     async def escalate(self, target: Target, reason: str, details: Mapping[str, Any]) -> None: ...
 
     async def finish(self, target: Target) -> None:
-        """Release per-task resources (the worktree) once the task has ended for good."""
+        """Release per-task resources (worktree, logs) once the task has succeeded."""
 
     async def author_may_command(self, repository: str, login: str) -> bool:
         """Whether ``login`` may give the bot commands on ``repository``, asked live.

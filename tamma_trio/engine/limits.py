@@ -1,6 +1,7 @@
 """Memory, CPU-time and process-count limits for one agent or test run.
 
-Two layers, because neither alone is enough without cgroups:
+With a delegated cgroup (cgroups.py) each run gets a child cgroup and the kernel counts the
+whole run. Without one, two layers, because neither alone is enough:
 
 - Resource limits set in the child before it execs (``limit_exec.py``): address space
   (RLIMIT_AS), CPU time (RLIMIT_CPU) and process count (RLIMIT_NPROC). The kernel enforces them
@@ -17,6 +18,7 @@ output, since a process stopped by RLIMIT_AS sees a failed allocation, not a sig
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -26,6 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import trio
+
+from tamma_trio.engine.cgroups import Cgroups, RunCgroup
+
+log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 0.25
 LAUNCHER = Path(__file__).with_name("limit_exec.py")
@@ -154,13 +160,12 @@ class SessionSampler:
         return stats
 
 
-class RunGuard:
-    """Applies ``limits`` to one kind of run (the agent, the tests) and names a breach."""
+class RlimitRun:
+    """One run under resource limits set before exec, watched in /proc."""
 
-    def __init__(self, limits: Limits, who: str, sampler: SessionSampler | None = None) -> None:
+    def __init__(self, limits: Limits, sampler: SessionSampler) -> None:
         self.limits = limits
-        self.who = who
-        self.sampler = sampler or SessionSampler()
+        self.sampler = sampler
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         return launcher_argv(self.limits, argv) if self.limits else list(argv)
@@ -179,6 +184,77 @@ class RunGuard:
     def after_exit(self, returncode: int | None, output_tail: str) -> str | None:
         return breach_from_exit(self.limits, returncode, output_tail) if self.limits else None
 
+    async def close(self) -> None:
+        return None
+
+
+class CgroupRun:
+    """One run in a child cgroup of its own: the kernel counts every process of it."""
+
+    def __init__(self, limits: Limits, cgroup: RunCgroup) -> None:
+        self.limits = limits
+        self.cgroup = cgroup
+
+    def wrap(self, argv: Sequence[str]) -> list[str]:
+        spec = json.dumps({"cgroup": str(self.cgroup.path)})
+        return [sys.executable, "-I", "-S", str(LAUNCHER), spec, "--", *argv]
+
+    async def watch(self, session: int) -> str:
+        while True:
+            hit = await trio.to_thread.run_sync(self._hit)
+            if hit is not None:
+                self.cgroup.kill()  # the whole run, also what left the process group
+                return hit
+            await trio.sleep(WATCH_INTERVAL)
+
+    def after_exit(self, returncode: int | None, output_tail: str) -> str | None:
+        return self._hit()
+
+    async def close(self) -> None:
+        if not await self.cgroup.remove():
+            log.warning("could not remove %s; the next start clears it", self.cgroup.path)
+
+    def _hit(self) -> str | None:
+        limits = self.limits
+        hit = self.cgroup.hit(
+            memory=limits.max_memory_mb is not None,
+            processes=limits.max_processes is not None,
+            max_cpu_seconds=limits.max_cpu_seconds,
+        )
+        names = {"memory": limits.memory, "processes": limits.processes, "cpu": limits.cpu}
+        return None if hit is None else names[hit]()
+
+
+LimitedRun = RlimitRun | CgroupRun
+
+
+class RunGuard:
+    """Applies ``limits`` to one kind of run (the agent, the tests) and names a breach."""
+
+    def __init__(self, limits: Limits, who: str, sampler: SessionSampler | None = None) -> None:
+        self.limits = limits
+        self.who = who
+        self.sampler = sampler or SessionSampler()
+
+    def start(self, name: str) -> LimitedRun:
+        """The limits of one run (``name`` unique to it): a child cgroup when the daemon
+        took one over at start, else resource limits and the /proc watchdog."""
+        base = Cgroups.base
+        if self.limits and base is not None:
+            memory = self.limits.max_memory_mb
+            try:
+                cgroup = RunCgroup.create(
+                    base,
+                    name,
+                    memory_bytes=memory * MB if memory is not None else None,
+                    processes=self.limits.max_processes,
+                )
+            except OSError as exc:
+                log.warning("no cgroup for this run (%s); resource limits instead", exc)
+            else:
+                return CgroupRun(self.limits, cgroup)
+        return RlimitRun(self.limits, self.sampler)
+
     def message(self, breach: str) -> str:
         """ "the agent exceeded its memory limit of 256 MB; its process group was killed"."""
         its = _its(self.who)
@@ -190,11 +266,18 @@ def _its(who: str) -> str:
 
 
 def enforcement(sampler: SessionSampler | None = None) -> str:
-    """Which mechanism enforces limits on this host, for the start-up log line."""
+    """Which mechanism enforces limits on this host, and why not cgroups, for the start-up
+    line (after ``Cgroups.enable``)."""
+    if Cgroups.base is not None:
+        return (
+            f"cgroup v2 ({Cgroups.reason}: memory.max, pids.max, CPU time from cpu.stat,"
+            " cgroup.kill)"
+        )
     sampler = sampler or SessionSampler()
     parts = ["resource limits set before exec (address space, CPU time, process count)"]
     if sampler.available():
         parts.append("a watchdog over each run's processes in /proc")
+    text = " and ".join(parts)
     if os.getuid() == 0:
-        parts.append("(as root the kernel ignores the process count: the watchdog enforces it)")
-    return " and ".join(parts[:2]) + (" " + parts[2] if len(parts) > 2 else "")
+        text += " (as root the kernel ignores the process count: the watchdog enforces it)"
+    return f"{text}; not cgroup v2: {Cgroups.reason}"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import trio
 
-from tamma_trio.engine.limits import RunGuard
+from tamma_trio.engine.limits import LimitedRun, RunGuard
 from tamma_trio.engine.strays import RUN_ENV, kill_run, new_run_marker
 
 TAIL_BYTES = 4096
@@ -93,10 +93,17 @@ async def run_in_group(
     started = trio.current_time()
     stdout = bytearray()
     marker = new_run_marker()
+    limited = guard.start(marker) if guard else None
     async with await trio.open_file(log_path, "ab") as handle:
         log = CappedLog(handle.write, log_max_bytes)
-        process = await _spawn(guard.wrap(argv) if guard else argv, cwd, {**env, RUN_ENV: marker})
-        watch = _Watch(guard)
+        try:
+            command = limited.wrap(argv) if limited else argv
+            process = await _spawn(command, cwd, {**env, RUN_ENV: marker})
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await _close_limits(limited)
+            raise
+        watch = _Watch(limited)
         try:
             timed_out = await _supervise(
                 process, log, stdout, timeout, kill_grace, keep_stdout, watch, marker
@@ -108,6 +115,7 @@ async def run_in_group(
         finally:
             kill_run(marker)  # whatever left the group: setsid children, daemonised tools
             with trio.CancelScope(shield=True):
+                await _close_limits(limited)
                 await _close_pipes(process)
                 await log.finish()
     tail = bytes(log.tail).decode("utf-8", "replace")
@@ -172,10 +180,15 @@ async def _supervise(
     return timed_out
 
 
+async def _close_limits(limited: LimitedRun | None) -> None:
+    if limited is not None:
+        await limited.close()
+
+
 class _Watch:
     """Waits for the child, or for its guard to report a crossed limit, whichever is first."""
 
-    def __init__(self, guard: RunGuard | None) -> None:
+    def __init__(self, guard: LimitedRun | None) -> None:
         self.guard = guard
         self.breach: str | None = None
 

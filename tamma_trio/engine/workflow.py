@@ -19,9 +19,11 @@ from tamma_trio.engine import prompts
 from tamma_trio.engine.agent import AgentRequest, AgentRunner, Mode, extract_json_object
 from tamma_trio.engine.analysis import assess_issue, draft_plan
 from tamma_trio.engine.base import IN_PROGRESS_LABEL, EngineContext
+from tamma_trio.engine.cgroups import Cgroups
 from tamma_trio.engine.forge.base import Forge
 from tamma_trio.engine.git import minimal_env
-from tamma_trio.engine.limits import RunGuard, enforcement
+from tamma_trio.engine.kept_work import KeptWorkLayout
+from tamma_trio.engine.limits import Limits, RunGuard, enforcement
 from tamma_trio.engine.process import run_in_group
 from tamma_trio.engine.workflow_options import TestsOptions, parse_options
 from tamma_trio.engine.workflow_ports import build_ports
@@ -77,9 +79,12 @@ class WorkflowEngine:
         stops the daemon early instead of failing its first task."""
         await self.forge.open()
         await self.workspaces.prepare_all()
+        agent_limits = self.agent.guard.limits if self.agent.guard else Limits()
+        if agent_limits or self.tests_guard.limits:
+            Cgroups.enable()
         log.info(
             "resource limits: agent %s; tests %s; enforced by %s",
-            self.agent.guard.limits.describe() if self.agent.guard else "none",
+            agent_limits.describe(),
             self.tests_guard.limits.describe(),
             enforcement(),
         )
@@ -353,11 +358,17 @@ class WorkflowEngine:
         await self.forge.add_labels(target, (NEEDS_HUMAN,))
         await self.forge.remove_label(target, IN_PROGRESS)
 
+    def kept_work(self) -> KeptWorkLayout:
+        """Where failed and escalated tasks' worktrees and logs stay until retention."""
+        workspaces = self.workspaces
+        return KeptWorkLayout(workspaces.root_of, self.forge.repositories, workspaces.git)
+
     async def finish(self, target: Target) -> None:
-        """Remove the task's worktree. Issues and pull requests share one number sequence, so
-        a pull request's number never names an issue's worktree."""
+        """Remove the task's worktree and logs. Issues and pull requests share one number
+        sequence, so a pull request's number never names an issue's worktree."""
         workspace = await self.workspaces.get(target.repository)
         await workspace.remove_worktree(target.number)
+        await workspace.remove_task_files(target.number)
 
 
 def create_engine(options: Mapping[str, Any], context: EngineContext) -> WorkflowEngine:

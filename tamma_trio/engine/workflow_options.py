@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -24,12 +25,14 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
+from tamma_trio import repositories as repo_rules
 from tamma_trio.config import describe_problem
 from tamma_trio.engine.agent import expand_command
 from tamma_trio.engine.limits import Limits
 from tamma_trio.errors import ConfigError
-from tamma_trio.models import Repository
 
+GithubName = Annotated[str, AfterValidator(repo_rules.check_github)]
+GitlabPath = Annotated[str, AfterValidator(repo_rules.check_gitlab)]
 FORBIDDEN_AGENT_ENV = frozenset({"GITHUB_TOKEN", "GH_TOKEN", "GITLAB_TOKEN", "TAMMA_FORGE_TOKEN"})
 
 
@@ -40,7 +43,7 @@ class Options(BaseModel):
 class LocalForgeOptions(Options):
     kind: Literal["local"] = "local"
     origin: Path = Path("./origin.git")  # the bare repository that acts as origin
-    repository: Repository = "local/project"
+    repository: GithubName = "local/project"
     default_branch: str = Field(default="main", min_length=1)
     required_approvals: int = Field(default=0, ge=0, le=10)
     trigger_label: str = Field(default="tamma", min_length=1)
@@ -59,7 +62,7 @@ class GithubForgeOptions(Options):
 
     kind: Literal["github"]
     api_url: str = Field(default="https://api.github.com", pattern=r"^https?://[^\s]+$")
-    repositories: tuple[Repository, ...] = Field(min_length=1)  # the allowlist
+    repositories: tuple[GithubName, ...] = Field(min_length=1)  # the allowlist
     token: SecretStr | None = None
     app_id: int = Field(default=0, ge=0)
     private_key_path: Path | None = None
@@ -80,11 +83,6 @@ class GithubForgeOptions(Options):
         if has_app and not (self.app_id and self.private_key_path):
             raise ValueError("a GitHub App needs both app_id and private_key_path")
         return self
-
-
-GitlabPath = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+$")
-]
 
 
 class GitlabForgeOptions(Options):
@@ -188,7 +186,7 @@ class WorkflowOptions(Options):
 
     def repo_root(self, repository: str) -> Path:
         """The workspace directory of one repository (its clone, worktrees, logs)."""
-        return self.workspace_dir / repository.replace("/", "__")
+        return self.workspace_dir / repo_rules.workspace_dirname(repository)
 
     def forge_database(self, store_path: Path | None) -> Path:
         """Where the local forge keeps its rows: its own setting, else the task store's file,

@@ -5,7 +5,11 @@ Layout under ``root`` (one directory per repository):
     repo/               the clone of origin, fetched before each task; nobody edits it
     worktrees/<issue>/  the task's worktree on branch tamma/<issue>-<slug>
     worktrees/.spare/   a finished task's worktree, cleaned, kept for the next task (spare.py)
-    tasks/<issue>/      prompt, agent and test logs (kept after the task, they are capped)
+    tasks/<issue>/      prompt, agent and test logs (capped)
+
+Both per-issue directories go when the issue's task succeeds (its worktree becomes the spare);
+after a failure, an escalation or a cancel they stay for a human until a rerun reuses them or
+retention prunes them (kept_work.py).
 
 The engine commits and pushes; the agent only edits files. A branch is *ours* when it exists in our
 clone (only the engine creates branches there) or when its tip on origin was committed by the
@@ -260,6 +264,12 @@ class Workspace(WorktreeOps):
             if directory.exists():
                 await trio.to_thread.run_sync(shutil.rmtree, directory)
             await self.git.run(["worktree", "prune"], self.clone_dir)
+
+    async def remove_task_files(self, issue_number: int) -> None:
+        """Drop the prompt, agent and test logs of the issue's task."""
+        directory = self.task_dir(issue_number)
+        if directory.exists():
+            await trio.to_thread.run_sync(shutil.rmtree, directory)
 
     async def push(self, branch: Branch, sha: str) -> None:
         """Fast-forward origin's branch to ``sha`` (a no-op when it is there already).

@@ -28,13 +28,14 @@ from tamma_trio.intake.intents import (
     Retry,
 )
 from tamma_trio.intake.submit import Intake
-from tamma_trio.models import Task, TaskStatus
+from tamma_trio.models import Task, TaskStatus, TaskType, issue_subject
 
 ESCALATED_FOR_APPROVAL = build.ESCALATED_FOR_APPROVAL
 MONITORING = "monitoring"
 # The engine names its branches tamma/<issue>-<slug>: a green status on one is about that issue.
 _BOT_BRANCH = re.compile(r"^tamma/(\d+)-")
 _ACTIVE = (TaskStatus.QUEUED, TaskStatus.IN_PROGRESS)
+_PULL_TYPES = (TaskType.PR_REVIEW_REQUESTED, TaskType.PR_COMMENT)
 
 
 @dataclass(frozen=True)
@@ -150,13 +151,21 @@ class Deliveries:
         return Enqueue((build.approval_of(escalated, login, key=meta.key, actor=meta.forge),))
 
     async def _checks_passed(self, meta: Meta, checks: ChecksPassed) -> Intent:
-        numbers = list(checks.pull_numbers)
+        """Look again at each pull request of the bot's that CI or an approval may unblock.
+
+        A number the event names is looked at only if its last task left it monitoring (the
+        event alone does not prove the pull request is the bot's). A number found through the
+        bot's branch was opened by the bot's issue task, so it is also looked at when no task
+        has looked at it yet: that is how a fresh merge request gets its first look.
+        """
+        opened_by_bot: dict[int, bool] = dict.fromkeys(checks.pull_numbers, False)
         for branch in checks.branches:
-            numbers += await self._pulls_of_branch(checks.repository, branch)
+            for number in await self._pulls_of_branch(checks.repository, branch):
+                opened_by_bot[number] = True
         tasks = []
-        for number in dict.fromkeys(numbers):
+        for number, ours in opened_by_bot.items():
             target = IssueRef(checks.repository, number, is_pull_request=True)
-            if await self._left_monitoring(target):
+            if await self._waiting_for_checks(target, opened_by_bot=ours):
                 key = f"{meta.key}:{number}"
                 tasks.append(build.review_requested(target, key=key, actor=meta.forge))
         if not tasks:
@@ -167,12 +176,25 @@ class Deliveries:
         found = _BOT_BRANCH.match(branch)
         if found is None:
             return []
-        tasks = await self.store.tasks_of_subject(f"{repository}#{found.group(1)}")
+        tasks = await self.store.tasks_of_subject(issue_subject(repository, int(found.group(1))))
         return [number for task in tasks if (number := _opened_pull(task)) is not None]
 
-    async def _left_monitoring(self, target: IssueRef) -> bool:
+    async def _waiting_for_checks(self, target: IssueRef, *, opened_by_bot: bool) -> bool:
+        latest = await self._latest_pull_task(target)
+        if latest is None:
+            return opened_by_bot
+        return _action(latest) == MONITORING
+
+    async def _latest_pull_task(self, target: IssueRef) -> Task | None:
+        """The newest task of the pull request; tasks stored before pull requests had their
+        own subject (``owner/name#7``) count when it has none under the new one."""
         tasks = await self.store.tasks_of_subject(target.subject, limit=1)
-        return bool(tasks) and _action(tasks[0]) == MONITORING
+        if not tasks:
+            legacy = await self.store.tasks_of_subject(
+                issue_subject(target.repository, target.number), limit=20
+            )
+            tasks = [task for task in legacy if task.type in _PULL_TYPES]
+        return tasks[0] if tasks else None
 
     # --- effects on existing tasks ----------------------------------------------------------
 

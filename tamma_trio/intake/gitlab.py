@@ -32,6 +32,7 @@ from tamma_trio.intake.intents import (
     IssueRef,
 )
 from tamma_trio.models import Number
+from tamma_trio.repositories import GITLAB_MAX_LENGTH
 
 FORGE = "gitlab"
 
@@ -49,7 +50,8 @@ class Label(_Part):
 
 
 class Project(_Part):
-    path_with_namespace: str = Field(min_length=1, max_length=255)
+    # A full path may run through subgroups; the served allowlist decides what is acted on.
+    path_with_namespace: str = Field(min_length=1, max_length=GITLAB_MAX_LENGTH)
 
 
 class Item(_Part):
@@ -58,6 +60,12 @@ class Item(_Part):
     iid: Number
     title: str = ""
     action: str = ""
+
+
+class MergeRequestItem(Item):
+    """A merge request also names its source branch: the bot's branches name their issue."""
+
+    source_branch: str = ""
 
 
 class UsersChange(_Part):
@@ -87,7 +95,7 @@ class IssueHook(_Hook):
 
 
 class MergeRequestHook(_Hook):
-    object_attributes: Item
+    object_attributes: MergeRequestItem
     changes: Changes = Changes()
 
 
@@ -98,7 +106,7 @@ class PipelineAttributes(_Part):
 
 class PipelineHook(_Hook):
     object_attributes: PipelineAttributes
-    merge_request: Item | None = None
+    merge_request: MergeRequestItem | None = None
 
 
 class Note(_Part):
@@ -147,7 +155,8 @@ def _on_merge_request(hook: MergeRequestHook, delivery_id: str, rules: Rules) ->
     if _newly(hook.changes.reviewers, rules.bot):
         return Enqueue((build.review_requested(target, key=_key(delivery_id), actor=FORGE),))
     if item.action == "approved":
-        return ChecksPassed(hook.project.path_with_namespace, (item.iid,), ())
+        branches = (item.source_branch,) if item.source_branch else ()
+        return ChecksPassed(hook.project.path_with_namespace, (item.iid,), branches)
     if item.action in ("close", "merge"):
         return Cancel(target)
     return Ignore(f"Merge Request Hook {item.action or '(no action)'} does not concern {rules.bot}")
@@ -157,8 +166,11 @@ def _on_pipeline(hook: PipelineHook, delivery_id: str, rules: Rules) -> Intent:
     pipeline = hook.object_attributes
     if pipeline.status != "success":
         return Ignore(f"pipeline {pipeline.status}")
-    numbers = (hook.merge_request.iid,) if hook.merge_request is not None else ()
-    return ChecksPassed(hook.project.path_with_namespace, numbers, (pipeline.ref,))
+    mr = hook.merge_request
+    numbers = (mr.iid,) if mr is not None else ()
+    # A merge request pipeline's ref is refs/merge-requests/<iid>/head; its branch is the MR's.
+    branches = (pipeline.ref, *((mr.source_branch,) if mr and mr.source_branch else ()))
+    return ChecksPassed(hook.project.path_with_namespace, numbers, tuple(dict.fromkeys(branches)))
 
 
 def _on_note(hook: NoteHook, delivery_id: str, rules: Rules) -> Intent:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tamma_trio.comment_commands import Command
-from tamma_trio.models import NewTask
+from tamma_trio.models import NewTask, issue_subject, pull_subject
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,9 @@ class IssueRef:
 
     @property
     def subject(self) -> str:
-        return f"{self.repository}#{self.number}"
+        if self.is_pull_request:
+            return pull_subject(self.repository, self.number)
+        return issue_subject(self.repository, self.number)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
+from tamma_trio import repositories
 from tamma_trio.errors import FieldError, ValidationError
 from tamma_trio.models import NewTask, TaskPriority, parse_task_type, validate_payload
 
@@ -56,8 +57,14 @@ def _envelope_error(exc: PydanticValidationError) -> FieldError:
     return FieldError(field, _FIELD_RULES.get(field, f"{field}: {first['msg']}"))
 
 
-def new_task_from(body: Mapping[str, Any], *, default_retries: int, actor: str) -> NewTask:
-    """Validate one task request into a NewTask; FieldError names the first bad field."""
+def new_task_from(
+    body: Mapping[str, Any], *, default_retries: int, actor: str, forge_kind: str = "local"
+) -> NewTask:
+    """Validate one task request into a NewTask; FieldError names the first bad field.
+
+    The repository must be one the configured forge (``forge_kind``) can name: a GitLab full
+    path with subgroups on GitLab, GitHub's ``owner/name`` everywhere else.
+    """
     try:
         request = TaskRequest.model_validate(body)
     except PydanticValidationError as exc:
@@ -70,6 +77,11 @@ def new_task_from(body: Mapping[str, Any], *, default_retries: int, actor: str) 
         payload = validate_payload(task_type, request.payload)
     except ValidationError as exc:
         raise FieldError("payload", str(exc)) from None
+    try:
+        repositories.check_for(forge_kind, str(payload["repository"]))
+    except ValueError as exc:
+        detail = f"invalid payload for {task_type.value}: repository: {exc}"
+        raise FieldError("payload", detail) from None
     retries = default_retries if request.max_retries is None else request.max_retries
     return NewTask(
         type=task_type,
@@ -81,7 +93,9 @@ def new_task_from(body: Mapping[str, Any], *, default_retries: int, actor: str) 
     )
 
 
-def new_tasks_from(body: Mapping[str, Any], *, default_retries: int, actor: str) -> list[NewTask]:
+def new_tasks_from(
+    body: Mapping[str, Any], *, default_retries: int, actor: str, forge_kind: str = "local"
+) -> list[NewTask]:
     """Validate a batch ``{"tasks": [...]}``; the first bad task is named by its index."""
     unknown = set(body) - {"tasks"}
     if unknown:
@@ -95,7 +109,11 @@ def new_tasks_from(body: Mapping[str, Any], *, default_retries: int, actor: str)
         if not isinstance(item, dict):
             raise FieldError(f"tasks[{index}]", f"tasks[{index}] must be a JSON object")
         try:
-            news.append(new_task_from(item, default_retries=default_retries, actor=actor))
+            news.append(
+                new_task_from(
+                    item, default_retries=default_retries, actor=actor, forge_kind=forge_kind
+                )
+            )
         except FieldError as exc:
             raise FieldError(f"tasks[{index}].{exc.field}", f"tasks[{index}]: {exc}") from None
     return news

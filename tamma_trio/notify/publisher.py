@@ -11,9 +11,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tamma_trio.event_feed import EventFeed
 from tamma_trio.models import Task
 from tamma_trio.notify_config import NotifyTarget
-from tamma_trio.service_events import EventFeed, EventKind, NewServiceEvent
+from tamma_trio.service_events import EventKind, NewServiceEvent
 from tamma_trio.store.base import TaskStore
 from tamma_trio.store.lifecycle import repository_of
 

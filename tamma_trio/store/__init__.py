@@ -8,14 +8,30 @@ trio run and closes it with ``aclose()``. The daemon, and only the daemon, also 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from tamma_trio.config import QueueConfig
 from tamma_trio.errors import StoreError
 from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, TaskStore, WallClock
-from tamma_trio.store.memory import MemoryStore
-from tamma_trio.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from tamma_trio.store.memory import MemoryStore
+    from tamma_trio.store.sqlite import SqliteStore
 
 __all__ = ["MemoryStore", "SqliteStore", "TaskStore", "open_store"]
+
+
+def __getattr__(name: str) -> object:
+    """The backends on first use: a CLI command that reads SQLite never loads the others."""
+    if name == "MemoryStore":
+        from tamma_trio.store.memory import MemoryStore
+
+        return MemoryStore
+    if name == "SqliteStore":
+        from tamma_trio.store.sqlite import SqliteStore
+
+        return SqliteStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_store(
@@ -29,8 +45,12 @@ def open_store(
     """The configured store, not yet opened. ``inline`` runs SQLite on the trio thread (tests);
     ``lease_seconds`` is the lease the SQS queues' visibility timeout must match."""
     if queue.type == "memory":
+        from tamma_trio.store.memory import MemoryStore
+
         return MemoryStore(clock=clock, boot_id=boot_id)
     if queue.type == "sqlite":
+        from tamma_trio.store.sqlite import SqliteStore
+
         return SqliteStore(
             queue.sqlite.path,
             synchronous=queue.sqlite.synchronous,

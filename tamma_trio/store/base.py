@@ -39,6 +39,7 @@ from tamma_trio.service_events import (
     NewServiceEvent,
     Notification,
     NotificationStatus,
+    PrunedEvents,
     ServiceEvent,
 )
 
@@ -242,6 +243,15 @@ class TaskStore(Protocol):
         attempt count; returns how many."""
 
     # --- housekeeping ---------------------------------------------------------------------
+    async def prune_events(
+        self, before: float, dead_before: float, limit: int, *, dry_run: bool = False
+    ) -> PrunedEvents:
+        """Delete up to ``limit`` deliveries delivered before wall time ``before`` or dead with
+        an event from before ``dead_before``, oldest first; then up to ``limit`` service events
+        from before ``before`` that no delivery refers to any more. A pending delivery and its
+        event always stay. ``dry_run`` counts what would go (an event counts when every delivery
+        of it would go too) and deletes nothing. ValueError for a limit below 1."""
+
     async def prune(
         self,
         finished_before: float,

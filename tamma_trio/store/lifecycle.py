@@ -129,9 +129,13 @@ def check_prune(statuses: Collection[TaskStatus], limit: int) -> list[str]:
     unfinished = sorted(status.value for status in set(statuses) - PRUNABLE)
     if unfinished:
         raise ValueError(f"only finished tasks can be pruned, not {', '.join(unfinished)}")
+    check_limit(limit)
+    return sorted(status.value for status in statuses)
+
+
+def check_limit(limit: int) -> None:
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
-    return sorted(status.value for status in statuses)
 
 
 def quarantine_error(interruptions: int) -> str:

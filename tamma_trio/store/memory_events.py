@@ -6,6 +6,7 @@ its MemoryState (so a second store over the same state sees the outbox, like a r
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -13,20 +14,25 @@ from tamma_trio.service_events import (
     NewServiceEvent,
     Notification,
     NotificationStatus,
+    PrunedEvents,
     ServiceEvent,
+    expired_notifications,
+    unreferenced_events,
 )
 from tamma_trio.store.base import WallClock
-from tamma_trio.store.lifecycle import utc
+from tamma_trio.store.lifecycle import check_limit, utc
 
 
 @dataclass
 class MemoryOutbox:
-    events: list[ServiceEvent] = field(default_factory=list)
+    events: list[ServiceEvent] = field(default_factory=list)  # by id; pruned from the front
     deliveries: dict[int, Notification] = field(default_factory=dict)
+    last_event_id: int = 0
     last_delivery_id: int = 0
 
     def publish(self, event: NewServiceEvent, targets: Sequence[str], now: float) -> ServiceEvent:
-        stored = ServiceEvent(id=len(self.events) + 1, at=utc(now), **event.model_dump())
+        self.last_event_id += 1
+        stored = ServiceEvent(id=self.last_event_id, at=utc(now), **event.model_dump())
         self.events.append(stored)
         for target in targets:
             self.last_delivery_id += 1
@@ -40,7 +46,20 @@ class MemoryOutbox:
         return stored
 
     def after(self, after: int, limit: int) -> list[ServiceEvent]:
-        return self.events[max(after, 0) : max(after, 0) + limit]
+        start = bisect.bisect_right(self.events, after, key=lambda event: event.id)
+        return self.events[start : start + limit]
+
+    def prune(self, before: float, dead_before: float, limit: int, dry_run: bool) -> PrunedEvents:
+        notes = expired_notifications(self.deliveries.values(), before, dead_before, limit)
+        doomed = {note.id for note in notes}
+        staying = [note for note in self.deliveries.values() if note.id not in doomed]
+        events = unreferenced_events(self.events, staying, before, limit)
+        if not dry_run:
+            for note in notes:
+                del self.deliveries[note.id]
+            gone = {event.id for event in events}
+            self.events = [event for event in self.events if event.id not in gone]
+        return PrunedEvents(len(events), len(notes))
 
     def select(self, status: NotificationStatus | None, limit: int) -> list[Notification]:
         found = [d for d in self.deliveries.values() if status is None or d.status == status]
@@ -120,3 +139,10 @@ class MemoryOutboxMethods:
     async def renotify(self, delivery_ids: Sequence[int] | None = None) -> int:
         await self._enter()
         return self._outbox.renotify(delivery_ids, self._clock())
+
+    async def prune_events(
+        self, before: float, dead_before: float, limit: int, *, dry_run: bool = False
+    ) -> PrunedEvents:
+        check_limit(limit)
+        await self._enter()
+        return self._outbox.prune(before, dead_before, limit, dry_run)

@@ -27,6 +27,7 @@ from tamma_trio.service_events import (
     NewServiceEvent,
     Notification,
     NotificationStatus,
+    PrunedEvents,
     ServiceEvent,
 )
 from tamma_trio.store import lifecycle
@@ -194,3 +195,11 @@ class RedisEventMethods:
     async def renotify(self, delivery_ids: Sequence[int] | None = None) -> int:
         which = ["all"] if delivery_ids is None else ["ids", *delivery_ids]
         return int(await self._script("renotify", [codec.seconds(self._clock()), *which]))
+
+    async def prune_events(
+        self, before: float, dead_before: float, limit: int, *, dry_run: bool = False
+    ) -> PrunedEvents:
+        lifecycle.check_limit(limit)
+        cuts = [codec.seconds(before), codec.seconds(dead_before)]
+        events, notes = await self._script("prune_events", [*cuts, limit, "1" if dry_run else "0"])
+        return PrunedEvents(int(events), int(notes))

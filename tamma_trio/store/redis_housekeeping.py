@@ -48,3 +48,54 @@ for _, id in ipairs(ids) do
 end
 return ids
 """
+
+# ARGV: P, before, dead_before, limit, dry run ('1' or '0'). Answers {events, notifications}.
+# Notifications are numbered in publish order, so each status set is walked by id and the walk
+# stops at the first event too young to matter. Deliveries that stay (pending, not expired, or
+# beyond this call's limit) keep their events.
+PRUNE_EVENTS = """
+local before, dead, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local dry = ARGV[5] == '1'
+local function event_at(id)
+  local found = redis.call('ZRANGEBYSCORE', key('sevents'), id, id)
+  if #found == 0 then return nil end
+  return tonumber(cjson.decode(found[1]).at)
+end
+local keep, doomed = {}, {}
+local function walk(status, stop)
+  for _, d in ipairs(redis.call('ZRANGE', key('nt:status:') .. status, 0, -1)) do
+    local fields = redis.call('HMGET', key('notification:') .. d, 'event_id', 'delivered_at')
+    local at = event_at(fields[1])
+    if at == nil or at >= stop then return end
+    local expired = at < dead
+    if status == 'delivered' then expired = tonumber(fields[2]) < before end
+    if expired and #doomed < limit then
+      doomed[#doomed + 1] = {d, status}
+    else
+      keep[tostring(tonumber(fields[1]))] = true
+    end
+  end
+end
+walk('delivered', before)
+walk('dead', math.max(before, dead))
+for _, d in ipairs(redis.call('ZRANGE', key('nt:status:pending'), 0, -1)) do
+  keep[tostring(tonumber(redis.call('HGET', key('notification:') .. d, 'event_id')))] = true
+end
+if not dry then
+  for _, pair in ipairs(doomed) do
+    redis.call('DEL', key('notification:') .. pair[1])
+    redis.call('ZREM', key('nt:ids'), pair[1])
+    redis.call('ZREM', key('nt:status:') .. pair[2], pair[1])
+  end
+end
+local events = 0
+for _, text in ipairs(redis.call('ZRANGE', key('sevents'), 0, -1)) do
+  local event = cjson.decode(text)
+  if tonumber(event.at) >= before or events >= limit then break end
+  if not keep[tostring(tonumber(event.id))] then
+    events = events + 1
+    if not dry then redis.call('ZREM', key('sevents'), text) end
+  end
+end
+return {events, #doomed}
+"""

@@ -45,7 +45,7 @@ from tamma_trio.store.base import (
 from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.redis_batch import ScriptBatcher
 from tamma_trio.store.redis_events import EVENT_SCRIPTS, RedisEventMethods
-from tamma_trio.store.redis_housekeeping import PRUNE
+from tamma_trio.store.redis_housekeeping import PRUNE, PRUNE_EVENTS
 from tamma_trio.store.redis_leases import expired_leases, reclaim_arguments
 from tamma_trio.store.redis_scripts import PRELUDE, SCRIPTS
 from tamma_trio.store.redis_server import (
@@ -103,6 +103,7 @@ class RedisStore(RedisEventMethods):
                 **redis_deliveries.SCRIPTS,
                 **EVENT_SCRIPTS,
                 "prune": PRUNE,
+                "prune_events": PRUNE_EVENTS,
             }.items()
         }
         try:

@@ -42,6 +42,7 @@ from tamma_trio.service_events import (
     NewServiceEvent,
     Notification,
     NotificationStatus,
+    PrunedEvents,
     ServiceEvent,
 )
 from tamma_trio.store import (
@@ -326,6 +327,13 @@ class SqliteStore:
         return await self._write(sqlite_events.renotify, ids, self._clock())
 
     # --- housekeeping ---------------------------------------------------------------------
+    async def prune_events(
+        self, before: float, dead_before: float, limit: int, *, dry_run: bool = False
+    ) -> PrunedEvents:
+        lifecycle.check_limit(limit)
+        counts = await self._write(sqlite_events.prune_events, before, dead_before, limit, dry_run)
+        return PrunedEvents(*counts)
+
     async def prune(
         self,
         finished_before: float,

@@ -14,6 +14,7 @@ import pydantic_core
 
 from tamma_trio.service_events import EventKind, Notification, NotificationStatus, ServiceEvent
 from tamma_trio.store.lifecycle import utc, utc_or_none
+from tamma_trio.store.sqlite_housekeeping import vacuum_some
 
 Row = tuple[Any, ...]
 
@@ -122,3 +123,31 @@ def notification_from_row(row: Row) -> Notification:
         last_error=last_error,
         delivered_at=utc_or_none(delivered),
     )
+
+
+_EXPIRED = """(d.status = 'delivered' AND d.delivered_at < :before)
+    OR (d.status = 'dead' AND d.event_id IN (SELECT id FROM service_events WHERE at < :dead))"""
+_OLD_EVENTS = """SELECT e.id FROM service_events e WHERE e.at < :before AND NOT EXISTS
+    (SELECT 1 FROM notifications d WHERE d.event_id = e.id {keep}) ORDER BY e.id LIMIT :limit"""
+
+
+def prune_events(
+    conn: sqlite3.Connection, before: float, dead_before: float, limit: int, dry_run: bool
+) -> tuple[int, int]:
+    """(events, notifications) deleted, or counted when ``dry_run`` (see TaskStore)."""
+    marks = {"before": before, "dead": dead_before, "limit": limit}
+    notes = [
+        (row[0],)
+        for row in conn.execute(
+            f"SELECT d.id FROM notifications d WHERE {_EXPIRED} ORDER BY d.id LIMIT :limit", marks
+        )
+    ]
+    if dry_run:  # an event goes when every delivery of it would go
+        query = _OLD_EVENTS.format(keep=f"AND NOT ({_EXPIRED})")
+        return len(conn.execute(query, marks).fetchall()), len(notes)
+    conn.executemany("DELETE FROM notifications WHERE id = ?", notes)
+    events = [(row[0],) for row in conn.execute(_OLD_EVENTS.format(keep=""), marks)]
+    conn.executemany("DELETE FROM service_events WHERE id = ?", events)
+    if events or notes:
+        vacuum_some(conn)
+    return len(events), len(notes)

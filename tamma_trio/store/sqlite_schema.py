@@ -181,6 +181,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
            WHERE status = 'pending'""",
         "CREATE INDEX notifications_by_status ON notifications (status, id)",
     ),
+    (
+        # Retention deletes an event only once no delivery refers to it: one index probe per
+        # event instead of a scan of the outbox.
+        "CREATE INDEX notifications_event ON notifications (event_id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -142,7 +142,12 @@ def register_api_routes(app: Quart, deps: WebDeps) -> None:
         require_mutation_allowed(api.token)
         body = await read_json_object(api.max_body_bytes)
         try:
-            new = new_task_from(body, default_retries=deps.config.max_retries, actor="api")
+            new = new_task_from(
+                body,
+                default_retries=deps.config.max_retries,
+                actor="api",
+                forge_kind=deps.forge_kind,
+            )
         except FieldError as exc:
             raise _field_error(exc) from None
         task, created = await deps.intake.submit_one(new, source="api")
@@ -155,7 +160,12 @@ def register_api_routes(app: Quart, deps: WebDeps) -> None:
         require_mutation_allowed(api.token)
         body = await read_json_object(api.max_body_bytes)
         try:
-            news = new_tasks_from(body, default_retries=deps.config.max_retries, actor="api")
+            news = new_tasks_from(
+                body,
+                default_retries=deps.config.max_retries,
+                actor="api",
+                forge_kind=deps.forge_kind,
+            )
         except FieldError as exc:
             raise _field_error(exc) from None
         added = await deps.intake.submit(news, source="api")

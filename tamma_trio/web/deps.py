@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from tamma_trio.config import ServiceConfig, WebhooksConfig
+from tamma_trio.event_feed import EventFeed
 from tamma_trio.intake import Intake
 from tamma_trio.intake.authorize import MayCommand
 from tamma_trio.metrics import Metrics
-from tamma_trio.service_events import EventFeed
 from tamma_trio.status import ServiceStatus
 from tamma_trio.store.base import TaskStore
 

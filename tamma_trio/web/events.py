@@ -19,7 +19,8 @@ from pydantic import SecretStr
 from quart import Quart, Response, request
 from quart.typing import ResponseReturnValue
 
-from tamma_trio.service_events import EventFeed, ServiceEvent
+from tamma_trio.event_feed import EventFeed
+from tamma_trio.service_events import ServiceEvent
 from tamma_trio.store.base import TaskStore
 from tamma_trio.web.auth import bearer_credential, token_matches
 from tamma_trio.web.body import ascii_int

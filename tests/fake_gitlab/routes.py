@@ -43,32 +43,32 @@ def table(fake: FakeGitLab) -> dict[tuple[str, str], Handler]:
         issue = p.issues.get(int(iid))
         if issue is None:
             return error(404, "404 Issue Not Found")
-        asked = await request.get_json()
-        _edit_labels(issue, asked)
-        if "assignee_ids" in asked:
-            by_id = {uid: name for name, uid in fake.users.items()}
-            issue["assignees"] = [fake.user(by_id[uid]) for uid in asked["assignee_ids"]]
-        if asked.get("state_event") == "close":
-            issue["state"] = "closed"
+        _edit(fake, issue, await request.get_json())
         return answer(issue)
+
+    async def notes_of(items: list[dict[str, Any]], noteable_type: str) -> Response:
+        if request.method == "GET":
+            return paginated(items)
+        note = {
+            "id": fake.next_note_id(),
+            "body": (await request.get_json())["body"],
+            "author": fake.user(request.actor),  # type: ignore[attr-defined]
+            "created_at": "2026-01-01T00:00:00.000Z",
+            "system": False,
+            "noteable_type": noteable_type,
+        }
+        items.append(note)
+        return answer(note, 201)
 
     async def notes(p: FakeProject, iid: str) -> Response:
         if int(iid) not in p.issues:
             return error(404, "404 Issue Not Found")
-        items = p.notes.setdefault(int(iid), [])
-        if request.method == "GET":
-            return paginated(items)
-        body = (await request.get_json())["body"]
-        note = {
-            "id": 9000 + sum(len(n) for n in p.notes.values()),
-            "body": body,
-            "author": fake.user(request.actor),  # type: ignore[attr-defined]
-            "created_at": "2026-01-01T00:00:00.000Z",
-            "system": False,
-            "noteable_type": "Issue",
-        }
-        items.append(note)
-        return answer(note, 201)
+        return await notes_of(p.notes.setdefault(int(iid), []), "Issue")
+
+    async def mr_notes(p: FakeProject, iid: str) -> Response:
+        if int(iid) not in p.merge_requests:
+            return error(404, "404 Not found")
+        return await notes_of(p.mr_notes.setdefault(int(iid), []), "MergeRequest")
 
     async def labels(p: FakeProject) -> Response:
         name = (await request.get_json())["name"]
@@ -133,13 +133,29 @@ def table(fake: FakeGitLab) -> dict[tuple[str, str], Handler]:
         mr = p.merge_requests.get(int(iid))
         if mr is None:
             return error(404, "404 Not found")
-        _edit_labels(mr, await request.get_json())
+        _edit(fake, mr, await request.get_json())
         return answer(await view(p, mr, ask=False))
 
     async def approvals(p: FakeProject, iid: str) -> Response:
         names = p.approvals.get(int(iid), [])
         approved_by = [{"user": fake.user(name)} for name in names]
         return answer({"iid": int(iid), "approved": bool(names), "approved_by": approved_by})
+
+    async def reviewers(p: FakeProject, iid: str) -> Response:
+        """GET .../reviewers: each reviewer's state (unreviewed, reviewed, requested_changes,
+        approved...), as GitLab 17 reports it."""
+        if int(iid) not in p.merge_requests:
+            return error(404, "404 Not found")
+        entries = [
+            {
+                "user": fake.user(name),
+                "updated_state_by": fake.user(name),
+                "state": state,
+                "created_at": "2026-01-01T00:00:00.000Z",
+            }
+            for name, state in p.reviewers.get(int(iid), {}).items()
+        ]
+        return paginated(entries)
 
     async def merge(p: FakeProject, iid: str) -> Response:
         mr = p.merge_requests.get(int(iid))
@@ -180,12 +196,15 @@ def table(fake: FakeGitLab) -> dict[tuple[str, str], Handler]:
         ("PUT", r"issues/(\d+)"): put_issue,
         ("GET", r"issues/(\d+)/notes"): notes,
         ("POST", r"issues/(\d+)/notes"): notes,
+        ("GET", r"merge_requests/(\d+)/notes"): mr_notes,
+        ("POST", r"merge_requests/(\d+)/notes"): mr_notes,
         ("POST", r"labels"): labels,
         ("GET", r"merge_requests"): merge_requests,
         ("POST", r"merge_requests"): merge_requests,
         ("GET", r"merge_requests/(\d+)"): get_mr,
         ("PUT", r"merge_requests/(\d+)"): put_mr,
         ("GET", r"merge_requests/(\d+)/approvals"): approvals,
+        ("GET", r"merge_requests/(\d+)/reviewers"): reviewers,
         ("PUT", r"merge_requests/(\d+)/merge"): merge,
         ("DELETE", r"repository/branches/(.+)"): delete_branch,
         ("GET", r"members/all/(\d+)"): member,
@@ -194,6 +213,16 @@ def table(fake: FakeGitLab) -> dict[tuple[str, str], Handler]:
 
 async def branch_sha_of(p: FakeProject, branch: str) -> str | None:
     return await BareRepository(p.bare, p.default_branch, Git(30)).branch_sha(branch)
+
+
+def _edit(fake: FakeGitLab, item: dict[str, Any], asked: dict[str, Any]) -> None:
+    """PUT on an issue or a merge request: labels, assignees and closing work alike."""
+    _edit_labels(item, asked)
+    if "assignee_ids" in asked:
+        by_id = {uid: name for name, uid in fake.users.items()}
+        item["assignees"] = [fake.user(by_id[uid]) for uid in asked["assignee_ids"]]
+    if asked.get("state_event") == "close":
+        item["state"] = "closed"
 
 
 def _edit_labels(item: dict[str, Any], asked: dict[str, Any]) -> None:

@@ -26,10 +26,12 @@ class FakeProject:
     id: int
     default_branch: str = "main"
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
-    notes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    notes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # issue iid -> notes
+    mr_notes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # MR iid -> notes
     labels: set[str] = field(default_factory=set)
     merge_requests: dict[int, dict[str, Any]] = field(default_factory=dict)
     approvals: dict[int, list[str]] = field(default_factory=dict)  # iid -> usernames
+    reviewers: dict[int, dict[str, str]] = field(default_factory=dict)  # iid -> {name: state}
     merge_statuses: dict[int, list[str]] = field(default_factory=dict)  # answers, in turn
     pipelines: dict[str, list[str]] = field(default_factory=dict)  # sha -> statuses, in turn
     members: dict[str, int] = field(default_factory=dict)  # username -> access level
@@ -48,6 +50,12 @@ class FakeGitLab(StagedFaults):
     log: list[tuple[str, str, int]] = field(default_factory=list)
     git_auth: list[str] = field(default_factory=list)
     remaining: int = 2000
+    notes_made: int = 0
+
+    def next_note_id(self) -> int:
+        """Note ids are unique across issues and merge requests, as on GitLab."""
+        self.notes_made += 1
+        return 9000 + self.notes_made
 
     @property
     def api_url(self) -> str:

@@ -1,14 +1,14 @@
 """The service event stream and webhook outbox on AWS: items in the keys table.
 
 An event is one item ``sevent#<id>``, a notification one item ``notification#<id>`` holding its
-event; ids come from counters like task ids. Unlike SQLite and Redis, the event and its
-notifications are separate writes (notifications first is not possible: they carry the event's
-id), so a crash between them can lose a notification of a recorded event. Reads scan the keys
-table by prefix, which suits the small volumes of an operator's stream.
+event; ids come from counters like task ids. Like SQLite's transaction and Redis's script, the
+event and its notifications are written together (one TransactWriteItems). Reads scan the keys
+table by prefix, which suits the small volumes of an operator's stream once retention prunes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -17,7 +17,10 @@ from tamma_trio.service_events import (
     NewServiceEvent,
     Notification,
     NotificationStatus,
+    PrunedEvents,
     ServiceEvent,
+    expired_notifications,
+    unreferenced_events,
 )
 from tamma_trio.store import lifecycle
 from tamma_trio.store.aws.tables import Tables
@@ -29,10 +32,11 @@ NOTE = "notification#"
 async def publish(
     tables: Tables, event: NewServiceEvent, targets: Sequence[str], now: float
 ) -> ServiceEvent:
+    """The event and its deliveries in one transaction, so a crash never keeps one without
+    the other; only the ids are reserved before it (a crash then wastes ids, loses nothing)."""
     [number] = await tables.next_ids(1, counter="counter#sevent")
     stored = ServiceEvent(id=number, at=lifecycle.utc(now), **event.model_dump())
-    item = {"k": {"S": f"{EVENT}{number}"}, "doc": {"S": stored.model_dump_json()}}
-    await tables.put_key(item, "attribute_not_exists(k)")
+    items = [{"k": {"S": f"{EVENT}{number}"}, "doc": {"S": stored.model_dump_json()}}]
     if targets:
         ids = await tables.next_ids(len(targets), counter="counter#notification")
         for note_id, target in zip(ids, targets, strict=True):
@@ -43,7 +47,9 @@ async def publish(
                 status=NotificationStatus.PENDING,
                 next_attempt_at=lifecycle.utc(now),
             )
-            await _put(tables, note, None)
+            items.append(_item(note))
+    token = hashlib.sha256(f"{tables.keys}#{EVENT}{number}".encode()).hexdigest()[:36]
+    await tables.put_new_keys(items, token=token)
     return stored
 
 
@@ -105,15 +111,39 @@ async def _get(tables: Tables, note_id: int) -> Notification | None:
     return Notification.model_validate_json(item["doc"]["S"]) if item else None
 
 
-async def _put(tables: Tables, note: Notification, was: NotificationStatus | None) -> bool:
-    item = {
+async def prune_events(
+    tables: Tables, before: float, dead_before: float, limit: int, dry_run: bool
+) -> PrunedEvents:
+    """Expired deliveries, then events no staying delivery needs (see TaskStore). Each delete
+    is conditional on the status it was read in: a delivery retried meanwhile stays, and so
+    does its event."""
+    notes = [Notification.model_validate_json(i["doc"]["S"]) for i in await _all(tables, NOTE)]
+    doomed = expired_notifications(notes, before, dead_before, limit)
+    gone = {note.id for note in doomed}
+    if not dry_run:
+        for note in doomed:
+            condition = {":st": {"S": note.status.value}}
+            if await tables.delete_key(f"{NOTE}{note.id}", "st = :st", condition) is None:
+                gone.discard(note.id)
+    staying = [note for note in notes if note.id not in gone]
+    found = [ServiceEvent.model_validate_json(i["doc"]["S"]) for i in await _all(tables, EVENT)]
+    events = unreferenced_events(found, staying, before, limit)
+    if not dry_run:
+        for event in events:
+            await tables.delete_key(f"{EVENT}{event.id}", "attribute_exists(k)")
+    return PrunedEvents(len(events), len(gone))
+
+
+def _item(note: Notification) -> dict[str, Any]:
+    return {
         "k": {"S": f"{NOTE}{note.id}"},
         "doc": {"S": note.model_dump_json()},
         "st": {"S": note.status.value},
     }
-    if was is None:
-        return await tables.put_key(item, "attribute_not_exists(k)")
-    return await tables.put_key(item, "st = :was", {":was": {"S": was.value}})
+
+
+async def _put(tables: Tables, note: Notification, was: NotificationStatus) -> bool:
+    return await tables.put_key(_item(note), "st = :was", {":was": {"S": was.value}})
 
 
 async def _all(tables: Tables, prefix: str) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ from tamma_trio.service_events import (
     NewServiceEvent,
     Notification,
     NotificationStatus,
+    PrunedEvents,
     ServiceEvent,
 )
 from tamma_trio.store import lifecycle
@@ -228,6 +229,13 @@ class SqsStore:
     async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
         await self._enter()
         return await reads.throughput(self.tables, since, bucket_seconds)
+
+    async def prune_events(
+        self, before: float, dead_before: float, limit: int, *, dry_run: bool = False
+    ) -> PrunedEvents:
+        lifecycle.check_limit(limit)
+        await self._enter()
+        return await notifications.prune_events(self.tables, before, dead_before, limit, dry_run)
 
     async def prune(
         self,

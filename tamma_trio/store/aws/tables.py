@@ -211,16 +211,40 @@ class Tables:
             ),
         )
 
-    async def delete_key(self, key: str, condition: str, values: Item) -> dict[str, Any] | None:
+    async def put_new_keys(self, items: Sequence[Item], token: str) -> None:
+        """Write new keys-table items in one transaction (at most 100): all of them or none.
+
+        ``token`` makes a retried call idempotent for DynamoDB's ten minutes, so a retry after
+        a lost answer is not refused by the items it wrote itself.
+        """
+        actions = [
+            {
+                "Put": {
+                    "TableName": self.keys,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(k)",
+                }
+            }
+            for item in items
+        ]
+        await self.runner.run(
+            "writing keys together",
+            partial(self.db.transact_write_items, TransactItems=actions, ClientRequestToken=token),
+        )
+
+    async def delete_key(
+        self, key: str, condition: str, values: Item | None = None
+    ) -> dict[str, Any] | None:
         """Delete if ``condition`` holds; the old item, or None when the condition failed."""
+        extra: dict[str, Any] = {"ExpressionAttributeValues": values} if values else {}
         try:
             answer = await self.runner.raw(
                 lambda: self.db.delete_item(
                     TableName=self.keys,
                     Key={"k": {"S": key}},
                     ConditionExpression=condition,
-                    ExpressionAttributeValues=values,
                     ReturnValues="ALL_OLD",
+                    **extra,
                 )
             )
         except Exception as exc:

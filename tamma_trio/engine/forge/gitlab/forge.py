@@ -122,9 +122,12 @@ class GitLabForge(MergeRequestOps):
         )
         return reply.data if reply.status == 200 else None
 
-    # --- issues -------------------------------------------------------------------------------
+    # --- issues and merge requests: notes, labels, assignees, state -------------------------
     def _issue_path(self, target: Target, tail: str = "") -> str:
-        return project_path(target.repository, f"/issues/{target.number}{tail}")
+        """The issue or merge request ``target`` names: GitLab numbers the two apart, so issue
+        #3 and merge request !3 are different objects with different URLs."""
+        collection = "merge_requests" if target.kind == "pull_request" else "issues"
+        return project_path(target.repository, f"/{collection}/{target.number}{tail}")
 
     async def get_issue(self, repository: str, number: int) -> Issue:
         target = Target(repository=repository, number=number)

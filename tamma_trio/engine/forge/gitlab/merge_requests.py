@@ -15,7 +15,12 @@ from typing import Any
 from urllib.parse import quote
 
 from tamma_trio.engine.forge.gitlab.client import GitLabClient, project_path
-from tamma_trio.engine.forge.gitlab.verdicts import approval_count, merge_state, pipeline_state
+from tamma_trio.engine.forge.gitlab.verdicts import (
+    approval_count,
+    changes_requested_by,
+    merge_state,
+    pipeline_state,
+)
 from tamma_trio.engine.forge.http_util import Sleep, Wall
 from tamma_trio.engine.forge.merging import ChecksGrace, MergeSettings
 from tamma_trio.errors import EngineError
@@ -151,10 +156,12 @@ class MergeRequestOps(abc.ABC):
             )
         mergeable, merge_reason = merge_state(str(data.get("detailed_merge_status", "")))
         ci, ci_passed, ci_reason = self._ci(data.get("head_pipeline"), mr.head_sha)
+        requesters = await self._changes_requested_by(repository, number)
         reasons = [
             *([merge_reason] if merge_reason else []),
             *([ci_reason] if ci_reason else []),
             *([f"{approvals} of {required} required approvals"] if approvals < required else []),
+            *([f"changes requested by {', '.join(requesters)}"] if requesters else []),
         ]
         return PRStatus(
             state="open",
@@ -163,10 +170,22 @@ class MergeRequestOps(abc.ABC):
             ci_passed=ci_passed,
             approvals=approvals,
             required_approvals=required,
-            changes_requested=False,  # GitLab's "request changes" shows as a blocking status
+            changes_requested=bool(requesters),
             head_sha=mr.head_sha,
             reasons=tuple(reasons),
         )
+
+    async def _changes_requested_by(self, repository: str, number: int) -> tuple[str, ...]:
+        """Reviewers who asked for changes; a GitLab older than the reviewers API (404) has
+        no "request changes" to read."""
+        reply = await self.client.call(
+            "GET",
+            self._mr_path(repository, number, "/reviewers"),
+            project=repository,
+            params={"per_page": "100"},
+            allow=(404,),
+        )
+        return changes_requested_by(reply.data) if reply.status == 200 else ()
 
     def _ci(self, pipeline: Mapping[str, Any] | None, sha: str) -> tuple[str, bool, str]:
         state = pipeline_state(pipeline, sha)

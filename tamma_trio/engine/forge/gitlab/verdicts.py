@@ -10,8 +10,11 @@ CiState = Literal["success", "failure", "pending", "none"]
 
 # GitLab computes mergeability asynchronously; these mean "not known yet, ask again".
 UNSETTLED = frozenset({"checking", "unchecked", "preparing", "approvals_syncing"})
-# Blockers the engine reads itself (approvals, pipeline), so they do not make the MR unmergeable.
-OWN_CHECKS = frozenset({"mergeable", "not_approved", "ci_must_pass", "ci_still_running"})
+# Blockers the engine reads itself (approvals, pipeline, reviewers asking for changes), so they
+# do not make the MR unmergeable: each is reported as its own reason instead.
+OWN_CHECKS = frozenset(
+    {"mergeable", "not_approved", "ci_must_pass", "ci_still_running", "requested_changes"}
+)
 PIPELINE_FAILED = frozenset({"failed", "canceled"})
 PIPELINE_PASSED = frozenset({"success", "skipped"})
 
@@ -44,6 +47,19 @@ def approval_count(approvals: Mapping[str, Any]) -> int:
         for entry in approvals.get("approved_by") or ()
     }
     return len(users - {""})
+
+
+def changes_requested_by(reviewers: Any) -> tuple[str, ...]:
+    """Reviewers whose state is ``requested_changes`` in GET .../merge_requests/:iid/reviewers
+    (GitLab 17's "Request changes"); anything but a list of reviewer entries reads as none."""
+    if not isinstance(reviewers, list):
+        return ()
+    names = [
+        str((entry.get("user") or {}).get("username", ""))
+        for entry in reviewers
+        if isinstance(entry, Mapping) and entry.get("state") == "requested_changes"
+    ]
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def access_reaches(member: Mapping[str, Any] | None, required: int) -> bool:
