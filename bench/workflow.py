@@ -13,8 +13,8 @@ network) and one `git worktree add` (a checkout: the floor).
 
 The task's span is claim to pull request opened; ``finish`` (removing the worktree, after the
 pull request is open and the task's result is stored) is printed apart. ``later_git_*`` lines
-split a later task's time by git subcommand (summed per task, the median over later tasks), to
-show where the time beyond the worktree add goes.
+split a later task's time by git subcommand (summed per task, ``finish`` included; the median
+over later tasks), to show where its time goes.
 
 Prints ``name: value`` lines (seconds unless the name says otherwise).
 """

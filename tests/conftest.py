@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from tamma_trio.models import NewTask
+from tamma_trio.service import trio_wall_clock
 from tamma_trio.store.base import TaskStore
 from tests.aws_helpers import FAKE_AWS_ENV, MotoServer, create_resources, sqs_config
 from tests.redis_server import RedisServer, RedisServerMissingError
+from tests.service_helpers import STORE_KINDS, Stores
 from tests.store_helpers import (
     CAPABILITY_DIFFERENCES,
     SHARED_BACKENDS,
@@ -153,3 +155,17 @@ def make_task() -> TaskBuilder:
         return NewTask.build("issue_assigned", payload, **options)
 
     return build
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def service_stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    """Stores over one set of data on trio's clock (memory, inline SQLite), for service tests
+    under MockClock; a second ``open`` is a restarted daemon."""
+    stores = Stores(request.param, tmp_path / "tasks.db", trio_wall_clock())
+    yield stores
+    await stores.close()
+
+
+@pytest.fixture
+async def service_store(service_stores: Stores) -> TaskStore:
+    return await service_stores.open()
