@@ -30,14 +30,17 @@ from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
 from tamma_trio.engine.kept_work import KeepsWork
 from tamma_trio.engine.workflow_options import LocalForgeOptions
+from tamma_trio.errors import sole_cause
 from tamma_trio.event_feed import EventFeed
 from tamma_trio.handlers import Handlers
 from tamma_trio.intake import Intake
 from tamma_trio.lease_keeper import LeaseKeeper
+from tamma_trio.log import REDACTOR, Redactor
 from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.notify.publisher import Publisher
 from tamma_trio.notify.sender import Sender
+from tamma_trio.periodic import every
 from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
 from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
@@ -52,7 +55,6 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_INTERVAL = 1.0
 SNAPSHOT_TIMEOUT = 2.0
-ENGINE_CLOSE_TIMEOUT = 10.0
 PRUNE_INTERVAL = 3600.0
 DEFAULT_REPOSITORY = LocalForgeOptions().repository
 DEFAULT_TRIGGER_LABEL = LocalForgeOptions().trigger_label
@@ -83,11 +85,13 @@ class Service:
         wall: WallClock,
         database_path: Path | None = None,
         rng: Callable[[], float] = random.random,
+        redactor: Redactor = REDACTOR,
     ) -> None:
         svc = config.service
         self.config = config
         self.store = store
         self.wall = wall
+        self.redactor = redactor
         self.status = ServiceStatus(started_at=trio.current_time())
         self.state = AsyncValue(ServiceState.STARTING)
         self.metrics = Metrics(self.status)
@@ -106,6 +110,7 @@ class Service:
             database_path=database_path,
             enqueue=self.enqueue,
             forge_stats=self.status.forge,
+            redactor=redactor,
         )
         self.engine = build_engine(context)
         self.handlers = Handlers(self.engine, store, svc)
@@ -168,31 +173,34 @@ class Service:
     ) -> None:
         """Recover orphans, start every part, serve, drain; started() gets the bound URLs."""
         quarantined = await self._recover_orphans()
-        await self.engine.initialize()
-        self.status.engine = type(self.engine).__name__
         try:
-            for task in quarantined:
-                await self._quarantined(task)
-            async with trio.open_nursery() as root:
-                self.urls = await self._start_http(root)
-                async with trio.open_nursery() as background:
-                    await background.start(self._snapshots)
-                    await background.start(self.lease_keeper.run)
-                    await background.start(self.reclaimer.run)
-                    await background.start(self.sender.run)
-                    await background.start(self._prune_deliveries)
-                    if self.config.service.metrics.enabled:  # nobody could read the count
-                        await background.start(self.cli_intake.run)
-                    if self.config.retention.enabled:
-                        await background.start(self.retention.run)
-                    await self._work(task_status)
-                    await self.publisher.emit(EventKind.SERVICE_STOPPED, reason="shutdown")
-                    background.cancel_scope.cancel()
-                self._http_stop.set()
+            async with self.engine:
+                await self._serve(quarantined, task_status)
         finally:
-            with trio.move_on_after(ENGINE_CLOSE_TIMEOUT, shield=True):
-                await self.engine.aclose()
-            self._set_state(ServiceState.STOPPED)
+            self._set_state(ServiceState.STOPPED)  # once the engine has closed
+
+    async def _serve(
+        self, quarantined: list[Task], task_status: trio.TaskStatus[dict[str, str]]
+    ) -> None:
+        self.status.engine = type(self.engine).__name__
+        for task in quarantined:
+            await self._quarantined(task)
+        async with trio.open_nursery() as root:
+            self.urls = await self._start_http(root)
+            async with trio.open_nursery() as background:
+                await background.start(self._snapshots)
+                await background.start(self.lease_keeper.run)
+                await background.start(self.reclaimer.run)
+                await background.start(self.sender.run)
+                await background.start(self._prune_deliveries)
+                if self.config.service.metrics.enabled:  # nobody could read the count
+                    await background.start(self.cli_intake.run)
+                if self.config.retention.enabled:
+                    await background.start(self.retention.run)
+                await self._work(task_status)
+                await self.publisher.emit(EventKind.SERVICE_STOPPED, reason="shutdown")
+                background.cancel_scope.cancel()
+            self._http_stop.set()
 
     async def _work(self, task_status: trio.TaskStatus[dict[str, str]]) -> None:
         async with trio.open_nursery() as workers:
@@ -291,11 +299,7 @@ class Service:
         """Refresh what /health, /ready and /metrics read, so they never wait on the store."""
         await self._snapshot()
         task_status.started()
-        deadline = trio.current_time()
-        while True:
-            deadline += SNAPSHOT_INTERVAL
-            await trio.sleep_until(deadline)
-            await self._snapshot()
+        await every(SNAPSHOT_INTERVAL, self._snapshot)
 
     async def _snapshot(self) -> None:
         status = self.status
@@ -337,6 +341,7 @@ class Service:
             trigger_label=trigger_label(self.config),
             forge_kind=self.config.engine.forge_kind,
             wall=self.worker.wall,
+            redactor=self.redactor,
         )
         host = svc.health_check.host
         shared = health and metrics and svc.health_check.port == svc.metrics.port
@@ -357,19 +362,12 @@ class Service:
             try:
                 bound: list[str] = await root.start(serve)
             except* OSError as group:
-                first = _first_leaf(group)
+                first = sole_cause(group)
                 reason = first.strerror if isinstance(first, OSError) else str(first)
                 where = f"{host}:{port}"
                 raise OSError(f"cannot serve {' and '.join(names)} on {where}: {reason}") from None
             urls.update(dict.fromkeys(names, bound[0]))
         return urls
-
-
-def _first_leaf(exc: BaseException) -> BaseException:
-    """The first plain exception inside (nested) exception groups."""
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _crash_loop(task: Task) -> Failure:

@@ -2,18 +2,22 @@
 file protocol of a run's cgroup.
 
 This test machine's cgroup v2 hierarchy has no memory or pids controller (they are bound to
-cgroup v1), so the kernel's enforcement itself cannot run here. The protocol is therefore
-checked against a directory tree in tmp_path laid out like cgroupfs (the files the daemon
-writes and the counters the kernel would keep); the real launcher, real processes and real
-/proc/self files are used wherever the test does not need the kernel's controllers.
+cgroup v1), so memory.max and pids.max cannot be enforced here. Their protocol (the files the
+daemon writes, the counters the kernel keeps in memory.events and pids.events) is checked
+against a directory tree in tmp_path laid out like cgroupfs. What needs no controller runs in a
+real child cgroup where the hierarchy is writable (root): entering it before exec, CPU time from
+cpu.stat stopping a spinner, cgroup.kill ending a process that left the group, removal.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,11 +30,13 @@ from tamma_trio.engine.cgroups import (
     RunCgroup,
     check_delegated,
     find_own,
+    processes,
     take_over,
 )
 from tamma_trio.engine.limits import LAUNCHER, CgroupRun, Limits, RunGuard
 from tamma_trio.engine.process import run_in_group
-from tests.workflow_helpers import AGENTS, group_gone
+from tests.test_e2e_workflow import clean_env, until, write_config
+from tests.workflow_helpers import AGENTS, group_gone, process_state
 
 MOUNTINFO = (
     "24 31 0:22 / /proc rw,nosuid - proc proc rw\n"
@@ -211,3 +217,101 @@ async def test_a_run_past_its_limit_in_its_cgroup_is_killed_with_the_reason(
     [run] = base.glob("run-*")  # a real cgroup would be gone; plain files keep this one
     assert (run / "cgroup.kill").read_text() == "1"
     assert isinstance(guard.start("other"), CgroupRun)
+
+
+# --- in a real cgroup v2 hierarchy ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def real_base() -> AsyncIterator[Path]:
+    """A fresh child of this process's cgroup v2 directory, for runs' cgroups (never this
+    process's own cgroup: the test runner stays where it is). Needs a writable cgroup2 mount,
+    which means root here; this host's has no memory or pids controller, so these tests cover
+    what needs none: entering a cgroup, CPU time from cpu.stat, cgroup.kill, removal."""
+    proc = Path("/proc/self")
+    try:
+        own = find_own((proc / "cgroup").read_text(), (proc / "mountinfo").read_text()).own
+    except CgroupUnavailableError as exc:
+        pytest.skip(f"no cgroup v2 here: {exc}")
+    if not os.access(own, os.W_OK):
+        pytest.skip(f"{own} is not writable by this user")
+    base = own / f"tamma-test-{os.getpid()}-{time.monotonic_ns()}"
+    base.mkdir()
+    yield base
+    for run in base.glob("run-*"):  # what a failed test left: killed, emptied, removed
+        await RunCgroup(run).remove()
+    base.rmdir()
+
+
+async def test_a_cpu_spinner_is_stopped_by_its_cgroups_cpu_time(
+    tmp_path: Path, real_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Cgroups, "base", real_base)
+    pidfile = tmp_path / "pids"
+    outcome = await run_in_group(
+        [sys.executable, str(AGENTS / "greedy.py"), str(pidfile), "cpu"],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        timeout=60,
+        log_path=tmp_path / "agent.log",
+        log_max_bytes=10_000,
+        guard=RunGuard(Limits(max_cpu_seconds=1), "the agent"),
+    )
+    assert outcome.limit_exceeded == "CPU limit of 1 s"
+    assert await group_gone(outcome.pgid)
+    assert list(real_base.glob("run-*")) == []  # emptied and removed after the run
+
+
+async def test_cgroup_kill_ends_a_process_that_left_the_group(
+    tmp_path: Path, real_base: Path
+) -> None:
+    run = RunCgroup.create(real_base, "escaped", memory_bytes=None, processes=None)
+    spec = json.dumps({"cgroup": str(run.path)})
+    pidfile = tmp_path / "pids"
+    agent = [sys.executable, str(AGENTS / "detached.py"), str(pidfile)]
+    argv = [sys.executable, "-I", "-S", str(LAUNCHER), spec, "--", *agent]
+    # the detached child would hold captured pipes open: nothing is captured
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _agent, child = (int(pid) for pid in pidfile.read_text().split())
+    assert run.populated() and child in processes(run.path)  # another session, same cgroup
+    assert await run.remove()
+    assert not run.path.exists()
+    with trio.fail_after(5):
+        while Path(f"/proc/{child}").exists() and process_state(child) not in (None, "Z"):
+            await trio.sleep(0.01)
+
+
+async def test_a_daemon_alone_in_a_cgroup_without_controllers_says_so_at_start(
+    tmp_path: Path, real_base: Path
+) -> None:
+    """A real `tamma-trio serve`, started inside a cgroup of its own that the memory and pids
+    controllers were not delegated to: it serves, with resource limits, and its start-up line
+    names the missing controllers."""
+    service = RunCgroup.create(real_base, "service", memory_bytes=None, processes=None)
+    agent = [sys.executable, str(AGENTS / "append_line.py"), "{prompt_file}"]
+    config = write_config(tmp_path, agent, agent_extra={"max_memory_mb": 256})
+    log = tmp_path / "serve.log"
+    spec = json.dumps({"cgroup": str(service.path)})
+    serve = [sys.executable, "-m", "tamma_trio", "serve", "--config", str(config)]
+    with log.open("wb") as out:
+        daemon = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(LAUNCHER), spec, "--", *serve],
+            cwd=tmp_path,
+            env=clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        async def started() -> bool:
+            assert daemon.poll() is None, log.read_text()
+            return "listening health=" in log.read_text()
+
+        await until(started, "the daemon to serve")
+        assert processes(service.path) == [daemon.pid]
+        line = next(text for text in log.read_text().splitlines() if "resource limits:" in text)
+        assert "enforced by resource limits set before exec" in line
+        assert f"not cgroup v2: memory and pids controllers not delegated to {service.path}" in line
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)

@@ -27,8 +27,7 @@ async def test_issue_becomes_a_merged_merge_request_on_gitlab(tmp_path: Path) ->
     iid = fake.add_issue(PROJECT, "Note the release", "Say so.", labels=("complexity:low",))
     async with serving(fake):
         engine = engine_for(tmp_path, fake)
-        await engine.initialize()
-        try:
+        async with engine:
             issue = await engine.select_issue(PROJECT, iid)
             plan = await engine.generate_plan(await engine.analyze_issue(issue))
             branch = await engine.create_branch(plan)
@@ -42,8 +41,6 @@ async def test_issue_becomes_a_merged_merge_request_on_gitlab(tmp_path: Path) ->
             ready = await engine.monitor_pr(PROJECT, mr.number)
             result = await engine.merge_pr(PROJECT, mr.number, ready.head_sha)
             await engine.finish(issue.target)
-        finally:
-            await engine.aclose()
 
     assert issue.assignees == (BOT,) and IN_PROGRESS in issue.labels
     assert not waiting.ready_to_merge and waiting.ci_state == "pending"

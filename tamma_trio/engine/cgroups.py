@@ -75,9 +75,8 @@ def check_delegated(hierarchy: Hierarchy, pid: int) -> None:
     missing = [name for name in REQUIRED if name not in available]
     if missing:
         has = ", ".join(available) or "none"
-        raise CgroupUnavailableError(
-            f"{' and '.join(missing)} controller not delegated to {own} (it has: {has})"
-        )
+        names = " and ".join(missing) + (" controllers" if len(missing) > 1 else " controller")
+        raise CgroupUnavailableError(f"{names} not delegated to {own} (it has: {has})")
     if not os.access(own, os.W_OK) or not os.access(own / "cgroup.subtree_control", os.W_OK):
         raise CgroupUnavailableError(f"{own} is not writable by the daemon (not delegated to it)")
     others = [other for other in processes(own) if other != pid]

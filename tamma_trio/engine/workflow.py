@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from tamma_trio.engine.workflow_options import TestsOptions, parse_options
 from tamma_trio.engine.workflow_ports import build_ports
 from tamma_trio.engine.workspaces import Workspaces
 from tamma_trio.errors import EngineError, StaleEventError
-from tamma_trio.log import REDACTOR
+from tamma_trio.log import Redactor
+from tamma_trio.resource import Resource
 from tamma_trio.step_records import (
     AgentRun,
     Analysis,
@@ -53,7 +55,7 @@ ISSUE_OF_BRANCH = re.compile(r"^tamma/(\d+)-")
 STALE_CODES = frozenset({"issue_closed", "assigned_elsewhere"})
 
 
-class WorkflowEngine:
+class WorkflowEngine(Resource):
     def __init__(
         self,
         *,
@@ -64,6 +66,7 @@ class WorkflowEngine:
         bot_name: str,
         structured: bool = False,
         trigger_label: str = "tamma",
+        redactor: Redactor,
     ) -> None:
         self.forge = forge
         self.workspaces = workspaces
@@ -73,11 +76,13 @@ class WorkflowEngine:
         self.bot = bot_name
         self.structured = structured
         self.trigger_label = trigger_label
+        self._opened = AsyncExitStack()  # the forge, once entered
+        self.redactor = redactor
 
-    async def initialize(self) -> None:
+    async def _open(self) -> None:
         """Open the forge and clone or fetch every served repository now, so a bad setup
         stops the daemon early instead of failing its first task."""
-        await self.forge.open()
+        await self._opened.enter_async_context(self.forge)
         await self.workspaces.prepare_all()
         agent_limits = self.agent.guard.limits if self.agent.guard else Limits()
         if agent_limits or self.tests_guard.limits:
@@ -90,7 +95,7 @@ class WorkflowEngine:
         )
 
     async def aclose(self) -> None:
-        await self.forge.aclose()
+        await self._opened.aclose()
 
     def _served(self, repository: str) -> None:
         self.workspaces.check_served(repository)
@@ -351,7 +356,7 @@ class WorkflowEngine:
 
         The comment is public and may quote agent or test output, so it is redacted like a log.
         """
-        body = REDACTOR.redact(prompts.escalation_comment(reason, details))
+        body = self.redactor.redact(prompts.escalation_comment(reason, details))
         comments = await self.forge.list_comments(target)
         if not any(c.author == self.bot and c.body == body for c in comments):
             await self.forge.comment(target, body, self.bot)
@@ -383,4 +388,5 @@ def create_engine(options: Mapping[str, Any], context: EngineContext) -> Workflo
         bot_name=context.bot_name,
         structured=settings.agent.structured,
         trigger_label=settings.forge.trigger_label,
+        redactor=context.redactor,
     )
