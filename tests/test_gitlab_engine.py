@@ -55,7 +55,8 @@ async def test_issue_becomes_a_merged_merge_request_on_gitlab(tmp_path: Path) ->
     merge_request = project.merge_requests[mr.number]
     assert f"Closes #{iid}" in merge_request["description"]
     assert "tamma-automated" in merge_request["labels"] and "tamma-automated" in project.labels
-    assert any(f"!{mr.number}" in n["body"] or mr.url in n["body"] for n in project.notes[iid])
+    assert any(f"merge request !{mr.number}: {mr.url}" in n["body"] for n in project.notes[iid])
+    assert mr.name == f"merge request !{mr.number}"
     assert fake.git_auth and all(h.startswith("Basic ") for h in fake.git_auth)
     clone = tmp_path / "workspaces" / "acme+tools+demo" / "repo"  # a subgroup: + joins
     config = (clone / ".git" / "config").read_text()

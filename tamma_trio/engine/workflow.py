@@ -298,7 +298,7 @@ class WorkflowEngine(Resource):
             author=self.bot,
             labels=(AUTOMATED,),
         )
-        await self._comment_once(plan.issue.target, prompts.pr_opened_comment(pr.number, pr.url))
+        await self._comment_once(plan.issue.target, prompts.pr_opened_comment(pr))
         return pr
 
     async def monitor_pr(self, repository: str, number: int) -> PRStatus:
@@ -321,7 +321,7 @@ class WorkflowEngine(Resource):
             return MergeResult(merged=True, message="already merged")
         if not status.ready_to_merge:
             return MergeResult(merged=False, message="; ".join(status.reasons) or "not ready")
-        message = f"Merge pull request #{number} from {pr.head_branch}\n\n{pr.url}"
+        message = prompts.merge_message(pr)
         result = await self.forge.merge_pull_request(repository, number, expected_sha, message)
         if result.merged:
             await self._after_merge(pr, result.sha)
@@ -335,7 +335,7 @@ class WorkflowEngine(Resource):
             return
         issue = Target(repository=pr.repository, number=int(found.group(1)))
         await self.forge.remove_label(issue, IN_PROGRESS)
-        await self._comment_once(issue, prompts.merged_comment(pr.number, sha))
+        await self._comment_once(issue, prompts.merged_comment(pr, sha))
         await self.forge.close_issue(issue)
 
     # --- comments, labels, escalation, cleanup --------------------------------------------
