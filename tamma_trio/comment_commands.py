@@ -2,8 +2,8 @@
 `/tamma merge` or a line that is exactly `lgtm` on pull requests.
 
 A command counts only as a line of its own (after trimming), outside fenced code and quotes,
-from an allowed author and never from the bot itself. Tamma's own spec matched any comment
-*containing* "merge", so "don't merge this" merged; here the whole line has to be the command.
+from an allowed author and never from the bot itself. Matching any comment *containing*
+"merge" would merge on "don't merge this"; here the whole line has to be the command.
 """
 
 from __future__ import annotations

@@ -234,7 +234,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     try:
         return Config.model_validate(data)
     except PydanticValidationError as exc:
-        problems = [_describe(error) for error in exc.errors()]
+        problems = [describe_problem(error) for error in exc.errors()]
         where = str(source) if source else "defaults"
         raise ConfigError(f"invalid configuration ({where})", problems) from None
 
@@ -291,10 +291,6 @@ def _env_value(raw: str) -> Any:
         except json.JSONDecodeError:
             return raw
     return raw
-
-
-def _describe(error: Mapping[str, Any]) -> tuple[str, str, str]:
-    return describe_problem(error)
 
 
 def looks_secret(key: object) -> bool:

@@ -129,8 +129,8 @@ async def _serve_until_signalled(
         nursery.start_soon(watch_signals)
         urls = await nursery.start(service.run)
         # Everything allocated so far (modules, schemas, the app) lives as long as the daemon:
-        # moved out of the collector's reach, full collections stop scanning it, which cut
-        # /health's tail latency under load (30 ms pauses, measured with bench/throughput.py).
+        # moved out of the collector's reach, full collections stop scanning it, so their pauses
+        # no longer stretch /health's tail latency under load (bench/throughput.py shows it).
         gc.freeze()
         announce(listening_line(urls))  # the caller logs it, in its start-up block
         if notifier is not None:

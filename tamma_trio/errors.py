@@ -7,7 +7,10 @@ says when it is raised and carries a message safe to show a user: no secret ever
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the CLI imports this module; `--help` must not load pydantic
+    from pydantic import ValidationError as PydanticValidationError
 
 
 class TammaError(Exception):
@@ -96,3 +99,19 @@ class StaleEventError(EngineError):
 
     def __init__(self, message: str, *, code: str = "stale_event") -> None:
         super().__init__(message, code=code, retryable=False)
+
+
+def first_problem(exc: PydanticValidationError, whole: str = "") -> tuple[str, str]:
+    """The first error's dotted path (``whole`` when it is about the whole value) and the line
+    a client or an operator is shown for it: "path: what is wrong"."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or whole
+    return where, f"{where}: {first['msg']}"
+
+
+def sole_cause(exc: BaseException) -> BaseException:
+    """The one error inside nested single-member groups (how a failed nursery child arrives);
+    a group of several stays a group, so no error is hidden behind another."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

@@ -25,7 +25,9 @@ from tamma_trio.engine.base import IN_PROGRESS_LABEL, Engine
 from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.models import (
     ESCALATED_FOR_APPROVAL,
+    ISSUE_TYPES,
     Approval,
+    CommentRef,
     IssueAssignedPayload,
     IssueCommentPayload,
     Outcome,
@@ -63,7 +65,6 @@ IGNORED = "ignored"
 # Removing a worktree is quick; a hung cleanup must not hold a worker (or a drain) for long.
 FINISH_TIMEOUT = 30.0
 
-ISSUE_TYPES = frozenset({TaskType.ISSUE_ASSIGNED, TaskType.ISSUE_COMMENT})
 # The records a human approves when approving an escalated plan.
 PLAN_STEPS = frozenset({"select_issue", "analyze_issue", "generate_plan"})
 
@@ -173,16 +174,23 @@ class Handlers:
     # --- issues -----------------------------------------------------------------------------
 
     async def _on_issue_comment(self, run: TaskRun, payload: IssueCommentPayload) -> Outcome:
-        verdict = parse_command(
-            payload.comment.body,
-            payload.comment.author,
-            expected=Command.START,
+        ignored = self._not_a_command(payload.comment, Command.START)
+        if ignored is not None:
+            return ignored
+        return await self._implement_issue(run, payload.repository, payload.issue.number)
+
+    def _not_a_command(self, comment: CommentRef, expected: Command) -> Outcome | None:
+        """The IGNORED outcome with its reason, unless the comment gives ``expected``."""
+        found = parse_command(
+            comment.body,
+            comment.author,
+            expected=expected,
             bot_name=self.config.bot_name,
             allowed_authors=self.config.command_authors,
         )
-        if verdict.command is None:
-            return Outcome(action=IGNORED, detail={"reason": verdict.reason})
-        return await self._implement_issue(run, payload.repository, payload.issue.number)
+        if found.command is None:
+            return Outcome(action=IGNORED, detail={"reason": found.reason})
+        return None
 
     async def _approval(self, run: TaskRun, approval: Approval | None) -> str | None:
         """The stage a human approved (``plan`` or ``diff``), resuming from the escalated plan.
@@ -280,15 +288,9 @@ class Handlers:
     # --- pull requests ----------------------------------------------------------------------
 
     async def _on_pr_comment(self, task: Task, payload: PrCommentPayload) -> Outcome:
-        verdict = parse_command(
-            payload.comment.body,
-            payload.comment.author,
-            expected=Command.MERGE,
-            bot_name=self.config.bot_name,
-            allowed_authors=self.config.command_authors,
-        )
-        if verdict.command is None:
-            return Outcome(action=IGNORED, detail={"reason": verdict.reason})
+        ignored = self._not_a_command(payload.comment, Command.MERGE)
+        if ignored is not None:
+            return ignored
         return await self._review_pr(task, payload.repository, payload.pull_request.number)
 
     async def _review_pr(self, task: Task, repository: str, number: int) -> Outcome:

@@ -11,6 +11,7 @@ import logging
 
 import trio
 
+from tamma_trio.periodic import every
 from tamma_trio.policy import classify
 from tamma_trio.store.base import TaskStore
 from tamma_trio.worker import LEASE_LOST, Worker
@@ -34,11 +35,7 @@ class LeaseKeeper:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        deadline = trio.current_time()
-        while True:
-            deadline += self.interval
-            await trio.sleep_until(deadline)
-            await self.renew()
+        await every(self.interval, self.renew)
 
     async def renew(self) -> None:
         tokens = self.worker.tokens()

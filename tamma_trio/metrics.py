@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
@@ -117,8 +117,6 @@ class Metrics:
     """The daemon's instruments; the worker calls the three recording methods."""
 
     def __init__(self, status: ServiceStatus) -> None:
-        # The *_created series double every scrape and carry nothing an operator reads.
-        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         self._running_by_type: dict[str, int] = {t.value: 0 for t in TaskType}
         self._finished = 0

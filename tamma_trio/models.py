@@ -14,7 +14,7 @@ from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field,
 from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio import repositories
-from tamma_trio.errors import TransitionError, ValidationError
+from tamma_trio.errors import TransitionError, ValidationError, first_problem
 from tamma_trio.strict_json import check_value
 
 
@@ -23,6 +23,10 @@ class TaskType(StrEnum):
     ISSUE_COMMENT = "issue_comment"
     PR_REVIEW_REQUESTED = "pr_review_requested"
     PR_COMMENT = "pr_comment"
+
+
+# The task types about an issue (their payload has "issue"); the rest are about a pull request.
+ISSUE_TYPES = frozenset({TaskType.ISSUE_ASSIGNED, TaskType.ISSUE_COMMENT})
 
 
 class TaskStatus(StrEnum):
@@ -159,11 +163,8 @@ def validate_payload(task_type: TaskType, raw: Any) -> dict[str, Any]:
     try:
         parsed = model.model_validate(raw)
     except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "payload"
-        raise ValidationError(
-            f"invalid payload for {task_type.value}: {where}: {first['msg']}"
-        ) from None
+        _, problem = first_problem(exc, "payload")
+        raise ValidationError(f"invalid payload for {task_type.value}: {problem}") from None
     return dump_payload(parsed)
 
 
@@ -184,7 +185,7 @@ def subject_of(task_type: TaskType, payload: dict[str, Any]) -> str:
     a pull request, never both, so the two spellings never meet there. The ``#`` stays the
     separator the stores read the repository up to.
     """
-    if task_type in (TaskType.ISSUE_ASSIGNED, TaskType.ISSUE_COMMENT):
+    if task_type in ISSUE_TYPES:
         return issue_subject(str(payload["repository"]), int(payload["issue"]["number"]))
     return pull_subject(str(payload["repository"]), int(payload["pull_request"]["number"]))
 
@@ -354,8 +355,8 @@ class ThroughputBucket(BaseModel):
     failed: int = 0
 
 
-# The story's result action of a plan that waits for a human (handlers set it, the worker
-# turns it into an escalation.required event).
+# The result action of a plan that waits for a human (handlers set it, the worker turns it
+# into an escalation.required event).
 ESCALATED_FOR_APPROVAL = "escalated_for_approval"
 
 

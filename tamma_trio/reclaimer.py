@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from tamma_trio.models import Task
+from tamma_trio.periodic import every
 from tamma_trio.store.base import TaskStore
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,7 @@ class LeaseReclaimer:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        deadline = trio.current_time()
-        while True:
-            deadline += self.interval
-            await trio.sleep_until(deadline)
-            await self.reclaim()
+        await every(self.interval, self.reclaim)
 
     async def reclaim(self) -> list[Task]:
         """One pass; a store error is logged and the next pass tries again."""

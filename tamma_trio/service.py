@@ -30,14 +30,17 @@ from tamma_trio.config import Config
 from tamma_trio.engine.base import Engine, EngineContext
 from tamma_trio.engine.kept_work import KeepsWork
 from tamma_trio.engine.workflow_options import LocalForgeOptions
+from tamma_trio.errors import sole_cause
 from tamma_trio.event_feed import EventFeed
 from tamma_trio.handlers import Handlers
 from tamma_trio.intake import Intake
 from tamma_trio.lease_keeper import LeaseKeeper
+from tamma_trio.log import REDACTOR, Redactor
 from tamma_trio.metrics import Metrics
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.notify.publisher import Publisher
 from tamma_trio.notify.sender import Sender
+from tamma_trio.periodic import every
 from tamma_trio.policy import Failure
 from tamma_trio.poller import Poller, RetryTimer
 from tamma_trio.reclaimer import LeaseReclaimer, reclaim_interval
@@ -83,11 +86,13 @@ class Service:
         wall: WallClock,
         database_path: Path | None = None,
         rng: Callable[[], float] = random.random,
+        redactor: Redactor = REDACTOR,
     ) -> None:
         svc = config.service
         self.config = config
         self.store = store
         self.wall = wall
+        self.redactor = redactor
         self.status = ServiceStatus(started_at=trio.current_time())
         self.state = AsyncValue(ServiceState.STARTING)
         self.metrics = Metrics(self.status)
@@ -106,6 +111,7 @@ class Service:
             database_path=database_path,
             enqueue=self.enqueue,
             forge_stats=self.status.forge,
+            redactor=redactor,
         )
         self.engine = build_engine(context)
         self.handlers = Handlers(self.engine, store, svc)
@@ -291,11 +297,7 @@ class Service:
         """Refresh what /health, /ready and /metrics read, so they never wait on the store."""
         await self._snapshot()
         task_status.started()
-        deadline = trio.current_time()
-        while True:
-            deadline += SNAPSHOT_INTERVAL
-            await trio.sleep_until(deadline)
-            await self._snapshot()
+        await every(SNAPSHOT_INTERVAL, self._snapshot)
 
     async def _snapshot(self) -> None:
         status = self.status
@@ -337,6 +339,7 @@ class Service:
             trigger_label=trigger_label(self.config),
             forge_kind=self.config.engine.forge_kind,
             wall=self.worker.wall,
+            redactor=self.redactor,
         )
         host = svc.health_check.host
         shared = health and metrics and svc.health_check.port == svc.metrics.port
@@ -357,19 +360,12 @@ class Service:
             try:
                 bound: list[str] = await root.start(serve)
             except* OSError as group:
-                first = _first_leaf(group)
+                first = sole_cause(group)
                 reason = first.strerror if isinstance(first, OSError) else str(first)
                 where = f"{host}:{port}"
                 raise OSError(f"cannot serve {' and '.join(names)} on {where}: {reason}") from None
             urls.update(dict.fromkeys(names, bound[0]))
         return urls
-
-
-def _first_leaf(exc: BaseException) -> BaseException:
-    """The first plain exception inside (nested) exception groups."""
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _crash_loop(task: Task) -> Failure:

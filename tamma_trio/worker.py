@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import trio
 
@@ -26,6 +25,7 @@ from tamma_trio.service_events import EventKind
 from tamma_trio.status import ServiceStatus
 from tamma_trio.store.base import TaskStore, WallClock
 from tamma_trio.store.lifecycle import deferrals_of
+from tamma_trio.worker_ports import NoEvents, TaskEvents, TaskHandlers, TaskMetrics
 
 # Store writes after a cancellation: long enough for a busy SQLite, short enough for a drain.
 CLEANUP_TIMEOUT = 5.0
@@ -34,43 +34,6 @@ ESCALATE_TIMEOUT = 30.0
 
 SHUTDOWN = "shutdown"
 LEASE_LOST = "lease_lost"
-
-
-class TaskMetrics(Protocol):
-    def task_started(self, task_type: str) -> None: ...
-
-    def task_finished(self, task_type: str, outcome: str, seconds: float) -> None: ...
-
-    def escalated(self, task_type: str) -> None: ...
-
-
-class TaskEvents(Protocol):
-    """Where the worker reports how tasks ended (notify.publisher.Publisher in the daemon)."""
-
-    async def task_event(
-        self, kind: EventKind, task: Task, reason: str | None, detail: dict[str, Any]
-    ) -> None: ...
-
-
-class NoEvents:
-    async def task_event(
-        self, kind: EventKind, task: Task, reason: str | None, detail: dict[str, Any]
-    ) -> None:
-        """Nobody listens (tests and embeddings that do not care)."""
-
-
-class TaskHandlers(Protocol):
-    """What the worker needs from handlers.Handlers (injected by the service)."""
-
-    async def run(self, task: Task, token: str) -> Outcome: ...
-
-    async def escalate(self, task: Task, failure: Failure) -> None: ...
-
-    async def finish(self, task: Task, outcome: Outcome | None) -> None:
-        """Free the task's engine resources; bounds its own engine call."""
-
-    async def cancelled(self, task: Task) -> None:
-        """Tell the forge an operator cancelled the running task."""
 
 
 @dataclass

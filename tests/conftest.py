@@ -35,7 +35,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark store_helpers' documented capability differences as strict xfails, and skip, with
     the reason shown in the summary, the tests too slow for a backend's local stand-in."""
     for item in items:
-        backend = getattr(item, "callspec", None) and item.callspec.params.get("store_factory")
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("store_factory") if callspec is not None else None
         name = getattr(item, "originalname", item.name)
         reason = CAPABILITY_DIFFERENCES.get((str(backend), name))
         if reason is not None:

@@ -18,7 +18,8 @@ from tamma_trio.models import NewTask, TaskStatus
 from tamma_trio.service import Service
 from tamma_trio.status import ServiceState
 from tamma_trio.store.base import TaskStore, WallClock
-from tamma_trio.store.memory import MemoryState, MemoryStore
+from tamma_trio.store.memory import MemoryStore
+from tamma_trio.store.memory_reads import MemoryState
 from tamma_trio.store.sqlite import SqliteStore
 from tests.fake_engine import FakeEngine, FakeOptions
 

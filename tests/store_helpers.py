@@ -13,7 +13,8 @@ from tamma_trio.config import SqsQueueConfig
 from tamma_trio.models import NewTask, Task
 from tamma_trio.store.aws import SqsStore
 from tamma_trio.store.base import DEFAULT_QUARANTINE_AFTER, TaskStore, WallClock
-from tamma_trio.store.memory import MemoryState, MemoryStore
+from tamma_trio.store.memory import MemoryStore
+from tamma_trio.store.memory_reads import MemoryState
 from tamma_trio.store.redis_store import RedisStore
 from tamma_trio.store.sqlite import SqliteStore
 

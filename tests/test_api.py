@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tamma_trio.config import ApiConfig, ServiceConfig
-from tamma_trio.models import NewTask, TaskStatus
-from tamma_trio.web import create_app
+from tamma_trio.models import NewTask, Task, TaskStatus
+from tamma_trio.web import WebDeps, create_app
 from tests.web_fixtures import LOOPBACK, BrokenStore, make_deps, memory_store, remote
 
 PR_REVIEW: dict[str, Any] = {
@@ -40,7 +40,7 @@ async def post(client: Any, path: str, body: Any = None, **kwargs: Any) -> Any:
     return await client.post(path, **kwargs)
 
 
-async def stored(deps: Any) -> list[Any]:
+async def stored(deps: WebDeps) -> list[Task]:
     return await deps.store.list_tasks(limit=500)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,11 @@ def issue(number: int) -> NewTask:
     )
 
 
+def days_ago(age: int) -> Callable[[], float]:
+    """A wall clock ``age`` days behind the real one."""
+    return lambda: time.time() - age * DAY
+
+
 def seed(path: Path) -> dict[str, int]:
     """Two tasks that ended 40 days ago (one cancelled, one failed), one that ended now, one
     queued; their ids by name."""
@@ -31,7 +37,7 @@ def seed(path: Path) -> dict[str, int]:
     async def fill() -> dict[str, int]:
         ids: dict[str, int] = {}
         for name, age in (("old_cancelled", 40), ("old_failed", 40), ("recent", 0)):
-            store = SqliteStore(path, clock=lambda age=age: time.time() - age * DAY, inline=True)
+            store = SqliteStore(path, clock=days_ago(age), inline=True)
             await store.open()
             task, _ = await store.add(issue(len(ids) + 1))
             ids[name] = task.id

@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ class Cli:
         assert code == 0, err
         return out
 
-    def json(self, *args: str) -> object:
+    def json(self, *args: str) -> Any:
         return json.loads(self.ok(*args, "--json"))
 
     def refuses(self, *args: str) -> str:
@@ -50,7 +51,7 @@ def test_add_list_show_cancel_retry_stats(cli: Cli) -> None:
     )
     row = cli.ok("tasks", "list").splitlines()[1]  # the table shows issue_assigned as "issue"
     assert row.split()[:3] == [str(task_id), "issue", "queued"]
-    [listed] = cli.json("tasks", "list")  # type: ignore[misc]
+    [listed] = cli.json("tasks", "list")
     assert listed["id"] == task_id and listed["status"] == "queued" and listed["priority"] == 2
     assert set(listed) == {
         "id", "type", "priority", "payload", "status", "attempts", "max_retries", "not_before",
@@ -67,7 +68,7 @@ def test_add_list_show_cancel_retry_stats(cli: Cli) -> None:
     assert stats == {
         "by_status": {"queued": 1, "in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0},
         "queue_depth": 1,
-        "oldest_queued_age": stats["oldest_queued_age"],  # type: ignore[index]
+        "oldest_queued_age": stats["oldest_queued_age"],
     }
     assert "queue depth: 1" in cli.ok("tasks", "stats")
     assert "enqueued" in cli.ok("tasks", "show", str(task_id))
@@ -79,18 +80,18 @@ def test_payload_from_file_and_idempotency_key(cli: Cli, tmp_path: Path) -> None
     first = cli.ok("tasks", "add", "issue_assigned", "--payload", f"@{payload}", "--key", "d-1")
     second = cli.ok("tasks", "add", "issue_assigned", "--payload", ISSUE, "--key", "d-1")
     assert first == second
-    assert len(cli.json("tasks", "list")) == 1  # type: ignore[arg-type]
+    assert len(cli.json("tasks", "list")) == 1
 
 
 def test_list_filters(cli: Cli) -> None:
     pr = json.dumps({"repository": "acme/widgets", "pull_request": {"number": 7}})
     cli.ok("tasks", "add", "issue_assigned", "--payload", ISSUE)
     cli.ok("tasks", "add", "pr_review_requested", "--payload", pr, "--priority", "3")
-    assert [t["type"] for t in cli.json("tasks", "list", "--type", "pr_review_requested")] == [  # type: ignore[attr-defined]
+    assert [t["type"] for t in cli.json("tasks", "list", "--type", "pr_review_requested")] == [
         "pr_review_requested"
     ]
     assert cli.json("tasks", "list", "--status", "failed") == []
-    assert len(cli.json("tasks", "list", "--limit", "1")) == 1  # type: ignore[arg-type]
+    assert len(cli.json("tasks", "list", "--limit", "1")) == 1
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 
 from tamma_trio.engine.workflow import AUTOMATED, IN_PROGRESS, NEEDS_HUMAN, WorkflowEngine
 from tamma_trio.errors import EngineError
+from tamma_trio.log import Redactor
 from tamma_trio.models import NewTask, TaskType
 from tamma_trio.step_records import Target
 from tests.workflow_helpers import (
@@ -261,18 +262,35 @@ async def test_repositories_other_than_the_configured_one_are_refused(tmp_path: 
     assert caught.value.code == "unknown_repository" and not caught.value.retryable
 
 
-async def test_escalation_comment_masks_secret_looking_output(tmp_path: Path) -> None:
-    engine, database = make_engine(tmp_path, APPEND)
+async def escalation_comment(tmp_path: Path, output: str, redactor: Redactor | None = None) -> str:
+    """The comment an escalation quoting ``output`` leaves on a new issue."""
+    engine, database = make_engine(tmp_path, APPEND, redactor=redactor)
     number = add_issue(database, "Leaky")
     await engine.initialize()
     try:
         target = Target(repository=REPO, number=number)
-        output = "Traceback...\nAuthorization: Bearer ghp_abcdefghijklmnopqrstuvwxyz0123456789\n"
         await engine.escalate(target, "tests failed", {"output_tail": output})
     finally:
         await engine.aclose()
     db = forge_db(database)
     (comment,) = db.comments(REPO, number)
     db.close()
-    assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in comment.body
-    assert "Traceback" in comment.body
+    return comment.body
+
+
+async def test_escalation_comment_masks_secret_looking_output(tmp_path: Path) -> None:
+    output = "Traceback...\nAuthorization: Bearer ghp_abcdefghijklmnopqrstuvwxyz0123456789\n"
+    body = await escalation_comment(tmp_path, output)
+    assert "ghp_abcdefghijklmnopqrstuvwxyz0123456789" not in body
+    assert "Traceback" in body
+
+
+async def test_escalation_comment_masks_the_secrets_of_the_redactor_passed_in(
+    tmp_path: Path,
+) -> None:
+    redactor = Redactor()
+    redactor.register("plain-words-no-pattern-finds")
+    output = "the agent echoed plain-words-no-pattern-finds\n"
+    body = await escalation_comment(tmp_path, output, redactor)
+    assert "plain-words-no-pattern-finds" not in body
+    assert "the agent echoed" in body

@@ -180,6 +180,11 @@ def status_of(http: httpx.Client, task_id: int) -> str:
     return str(get_task(http, task_id)["status"])
 
 
+def completed(http: httpx.Client, task_id: int) -> Callable[[], bool]:
+    """A check for wait_until: has the task completed?"""
+    return lambda: status_of(http, task_id) == "completed"
+
+
 def completed_events(http: httpx.Client, task_id: int) -> int:
     events = get_task(http, task_id)["events"]
     return sum(1 for event in events if event["kind"] == "completed")
@@ -204,7 +209,7 @@ def test_serve_runs_tasks_and_answers_health_ready_and_metrics(
     ]
     with httpx.Client(base_url=url, timeout=5) as http:
         for task_id in ids:
-            wait_until(lambda t=task_id: status_of(http, t) == "completed", f"task {task_id}")
+            wait_until(completed(http, task_id), f"task {task_id}")
         actions = [get_task(http, task_id)["result"]["action"] for task_id in ids]
         assert actions == ["auto_approved", "merged", "ignored"]
         health = http.get("/health")
@@ -214,6 +219,7 @@ def test_serve_runs_tasks_and_answers_health_ready_and_metrics(
         assert http.get("/ready").status_code == 200
         metrics = http.get("/metrics").text
         assert 'tamma_task_outcomes_total{outcome="completed",type="issue_assigned"} 1.0' in metrics
+        assert "_created" not in metrics  # serve turns the series off for its process
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit() == 0
     assert "stopped: 3 completed, 0 interrupted" in daemon.err.read_text()
@@ -289,7 +295,7 @@ def test_kill_9_loses_no_task_and_completes_none_twice(
     url = second.wait_listening()
     with httpx.Client(base_url=url, timeout=5) as http:
         for task_id in ids:
-            wait_until(lambda t=task_id: status_of(http, t) == "completed", f"task {task_id}")
+            wait_until(completed(http, task_id), f"task {task_id}")
         assert [completed_events(http, task_id) for task_id in ids] == [1] * len(ids)
         recovered = [
             task_id

@@ -67,11 +67,11 @@ def test_unknown_type_lists_the_known_ones() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "reason"), [({"priority": 4}, "priority"), ({"max_retries": 11}, "max_retries")]
+    ("priority", "max_retries", "reason"), [(4, 3, "priority"), (1, 11, "max_retries")]
 )
-def test_out_of_range_options_are_refused(kwargs: dict[str, int], reason: str) -> None:
+def test_out_of_range_options_are_refused(priority: int, max_retries: int, reason: str) -> None:
     with pytest.raises(ValidationError, match=reason):
-        NewTask.build("issue_assigned", ISSUE, **kwargs)
+        NewTask.build("issue_assigned", ISSUE, priority=priority, max_retries=max_retries)
 
 
 def test_issue_and_pull_request_of_one_number_are_two_subjects() -> None:

@@ -214,8 +214,9 @@ async def test_status_snapshots_follow_the_store(
         assert queue.by_status[TaskStatus.IN_PROGRESS] == 1
         assert queue.queue_depth == 1
         assert daemon.status.active_tasks == 1
-    assert daemon.status.state is ServiceState.STOPPED
-    assert not daemon.status.ready
+    drained = daemon.status  # read after the drain (the checks above narrowed daemon.status)
+    assert drained.state is ServiceState.STOPPED
+    assert not drained.ready
 
 
 async def test_a_store_that_stops_answering_marks_the_service_not_ready(

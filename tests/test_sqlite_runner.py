@@ -16,7 +16,7 @@ import trio.testing
 from tamma_trio.errors import LeaseLostError, StoreError
 from tamma_trio.models import TaskStatus
 from tamma_trio.store import SqliteStore, sqlite_ops
-from tamma_trio.store.sqlite_rows import new_task_row, task_from_row, task_id_of
+from tamma_trio.store.sqlite_rows import Row, new_task_row, task_from_row, task_id_of
 from tamma_trio.store.sqlite_runner import WriterThread
 from tamma_trio.store.sqlite_schema import open_database
 
@@ -103,7 +103,7 @@ async def test_a_cancelled_caller_still_receives_its_committed_claim(
     await writer.runner.run(
         functools.partial(sqlite_ops.add_tasks, news=[new_task_row(make_task(), wall())])
     )
-    received: list[object] = []
+    received: list[list[Row]] = []
     after_checkpoint: list[bool] = []
     scope = trio.CancelScope()
 

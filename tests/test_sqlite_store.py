@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from tamma_trio.store import MemoryStore, SqliteStore, open_store
 from tamma_trio.store.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION, open_database
 
 if TYPE_CHECKING:
-    from tests.conftest import TaskBuilder
+    from tests.store_helpers import TaskBuilder
 
 
 async def opened(path: Path, **options: object) -> SqliteStore:
@@ -121,7 +122,7 @@ def _corrupt_tamma_store(path: Path) -> None:
         handle.write(b"\xa5" * 3900)
 
 
-FOREIGN_FILES = {
+FOREIGN_FILES: dict[str, tuple[str, Callable[[Path], object]]] = {
     "text file": ("not a SQLite database", lambda p: p.write_text("name,age\nann,41\n" * 20)),
     "a few bytes": ("not a SQLite database", lambda p: p.write_bytes(b"SQLi")),
     "another application's database": (

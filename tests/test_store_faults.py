@@ -12,6 +12,7 @@ import outcome
 import pytest
 
 from tamma_trio.errors import StoreError
+from tamma_trio.models import TaskStatus
 from tamma_trio.store.sqlite import SqliteStore
 from tamma_trio.store.sqlite_health import BusyBudget, WriteHealth
 from tamma_trio.web import create_app
@@ -36,7 +37,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 async def add_until_full(store: SqliteStore, most: int = 2000) -> tuple[list[int], StoreError]:
-    stored = []
+    stored: list[int] = []
     for number in range(1, most):
         try:
             task, _ = await store.add(pr_task(number))
@@ -60,7 +61,7 @@ async def test_a_full_disk_refuses_writes_loses_nothing_and_recovers(
     assert [t.id for t in await store.list_tasks(limit=5000)][: len(stored)] == stored[::-1]
     with pytest.raises(StoreError):  # still full: the claim's writes fail too
         await store.claim(1)
-    assert (await store.stats()).by_status["in_progress"] == 0
+    assert (await store.stats()).by_status[TaskStatus.IN_PROGRESS] == 0
 
     disk.free()
     await store.add(pr_task(99_999))

@@ -13,6 +13,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
+from tamma_trio.log import Redactor
 from tamma_trio.models import TaskStatus
 from tamma_trio.service import trio_wall_clock
 from tamma_trio.status import CLAIM_FAILURES_NOT_READY
@@ -156,7 +157,7 @@ async def test_ready_turns_503_with_a_reason_while_claims_keep_failing(
         async with running(stores, faulty.as_store(), fake(), poll_interval=1) as daemon:
             await wait_for(lambda: _refused(faulty, CLAIM_FAILURES_NOT_READY))
             assert not daemon.status.ready
-            reason = not_ready_reason(daemon.status)
+            reason = not_ready_reason(daemon.status, Redactor())
             assert reason == (
                 f"claiming tasks failed {CLAIM_FAILURES_NOT_READY} times in a row: "
                 "injected fault: claim failed"
@@ -164,7 +165,7 @@ async def test_ready_turns_503_with_a_reason_while_claims_keep_failing(
             faulty.failing.clear()
             task = await daemon.enqueue(pr_task())
             await status_is(store, task.id, TaskStatus.COMPLETED)
-            assert daemon.status.ready and not_ready_reason(daemon.status) is None
+            assert daemon.status.ready and not_ready_reason(daemon.status, Redactor()) is None
     finally:
         await stores.close()
 

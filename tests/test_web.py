@@ -6,6 +6,7 @@ import httpx
 import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
+from trio.testing import MockClock
 
 from tamma_trio.config import ApiConfig, HealthCheckConfig, MetricsConfig, ServiceConfig
 from tamma_trio.models import QueueStats, TaskStatus
@@ -20,7 +21,9 @@ PR_REVIEW = {
 }
 
 
-async def test_health_reports_status_uptime_metrics_and_components(autojump_clock) -> None:
+async def test_health_reports_status_uptime_metrics_and_components(
+    autojump_clock: MockClock,
+) -> None:
     deps, _ = make_deps(await memory_store())
     deps.status.completed, deps.status.active_tasks = 4, 2
     deps.status.queue = QueueStats(
@@ -40,7 +43,9 @@ async def test_health_reports_status_uptime_metrics_and_components(autojump_cloc
     assert body["components"] == {"store": "up", "engine": "fake"}
 
 
-async def test_health_stays_200_while_draining_and_ready_turns_503(autojump_clock) -> None:
+async def test_health_stays_200_while_draining_and_ready_turns_503(
+    autojump_clock: MockClock,
+) -> None:
     deps, _ = make_deps(await memory_store())
     client = create_app(deps).test_client()
     assert (await client.get("/ready")).status_code == 200
@@ -53,7 +58,7 @@ async def test_health_stays_200_while_draining_and_ready_turns_503(autojump_cloc
     assert await ready.get_json() == {"ready": False, "reason": "draining"}
 
 
-async def test_ready_is_503_while_starting_or_store_down(autojump_clock) -> None:
+async def test_ready_is_503_while_starting_or_store_down(autojump_clock: MockClock) -> None:
     deps, _ = make_deps(await memory_store(), state=ServiceState.STARTING)
     client = create_app(deps).test_client()
     assert (await (await client.get("/ready")).get_json())["reason"] == "starting"
@@ -68,7 +73,20 @@ async def test_ready_is_503_while_starting_or_store_down(autojump_clock) -> None
     assert health["components"]["store"].startswith("down")
 
 
-async def test_health_answers_while_the_store_hangs(autojump_clock) -> None:
+async def test_ready_and_health_mask_the_secrets_of_the_redactor_passed_in(
+    autojump_clock: MockClock,
+) -> None:
+    deps, _ = make_deps(await memory_store())
+    deps.redactor.register("plain-words-no-pattern-finds")
+    deps.status.store_ok, deps.status.store_error = False, "open plain-words-no-pattern-finds"
+    client = create_app(deps).test_client()
+    reason = (await (await client.get("/ready")).get_json())["reason"]
+    store = (await (await client.get("/health")).get_json())["components"]["store"]
+    assert reason == "store unavailable: open ***"
+    assert store == "down: open ***"
+
+
+async def test_health_answers_while_the_store_hangs(autojump_clock: MockClock) -> None:
     store = HangingStore()
     deps, _ = make_deps(store)
     client = create_app(deps).test_client()
@@ -83,7 +101,7 @@ async def test_health_answers_while_the_store_hangs(autojump_clock) -> None:
     assert response.status_code == 200 and metrics.status_code == 200
 
 
-async def test_probe_fast_path_and_quart_routes_agree(autojump_clock) -> None:
+async def test_probe_fast_path_and_quart_routes_agree(autojump_clock: MockClock) -> None:
     deps, _ = make_deps(await memory_store())
     deps.status.state = ServiceState.DRAINING
     client = create_app(deps).test_client()
@@ -97,7 +115,7 @@ async def test_probe_fast_path_and_quart_routes_agree(autojump_clock) -> None:
     assert (await wrong.get_json())["error"] == "method_not_allowed"
 
 
-async def test_metrics_exposes_the_instruments(autojump_clock) -> None:
+async def test_metrics_exposes_the_instruments(autojump_clock: MockClock) -> None:
     deps, _ = make_deps(await memory_store())
     deps.metrics.task_started("pr_comment")
     response = await create_app(deps).test_client().get("/metrics")
@@ -121,7 +139,7 @@ async def test_metrics_exposes_the_instruments(autojump_clock) -> None:
     assert "tamma_active_tasks" not in families  # tamma_running_tasks says the same, by type
 
 
-async def test_paths_come_from_config_and_groups_can_be_left_out(autojump_clock) -> None:
+async def test_paths_come_from_config_and_groups_can_be_left_out(autojump_clock: MockClock) -> None:
     config = ServiceConfig(
         health_check=HealthCheckConfig(path="/healthz"), metrics=MetricsConfig(path="/prom")
     )
@@ -140,7 +158,7 @@ async def test_paths_come_from_config_and_groups_can_be_left_out(autojump_clock)
     assert (await health_only.get("/prom")).status_code == 404
 
 
-async def test_colliding_paths_are_refused(autojump_clock) -> None:
+async def test_colliding_paths_are_refused(autojump_clock: MockClock) -> None:
     same = ServiceConfig(
         health_check=HealthCheckConfig(path="/x"), metrics=MetricsConfig(path="/x")
     )
@@ -150,7 +168,7 @@ async def test_colliding_paths_are_refused(autojump_clock) -> None:
     create_app(deps, metrics=False)  # one of them alone is fine
 
 
-async def test_unknown_routes_and_methods_answer_json(autojump_clock) -> None:
+async def test_unknown_routes_and_methods_answer_json(autojump_clock: MockClock) -> None:
     client = create_app(make_deps(await memory_store())[0]).test_client()
     missing = await client.get("/nope")
     assert missing.status_code == 404

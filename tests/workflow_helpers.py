@@ -15,6 +15,7 @@ from tamma_trio.engine.base import EngineContext
 from tamma_trio.engine.forge.local_db import ForgeDb
 from tamma_trio.engine.forge.seed import init_origin
 from tamma_trio.engine.workflow import WorkflowEngine, create_engine
+from tamma_trio.log import Redactor
 
 AGENTS = Path(__file__).parent / "agents"
 EXAMPLE_AGENT = Path(__file__).parent.parent / "examples" / "agent.py"
@@ -39,13 +40,20 @@ def engine_options(tmp_path: Path, agent: Any, **agent_extra: Any) -> dict[str, 
 
 
 def make_engine(
-    tmp_path: Path, agent: Any, *, enqueue: Any = None, **agent_extra: Any
+    tmp_path: Path,
+    agent: Any,
+    *,
+    enqueue: Any = None,
+    redactor: Redactor | None = None,
+    **agent_extra: Any,
 ) -> tuple[WorkflowEngine, Path]:
     """A workflow engine over a freshly seeded origin; returns it and its forge database."""
     if not (tmp_path / "origin.git").exists():
         init_origin(tmp_path / "origin.git")
     database = tmp_path / "tamma.db"
-    context = EngineContext(bot_name=BOT, database_path=database, enqueue=enqueue)
+    context = EngineContext(
+        bot_name=BOT, database_path=database, enqueue=enqueue, redactor=redactor or Redactor()
+    )
     return create_engine(engine_options(tmp_path, agent, **agent_extra), context), database
 
 

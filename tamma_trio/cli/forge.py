@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -30,7 +31,9 @@ from tamma_trio.cli.common import (
 )
 from tamma_trio.cli.tasks import run_with_store
 from tamma_trio.config import Config, resolve_config_path
+from tamma_trio.engine.forge.base import Comment
 from tamma_trio.engine.forge.local_db import ForgeDb
+from tamma_trio.engine.forge.local_schema import ItemKind
 from tamma_trio.engine.forge.seed import init_origin, is_bare_repository
 from tamma_trio.engine.workflow_options import LocalForgeOptions, WorkflowOptions, parse_options
 from tamma_trio.errors import ConfigError
@@ -202,14 +205,7 @@ def _enqueue_issue(config: Config, setup: LocalForgeSetup, number: int, title: s
 @with_config
 def list_issues(state: str, as_json: bool, config: Config) -> int:
     """List issues, oldest first."""
-    setup = local_setup(config)
-    with open_db(setup) as db:
-        rows = [r for r in db.items(setup.repository, "issue") if state in ("all", r.state)]
-    if as_json:
-        click.echo(json.dumps([render.item_json(row) for row in rows], indent=2))
-    else:
-        render.print_items(rows, "issues")
-    return 0
+    return _list_items(config, "issue", state, as_json)
 
 
 @issues.command("show")
@@ -224,12 +220,9 @@ def show_issue(number: int, as_json: bool, config: Config) -> int:
         if row is None or row.kind != "issue":
             fail_usage(f"{setup.repository} has no issue #{number}")
         comments = db.comments(setup.repository, number)
-    if as_json:
-        document = {**render.item_json(row), "comments": [c.model_dump() for c in comments]}
-        click.echo(json.dumps(document, indent=2))
-    else:
-        render.print_item(row, comments)
-    return 0
+    return _show_item(
+        render.item_json(row), comments, as_json, lambda: render.print_item(row, comments)
+    )
 
 
 # --- pull requests ------------------------------------------------------------------------
@@ -242,14 +235,7 @@ prs = click.Group("prs", help="Pull requests of the local forge.")
 @with_config
 def list_prs(as_json: bool, config: Config) -> int:
     """List pull requests, oldest first."""
-    setup = local_setup(config)
-    with open_db(setup) as db:
-        rows = db.items(setup.repository, "pull")
-    if as_json:
-        click.echo(json.dumps([render.item_json(row) for row in rows], indent=2))
-    else:
-        render.print_items(rows, "pull requests")
-    return 0
+    return _list_items(config, "pull", "all", as_json)
 
 
 @prs.command("show")
@@ -266,11 +252,33 @@ def show_pr(number: int, as_json: bool, config: Config) -> int:
         check = db.check(setup.repository, pull.head_sha) if pull.head_sha else None
         comments = db.comments(setup.repository, number)
     document = render.pull_json(pull, check)
+    return _show_item(
+        document, comments, as_json, lambda: render.print_item(pull.item, comments, extra=document)
+    )
+
+
+def _list_items(config: Config, kind: ItemKind, state: str, as_json: bool) -> int:
+    """Issues or pull requests in ``state`` (or "all"), as a JSON array or a table."""
+    setup = local_setup(config)
+    with open_db(setup) as db:
+        rows = [r for r in db.items(setup.repository, kind) if state in ("all", r.state)]
     if as_json:
-        document["comments"] = [c.model_dump() for c in comments]
-        click.echo(json.dumps(document, indent=2))
+        click.echo(json.dumps([render.item_json(row) for row in rows], indent=2))
     else:
-        render.print_item(pull.item, comments, extra=document)
+        render.print_items(rows, "issues" if kind == "issue" else "pull requests")
+    return 0
+
+
+def _show_item(
+    document: dict[str, Any], comments: list[Comment], as_json: bool, table: Callable[[], None]
+) -> int:
+    """One issue or pull request with its comments: JSON, or ``table`` for people."""
+    if as_json:
+        click.echo(
+            json.dumps({**document, "comments": [c.model_dump() for c in comments]}, indent=2)
+        )
+    else:
+        table()
     return 0
 
 

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tamma_trio.config import Config
-from tamma_trio.models import Task, TaskStatus, TaskType
+from tamma_trio.models import ISSUE_TYPES, Task, TaskStatus, TaskType
 from tamma_trio.store.base import TaskStore
 from tamma_trio.timeline import StepSpan, current_step
 
 PAGE = 1000
-ISSUE_TYPES = (TaskType.ISSUE_ASSIGNED, TaskType.ISSUE_COMMENT)
 
 
 @dataclass(frozen=True)

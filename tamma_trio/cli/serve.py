@@ -27,7 +27,7 @@ from tamma_trio.cli.common import (
 )
 from tamma_trio.cli.startup import preflight_problems, startup_block
 from tamma_trio.config import Config
-from tamma_trio.errors import ConfigError, TammaError
+from tamma_trio.errors import ConfigError, TammaError, sole_cause
 
 if TYPE_CHECKING:
     from tamma_trio.start_guard import StartupSignals
@@ -48,7 +48,7 @@ def command(config_path: Path | None, log_format: str | None) -> int:
     early = StartupSignals().install()  # before the slow part: config, imports, trio
     config = load_or_exit(config_path)
     fmt = log_format or config.log.format
-    _setup_logging(config, fmt)
+    _setup_process(config, fmt)
     try:
         problems = preflight_problems(config)
     except ConfigError as exc:
@@ -86,13 +86,6 @@ async def _serve(config: Config, announce: Announcer, early: StartupSignals) -> 
         notifier.close()
 
 
-def sole_cause(exc: BaseException) -> BaseException:
-    """The one error inside nested single-member groups (how a failed nursery child arrives)."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
 class Announcer:
     """Logs the start-up block once the servers are bound, then prints the listening line on
     stdout: as is for the console format, as one JSON object (message and urls) for json."""
@@ -114,8 +107,16 @@ class Announcer:
         click.echo(listening)  # click.echo flushes, so a pipe sees the line at once
 
 
-def _setup_logging(config: Config, log_format: str) -> None:
-    from tamma_trio.log import setup_logging
+def _setup_process(config: Config, log_format: str) -> None:
+    """Everything `serve` changes for the whole process, here rather than as a side effect of
+    importing or building a part: logging, its record fields, and the metrics library."""
+    from prometheus_client import disable_created_metrics
+
+    from tamma_trio.log import setup_logging, skip_unused_record_fields
+
+    # The *_created series double every scrape and carry nothing an operator reads.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    skip_unused_record_fields()
 
     token = config.service.api.token
     secrets = [token.get_secret_value() if token else None, _forge_token(config)]

@@ -139,9 +139,7 @@ def add(
 @with_config
 def cancel(task_id: int, config: Config) -> int:
     """Cancel a queued or running task."""
-    task = run_with_store(config, lambda store: store.cancel(task_id, actor="cli"))
-    click.echo(f"task {task.id} {task.status.value}")
-    return 0
+    return _print_status(run_with_store(config, lambda store: store.cancel(task_id, actor="cli")))
 
 
 @command.command("retry")
@@ -149,7 +147,11 @@ def cancel(task_id: int, config: Config) -> int:
 @with_config
 def retry(task_id: int, config: Config) -> int:
     """Send a failed or cancelled task back to the queue with a fresh retry budget."""
-    task = run_with_store(config, lambda store: store.retry(task_id, actor="cli"))
+    return _print_status(run_with_store(config, lambda store: store.retry(task_id, actor="cli")))
+
+
+def _print_status(task: Task) -> int:
+    """What an operator's status change left: the task's status now."""
     click.echo(f"task {task.id} {task.status.value}")
     return 0
 

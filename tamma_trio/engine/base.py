@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from tamma_trio.log import Redactor
 from tamma_trio.models import NewTask
 from tamma_trio.status import ForgeStats
 from tamma_trio.step_records import (
@@ -30,7 +31,9 @@ IN_PROGRESS_LABEL = "tamma:in-progress"
 
 
 class Engine(Protocol):
-    """The story's nine steps plus comment, label and escalate.
+    """The issue-to-merge workflow's nine steps (select, analyse, plan, branch, implement, test,
+    open a pull request, monitor it, merge it), plus what the handlers need besides: a comment
+    and a label taken off when an operator cancels, an escalation, and a clean-up.
 
     Every method raises tamma_trio.errors.EngineError with ``retryable`` set; steps are
     idempotent where they have side effects (a second create_pull_request finds the first).
@@ -92,6 +95,10 @@ class EngineContext(BaseModel):
     database_path: Path | None  # the SQLite task store's file, shared by the local forge
     enqueue: Callable[[NewTask], Awaitable[None]] | None = None
     forge_stats: ForgeStats | None = None  # where a forge client counts its requests
+    # Masks secrets in what the engine writes where people read it (escalation comments). The
+    # service passes the one its log setup filled with the configured secrets; a fresh one
+    # masks the token shapes only.
+    redactor: Redactor = Field(default_factory=Redactor)
 
 
 EngineFactory = Callable[[Mapping[str, Any], EngineContext], Engine]

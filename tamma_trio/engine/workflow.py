@@ -29,7 +29,7 @@ from tamma_trio.engine.workflow_options import TestsOptions, parse_options
 from tamma_trio.engine.workflow_ports import build_ports
 from tamma_trio.engine.workspaces import Workspaces
 from tamma_trio.errors import EngineError, StaleEventError
-from tamma_trio.log import REDACTOR
+from tamma_trio.log import Redactor
 from tamma_trio.step_records import (
     AgentRun,
     Analysis,
@@ -64,6 +64,7 @@ class WorkflowEngine:
         bot_name: str,
         structured: bool = False,
         trigger_label: str = "tamma",
+        redactor: Redactor,
     ) -> None:
         self.forge = forge
         self.workspaces = workspaces
@@ -73,6 +74,7 @@ class WorkflowEngine:
         self.bot = bot_name
         self.structured = structured
         self.trigger_label = trigger_label
+        self.redactor = redactor
 
     async def initialize(self) -> None:
         """Open the forge and clone or fetch every served repository now, so a bad setup
@@ -351,7 +353,7 @@ class WorkflowEngine:
 
         The comment is public and may quote agent or test output, so it is redacted like a log.
         """
-        body = REDACTOR.redact(prompts.escalation_comment(reason, details))
+        body = self.redactor.redact(prompts.escalation_comment(reason, details))
         comments = await self.forge.list_comments(target)
         if not any(c.author == self.bot and c.body == body for c in comments):
             await self.forge.comment(target, body, self.bot)
@@ -389,4 +391,5 @@ def create_engine(options: Mapping[str, Any], context: EngineContext) -> Workflo
         bot_name=context.bot_name,
         structured=settings.agent.structured,
         trigger_label=settings.forge.trigger_label,
+        redactor=context.redactor,
     )

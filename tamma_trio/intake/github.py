@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from tamma_trio.comment_commands import ISSUE_COMMANDS, PULL_REQUEST_COMMANDS, find_command, is_bot
-from tamma_trio.errors import FieldError
+from tamma_trio.errors import FieldError, first_problem
 from tamma_trio.intake import build
 from tamma_trio.intake.intents import (
     Author,
@@ -142,9 +142,7 @@ def parse(model: type[BaseModel], body: Mapping[str, Any]) -> Any:
     try:
         return model.model_validate(body)
     except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise FieldError(where, f"{where}: {first['msg']}") from None
+        raise FieldError(*first_problem(exc, "body")) from None
 
 
 def _key(delivery_id: str) -> str:

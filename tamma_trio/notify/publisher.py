@@ -64,5 +64,5 @@ class Publisher:
     async def task_event(
         self, kind: EventKind, task: Task, reason: str | None, detail: dict[str, Any]
     ) -> None:
-        """The worker's entry point (see worker.TaskEvents)."""
+        """The worker's entry point (see worker_ports.TaskEvents)."""
         await self.emit(kind, task, reason, detail)

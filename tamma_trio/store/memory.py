@@ -3,7 +3,8 @@
 It is the store for logic tests under MockClock and for a throw-away daemon (`type = "memory"`);
 nothing survives the process. Every method checkpoints first, like a real backend would, so a
 cancelled caller changes nothing, and never checkpoints after its change, so a caller always
-receives what it changed (see SqliteStore for why that matters to claim).
+receives what it changed (see SqliteStore for why that matters to claim). The state changes
+are here; the reads and the state itself are in memory_reads.py, the outbox in memory_events.py.
 """
 
 from __future__ import annotations
@@ -11,25 +12,20 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
 from tamma_trio.delivery import Delivery, DeliveryRecord
-from tamma_trio.errors import StoreError, TaskNotFoundError
+from tamma_trio.errors import StoreError
 from tamma_trio.models import (
     NewTask,
-    QueueStats,
     Task,
     TaskEvent,
-    TaskPriority,
     TaskStatus,
-    TaskType,
-    ThroughputBucket,
     check_transition,
 )
-from tamma_trio.store import lifecycle, memory_queries
+from tamma_trio.store import lifecycle
 from tamma_trio.store.base import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_QUARANTINE_AFTER,
@@ -37,23 +33,10 @@ from tamma_trio.store.base import (
 )
 from tamma_trio.store.lifecycle import EventSpec
 from tamma_trio.store.memory_events import MemoryOutbox, MemoryOutboxMethods
+from tamma_trio.store.memory_reads import MemoryReadMethods, MemoryState, copy_task
 
 
-@dataclass
-class MemoryState:
-    """The data behind a MemoryStore; hand one to a second store to simulate a daemon restart."""
-
-    tasks: dict[int, Task] = field(default_factory=dict)
-    events: dict[int, list[TaskEvent]] = field(default_factory=dict)
-    keys: dict[str, int] = field(default_factory=dict)
-    deliveries: dict[tuple[str, str], Delivery] = field(default_factory=dict)
-    last_task_id: int = 0
-    last_delivery_id: int = 0
-    last_event_id: int = 0
-    outbox: MemoryOutbox = field(default_factory=MemoryOutbox)
-
-
-class MemoryStore(MemoryOutboxMethods):
+class MemoryStore(MemoryReadMethods, MemoryOutboxMethods):
     """TaskStore over plain dicts (see the module docstring)."""
 
     single_daemon = True
@@ -115,87 +98,6 @@ class MemoryStore(MemoryOutboxMethods):
         self._state.deliveries[(record.forge, record.delivery_id)] = delivery
         return delivery, added
 
-    # --- reads ----------------------------------------------------------------------------
-    async def get_delivery(self, forge: str, delivery_id: str) -> Delivery | None:
-        await self._enter()
-        return self._state.deliveries.get((forge, delivery_id))
-
-    async def list_deliveries(self, *, limit: int = 50, offset: int = 0) -> list[Delivery]:
-        lifecycle.check_page(limit, offset)
-        await self._enter()
-        newest = sorted(self._state.deliveries.values(), key=lambda d: d.id, reverse=True)
-        return newest[offset : offset + limit]
-
-    async def prune_deliveries(self, before: float) -> int:
-        await self._enter()
-        old = [k for k, d in self._state.deliveries.items() if d.received_at.timestamp() < before]
-        for key in old:
-            del self._state.deliveries[key]
-        return len(old)
-
-    async def tasks_of_subject(self, subject: str, limit: int = 20) -> list[Task]:
-        await self._enter()
-        found = [task for task in self._state.tasks.values() if task.subject == subject]
-        return [_copy(task) for task in sorted(found, key=lambda t: t.id, reverse=True)[:limit]]
-
-    async def get(self, task_id: int) -> Task:
-        await self._enter()
-        return _copy(self._task(task_id))
-
-    async def list_tasks(
-        self,
-        *,
-        status: TaskStatus | None = None,
-        type: TaskType | None = None,
-        repository: str | None = None,
-        text: str | None = None,
-        before: int | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[Task]:
-        lifecycle.check_page(limit, offset)
-        await self._enter()
-        matching = memory_queries.matching_tasks(
-            self._state.tasks.values(),
-            status=status,
-            task_type=type,
-            repository=repository,
-            text=text,
-            before=before,
-        )
-        return [_copy(t) for t in matching[offset : offset + limit]]
-
-    async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
-        await self._enter()
-        return memory_queries.throughput(self._state.tasks.values(), since, bucket_seconds)
-
-    async def queued_by_priority(self) -> dict[TaskPriority, int]:
-        await self._enter()
-        return memory_queries.queued_by_priority(self._state.tasks.values())
-
-    async def events(self, task_id: int) -> list[TaskEvent]:
-        await self._enter()
-        self._task(task_id)
-        return [e.model_copy(deep=True) for e in self._state.events[task_id]]
-
-    async def stats(self) -> QueueStats:
-        await self._enter()
-        by_status = dict.fromkeys(TaskStatus, 0)
-        for task in self._state.tasks.values():
-            by_status[task.status] += 1
-        queued = self._with_status(TaskStatus.QUEUED)
-        oldest = min(queued, key=lambda t: t.id).created_at.timestamp() if queued else None
-        return QueueStats(
-            by_status=by_status,
-            queue_depth=by_status[TaskStatus.QUEUED],
-            oldest_queued_age=lifecycle.oldest_age(self._clock(), oldest),
-        )
-
-    async def next_due(self) -> float | None:
-        await self._enter()
-        queued = self._with_status(TaskStatus.QUEUED)
-        return min(t.not_before.timestamp() for t in queued) if queued else None
-
     # --- the worker's side ----------------------------------------------------------------
     async def claim(self, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Task]:
         await self._enter()
@@ -213,7 +115,7 @@ class MemoryStore(MemoryOutboxMethods):
                 "lease_expires": expires,
             }
             spec = lifecycle.claimed(attempt, self.boot_id)
-            claimed.append(_copy(self._change(task, changes, spec, now)))
+            claimed.append(copy_task(self._change(task, changes, spec, now)))
         return claimed
 
     async def extend_leases(self, tokens: Sequence[str], lease_seconds: float) -> set[str]:
@@ -298,7 +200,7 @@ class MemoryStore(MemoryOutboxMethods):
         orphans = [
             t for t in self._with_status(TaskStatus.IN_PROGRESS) if t.lease_owner != self.boot_id
         ]
-        return [_copy(self._recover(task, now)) for task in sorted(orphans, key=lambda t: t.id)]
+        return [copy_task(self._recover(task, now)) for task in sorted(orphans, key=lambda t: t.id)]
 
     async def reclaim_expired(self) -> list[Task]:
         await self._enter()
@@ -308,7 +210,7 @@ class MemoryStore(MemoryOutboxMethods):
             for t in self._with_status(TaskStatus.IN_PROGRESS)
             if t.lease_expires is not None and t.lease_expires.timestamp() <= now
         ]
-        return [_copy(self._reclaim(task, now)) for task in sorted(expired, key=lambda t: t.id)]
+        return [copy_task(self._reclaim(task, now)) for task in sorted(expired, key=lambda t: t.id)]
 
     # --- operator actions -----------------------------------------------------------------
     async def cancel(self, task_id: int, actor: str = "cli") -> Task:
@@ -318,7 +220,7 @@ class MemoryStore(MemoryOutboxMethods):
         now = self._clock()
         changes = {"status": TaskStatus.CANCELLED, "finished_at": lifecycle.utc(now), **_NO_LEASE}
         spec = lifecycle.cancelled(task.status, actor)
-        return _copy(self._change(task, changes, spec, now))
+        return copy_task(self._change(task, changes, spec, now))
 
     async def retry(self, task_id: int, actor: str = "cli") -> Task:
         await self._enter()
@@ -334,9 +236,16 @@ class MemoryStore(MemoryOutboxMethods):
             "finished_at": None,
             "not_before": lifecycle.utc(now),
         }
-        return _copy(self._change(task, changes, lifecycle.retried(task.status, actor), now))
+        return copy_task(self._change(task, changes, lifecycle.retried(task.status, actor), now))
 
     # --- housekeeping ---------------------------------------------------------------------
+    async def prune_deliveries(self, before: float) -> int:
+        await self._enter()
+        old = [k for k, d in self._state.deliveries.items() if d.received_at.timestamp() < before]
+        for key in old:
+            del self._state.deliveries[key]
+        return len(old)
+
     async def prune(
         self,
         finished_before: float,
@@ -375,7 +284,7 @@ class MemoryStore(MemoryOutboxMethods):
     def _add(self, new: NewTask, now: float) -> tuple[Task, bool]:
         known = self._state.keys.get(new.key) if new.key is not None else None
         if known is not None:
-            return _copy(self._state.tasks[known]), False
+            return copy_task(self._state.tasks[known]), False
         self._state.last_task_id += 1
         task = Task(
             id=self._state.last_task_id,
@@ -394,7 +303,7 @@ class MemoryStore(MemoryOutboxMethods):
         if new.key is not None:
             self._state.keys[new.key] = task.id
         self._append_event(task.id, lifecycle.enqueued(new), now)
-        return _copy(task), True
+        return copy_task(task), True
 
     def _due(self, now: float, limit: int) -> list[Task]:
         """Due queued tasks in claim order, one per subject, skipping subjects already running."""
@@ -438,20 +347,11 @@ class MemoryStore(MemoryOutboxMethods):
             changes["not_before"] = lifecycle.utc(now)
         return self._change(task, {"status": spec.status, **changes}, spec, now)
 
-    def _task(self, task_id: int) -> Task:
-        try:
-            return self._state.tasks[task_id]
-        except KeyError:
-            raise TaskNotFoundError(task_id) from None
-
     def _leased(self, task_id: int, token: str) -> Task:
         task = self._task(task_id)
         if task.status is not TaskStatus.IN_PROGRESS or task.lease_token != token:
             raise lifecycle.lease_lost(task_id, task.status)
         return task
-
-    def _with_status(self, status: TaskStatus) -> list[Task]:
-        return [t for t in self._state.tasks.values() if t.status is status]
 
     def _change(self, task: Task, changes: dict[str, Any], spec: EventSpec, now: float) -> Task:
         updated = task.model_copy(update=changes)
@@ -474,8 +374,3 @@ class MemoryStore(MemoryOutboxMethods):
 
 
 _NO_LEASE: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_expires": None}
-
-
-def _copy(task: Task) -> Task:
-    """A deep copy, so a caller editing a payload dict never edits the store."""
-    return task.model_copy(deep=True)

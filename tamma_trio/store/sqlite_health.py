@@ -24,6 +24,9 @@ from tamma_trio.errors import StoreError
 # nothing to write, nobody would otherwise learn that the disk has room again.
 FAILURE_HOLD = 30.0
 
+# A busy-timeout budget that moved by less than this is close enough to leave as it is.
+_SLACK_MS = 10
+
 
 class Job(Protocol):
     write: bool
@@ -91,8 +94,9 @@ class BusyBudget:
         return live
 
     def _set(self, conn: sqlite3.Connection, ms: int) -> None:
-        """PRAGMA only when the budget moved by more than 10 ms (a few us each, per batch)."""
+        """PRAGMA only when the budget moved by more than ``_SLACK_MS``: each batch would otherwise
+        pay for one."""
         ms = max(ms, 1)
-        if abs(ms - self._set_ms) > 10:
+        if abs(ms - self._set_ms) > _SLACK_MS:
             conn.execute(f"PRAGMA busy_timeout = {ms}")
             self._set_ms = ms

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import pydantic_core
 from pydantic import ValidationError as PydanticValidationError
 
-from tamma_trio.errors import StoreError, TaskNotFoundError
+from tamma_trio.errors import StoreError, TaskNotFoundError, first_problem
 from tamma_trio.models import NewTask, Task, TaskEvent, TaskStatus
 from tamma_trio.store import lifecycle
 from tamma_trio.store.lifecycle import EventSpec
@@ -77,8 +77,8 @@ def decode_text(raw: bytes) -> str:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON, UTF-8 rather than \\u escapes; pydantic-core's encoder (about 5x faster
-    than the json module's) because every task writes a result and two events."""
+    """Compact JSON, UTF-8 rather than \\u escapes; pydantic-core's encoder (faster than the json
+    module's) because every task writes a result and two events."""
     return pydantic_core.to_json(value).decode()
 
 
@@ -116,8 +116,8 @@ def attempts_of(row: Row) -> int:
 def task_from_row(row: Row) -> Task:
     """Validate a row into a Task, with times as ``datetime.UTC`` datetimes like every backend.
 
-    Measured here (bench/store.py's hot path): validating a plain dict costs no more than
-    model_construct, which skips validation yet is slow, so rows are validated. Times are
+    Validating a plain dict costs no more than model_construct, which skips validation yet is
+    slow (bench/store.py's hot path shows it), so rows are validated. Times are
     converted here, not by pydantic, whose epoch parsing gives its own tzinfo class instead of
     ``datetime.UTC``. A row that cannot be read becomes a Task saying why (``undecodable``), so
     it fails alone instead of failing every claim and list it is part of.
@@ -157,9 +157,7 @@ def _json_column(name: str, text: str | None) -> Any:
 def describe_decode_error(exc: ValueError) -> str:
     """One line: the column and what is wrong with it."""
     if isinstance(exc, PydanticValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        return f"{where}: {first['msg']}"
+        return first_problem(exc)[1]
     return str(exc)
 
 

@@ -196,8 +196,9 @@ def open_database(
 ) -> sqlite3.Connection:
     """A connection to our store at ``path``, created or migrated; StoreError if it is not ours.
 
-    ``verify`` adds a full ``PRAGMA quick_check`` (about 0.2 s per 40 MB here) so corruption
-    anywhere in the file is reported at open, not at the first damaged page.
+    ``verify`` adds a full ``PRAGMA quick_check`` (it reads the whole file, so it costs time in
+    proportion to the store's size) so corruption anywhere in the file is reported at open, not
+    at the first damaged page.
 
     The connection is in autocommit mode (``isolation_level=None``): callers write with explicit
     ``BEGIN IMMEDIATE`` so a transaction never has to upgrade a read lock.

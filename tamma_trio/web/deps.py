@@ -15,6 +15,7 @@ from tamma_trio.config import ServiceConfig, WebhooksConfig
 from tamma_trio.event_feed import EventFeed
 from tamma_trio.intake import Intake
 from tamma_trio.intake.authorize import MayCommand
+from tamma_trio.log import Redactor
 from tamma_trio.metrics import Metrics
 from tamma_trio.status import ServiceStatus
 from tamma_trio.store.base import TaskStore
@@ -40,6 +41,9 @@ class WebDeps:
     forge_kind: str = "local"  # [engine.forge] kind: "gitlab" checks GitLab commanders live
     events: EventFeed | None = None  # wakes GET /api/events streams; None: they poll the store
     wall: Callable[[], float] = time.time  # the store's wall clock: ages and login sessions
+    # Masks secrets in the errors /health and /ready quote; the service passes the one its log
+    # setup filled with the configured secrets.
+    redactor: Redactor = field(default_factory=Redactor)
 
     @cached_property
     def intake(self) -> Intake:

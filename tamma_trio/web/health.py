@@ -13,7 +13,7 @@ from typing import Any
 from quart import Quart
 from quart.typing import ResponseReturnValue
 
-from tamma_trio.log import REDACTOR
+from tamma_trio.log import Redactor
 from tamma_trio.models import TaskStatus
 from tamma_trio.status import ServiceState, ServiceStatus
 from tamma_trio.web.deps import WebDeps
@@ -24,17 +24,18 @@ READY_PATH = "/ready"
 
 
 def health_state(status: ServiceStatus) -> str:
-    """The story's health status word: healthy, degraded (store down), starting, draining..."""
+    """The health status word a monitor alerts on: healthy, degraded (store down), starting,
+    draining..."""
     if status.state is ServiceState.RUNNING:
         return "healthy" if status.store_ok else "degraded"
     return status.state.value
 
 
-def store_component(status: ServiceStatus) -> str:
+def store_component(status: ServiceStatus, redactor: Redactor) -> str:
     if status.store_ok:
         return "up"
     if status.store_error:
-        return f"down: {REDACTOR.redact(status.store_error)}"
+        return f"down: {redactor.redact(status.store_error)}"
     return "down"
 
 
@@ -56,9 +57,10 @@ def health_metrics(deps: WebDeps) -> dict[str, Any]:
 
 
 def health_body(deps: WebDeps) -> dict[str, Any]:
-    """The story's HealthStatus: status, uptime, metrics, components."""
+    """/health's body: status, uptime, metrics and components (the store and the engine)."""
     status = deps.status
-    components = {"store": store_component(status), "engine": status.engine or "unknown"}
+    store = store_component(status, deps.redactor)
+    components = {"store": store, "engine": status.engine or "unknown"}
     return {
         "status": health_state(status),
         "uptime": round(max(deps.now() - status.started_at, 0.0), 3),
@@ -67,13 +69,13 @@ def health_body(deps: WebDeps) -> dict[str, Any]:
     }
 
 
-def not_ready_reason(status: ServiceStatus) -> str | None:
+def not_ready_reason(status: ServiceStatus, redactor: Redactor) -> str | None:
     if status.state is not ServiceState.RUNNING:
         return status.state.value
     if not status.store_ok:
-        return store_component(status).replace("down", "store unavailable", 1)
+        return store_component(status, redactor).replace("down", "store unavailable", 1)
     if status.claims_failing:
-        error = REDACTOR.redact(status.claim_error or "")
+        error = redactor.redact(status.claim_error or "")
         return f"claiming tasks failed {status.claim_failures} times in a row: {error}"
     return None
 
@@ -86,7 +88,7 @@ def health_answer(deps: WebDeps) -> tuple[dict[str, Any], int]:
 
 def ready_answer(deps: WebDeps) -> tuple[dict[str, Any], int]:
     """Readiness: 200 only while running with a store that answered its last ping."""
-    reason = not_ready_reason(deps.status)
+    reason = not_ready_reason(deps.status, deps.redactor)
     if reason is None:
         return {"ready": True}, 200
     return {"ready": False, "reason": reason}, 503

@@ -2,10 +2,10 @@
 
 Probes are the one kind of request whose latency matters while the daemon is busiest, and
 their answers come from memory. Quart's request context, signals and response machinery cost
-about 0.35 ms of CPU a request here (0.87 ms through Quart, 0.53 ms on this path, hypercorn's
-own share being about 0.47 ms), and under load that work queues behind the workers on the one
-trio thread. Everything else (HEAD, other methods, every other path) goes on to Quart, whose
-routes for the same paths use the same answer functions, so both paths say the same thing.
+more CPU per request than the answer itself, and under load that work queues behind the
+workers on the one trio thread (bench/throughput.py compares both paths). Everything else
+(HEAD, other methods, every other path) goes on to Quart, whose routes for the same paths use
+the same answer functions, so both paths say the same thing.
 """
 
 from __future__ import annotations

@@ -26,22 +26,11 @@ from tamma_trio.models import (
     NewTask,
     QueueStats,
     Task,
-    TaskEvent,
-    TaskPriority,
     TaskStatus,
-    TaskType,
-    ThroughputBucket,
     check_transition,
 )
-from tamma_trio.service_events import (
-    NewServiceEvent,
-    Notification,
-    NotificationStatus,
-    PrunedEvents,
-    ServiceEvent,
-)
 from tamma_trio.store import lifecycle
-from tamma_trio.store.aws import deliveries, intake, notifications, reads
+from tamma_trio.store.aws import deliveries, intake
 from tamma_trio.store.aws.claims import NO_LEASE, Claims
 from tamma_trio.store.aws.client import Runner, make_clients
 from tamma_trio.store.aws.messages import Messages
@@ -49,6 +38,8 @@ from tamma_trio.store.aws.names import MAX_VISIBILITY_SECONDS, AwsNames, visibil
 from tamma_trio.store.aws.prune import prune
 from tamma_trio.store.aws.records import Record
 from tamma_trio.store.aws.setup import verify
+from tamma_trio.store.aws.store_outbox import SqsOutboxMethods
+from tamma_trio.store.aws.store_reads import SqsReadMethods
 from tamma_trio.store.aws.subjects import Subjects
 from tamma_trio.store.aws.tables import Tables
 from tamma_trio.store.aws.writes import Writer
@@ -57,9 +48,6 @@ from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTE
 # A record may lack its message (a crash between write and send, a lost wake-up); after this
 # long queued without a claim, the sweeper sends it one more. Duplicates are dropped on receipt.
 RESEND_AFTER = 120.0
-# Counting reads the keys-only index of every task kept (cost grows with the table), so a store
-# answers stats from a count at most this old instead of counting on each call.
-STATS_MAX_AGE = 5.0
 
 
 SHARED_RULE = (
@@ -68,7 +56,7 @@ SHARED_RULE = (
 )
 
 
-class SqsStore:
+class SqsStore(SqsReadMethods, SqsOutboxMethods):
     """TaskStore over Amazon SQS and DynamoDB (see the module docstring)."""
 
     single_daemon = False
@@ -159,84 +147,7 @@ class SqsStore:
         await self._enter()
         return await deliveries.prune_deliveries(self.tables, before)
 
-    # --- service events and their webhook outbox ------------------------------------------
-    async def publish(self, event: NewServiceEvent, targets: Sequence[str] = ()) -> ServiceEvent:
-        await self._enter()
-        return await notifications.publish(self.tables, event, targets, self._clock())
-
-    async def service_events(self, *, after: int = 0, limit: int = 100) -> list[ServiceEvent]:
-        await self._enter()
-        return await notifications.events_after(self.tables, after, limit)
-
-    async def notifications(
-        self, *, status: NotificationStatus | None = None, limit: int = 100
-    ) -> list[Notification]:
-        await self._enter()
-        return await notifications.select(self.tables, status, limit)
-
-    async def record_notification(
-        self, delivery_id: int, *, error: str | None, next_attempt: float | None = None
-    ) -> None:
-        await self._enter()
-        now = self._clock()
-        await notifications.record(self.tables, delivery_id, error, next_attempt, now)
-
-    async def renotify(self, delivery_ids: Sequence[int] | None = None) -> int:
-        await self._enter()
-        return await notifications.renotify(self.tables, delivery_ids, self._clock())
-
-    # --- reads ----------------------------------------------------------------------------
-    async def tasks_of_subject(self, subject: str, limit: int = 20) -> list[Task]:
-        await self._enter()
-        return await reads.tasks_of_subject(self.tables, subject, limit)
-
-    async def queued_by_priority(self) -> dict[TaskPriority, int]:
-        await self._enter()
-        return await reads.queued_by_priority(self.tables)
-
-    async def get(self, task_id: int) -> Task:
-        await self._enter()
-        return (await self._writer.read(task_id)).task
-
-    async def list_tasks(
-        self,
-        *,
-        status: TaskStatus | None = None,
-        type: TaskType | None = None,
-        repository: str | None = None,
-        text: str | None = None,
-        before: int | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[Task]:
-        lifecycle.check_page(limit, offset)
-        await self._enter()
-        query = reads.TaskQuery(status, type, repository, text, before)
-        return await reads.list_tasks(self.tables, query, limit, offset)
-
-    async def events(self, task_id: int) -> list[TaskEvent]:
-        await self._enter()
-        return (await self._writer.read(task_id)).events()
-
-    async def stats(self) -> QueueStats:
-        """Counts at most STATS_MAX_AGE old: every daemon asks each second for /health."""
-        await self._enter()
-        now = self._clock()
-        if self._stats is None or now - self._stats[0] >= STATS_MAX_AGE:
-            self._stats = (now, await reads.stats(self.tables, now))
-        return self._stats[1]
-
-    async def throughput(self, since: float, bucket_seconds: int) -> list[ThroughputBucket]:
-        await self._enter()
-        return await reads.throughput(self.tables, since, bucket_seconds)
-
-    async def prune_events(
-        self, before: float, dead_before: float, limit: int, *, dry_run: bool = False
-    ) -> PrunedEvents:
-        lifecycle.check_limit(limit)
-        await self._enter()
-        return await notifications.prune_events(self.tables, before, dead_before, limit, dry_run)
-
+    # --- housekeeping ---------------------------------------------------------------------
     async def prune(
         self,
         finished_before: float,
@@ -247,10 +158,6 @@ class SqsStore:
     ) -> list[int]:
         await self._enter()
         return await prune(self.tables, finished_before, statuses, limit, dry_run=dry_run)
-
-    async def next_due(self) -> float | None:
-        await self._enter()
-        return await reads.next_due(self.tables)
 
     # --- the worker's side ----------------------------------------------------------------
     async def claim(self, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[Task]:
