@@ -36,12 +36,10 @@ def tamma_command() -> list[str]:
 
 def seed(path: Path, count: int) -> None:
     async def fill() -> None:
-        store = SqliteStore(path, synchronous="NORMAL")
-        await store.open()
         payload = {"repository": "acme/widgets", "pull_request": {"number": 1}}
         news = [NewTask.build("pr_review_requested", payload) for _ in range(count)]
-        await store.add_many(news)
-        await store.aclose()
+        async with SqliteStore(path, synchronous="NORMAL") as store:
+            await store.add_many(news)
 
     trio.run(fill)
 

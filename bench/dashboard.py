@@ -109,8 +109,7 @@ def pages(count: int) -> dict[str, str]:
 async def measure(path: Path, count: int, requests: int) -> None:
     now = time.time()
     store = SqliteStore(path, synchronous="NORMAL")
-    await store.open()
-    try:
+    async with store:
         started = time.perf_counter()
         await seed(store, path, count, now)
         emit("seed_seconds", time.perf_counter() - started)
@@ -120,8 +119,6 @@ async def measure(path: Path, count: int, requests: int) -> None:
         client = create_app(deps).test_client()
         for name, url in pages(count).items():
             await _time_page(client, name, url, requests)
-    finally:
-        await store.aclose()
 
 
 async def _time_page(client: Any, name: str, url: str, requests: int) -> None:

@@ -17,6 +17,7 @@ import trio
 
 from tamma_trio.engine.base import EngineContext
 from tamma_trio.errors import EngineError
+from tamma_trio.resource import Resource
 from tamma_trio.step_records import (
     Analysis,
     Branch,
@@ -47,15 +48,11 @@ def _refuse(step: str) -> EngineError:
     return EngineError(f"the no-op engine has no {step} step", code="noop", retryable=False)
 
 
-class NoopEngine:
+class NoopEngine(Resource):
+    """Opened and closed like every engine (``async with``); there is nothing to open."""
+
     def __init__(self, wait: float = 0.0) -> None:
         self.wait = wait
-
-    async def initialize(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
 
     async def monitor_pr(self, repository: str, number: int) -> PRStatus:
         if self.wait:

@@ -82,30 +82,24 @@ def daemons(run: RedisRun, count: int) -> Iterator[list[tuple[Daemon, subprocess
 
 async def _fill(run: RedisRun, count: int) -> None:
     store = run.store()
-    await store.open()
-    try:
+    async with store:
         for start in range(1, count + 1, PREFILL_BATCH):
             stop = min(start + PREFILL_BATCH, count + 1)
             news = [
                 NewTask.build("pr_review_requested", review_payload(n)) for n in range(start, stop)
             ]
             await store.add_many(news)
-    finally:
-        await store.aclose()
 
 
 async def _wait_done(run: RedisRun, count: int, deadline: float) -> list[Task]:
     """Poll the queue's counts until ``count`` tasks completed; return them."""
     store = run.store()
-    await store.open()
-    try:
+    async with store:
         while (await store.stats()).by_status[TaskStatus.COMPLETED] < count:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{run.prefix}: the daemons did not finish {count} tasks")
             await trio.sleep(0.05)
         return await store.list_tasks(status=TaskStatus.COMPLETED, limit=count)
-    finally:
-        await store.aclose()
 
 
 def _seconds(stamp: dt.datetime | None) -> float:

@@ -36,23 +36,17 @@ def review(number: int) -> NewTask:
 
 async def enqueue(config: SqsQueueConfig, count: int) -> float:
     store = SqsStore(config)
-    await store.open()
-    try:
+    async with store:
         started = time.perf_counter()
         for start in range(0, count, 100):
             await store.add_many([review(n) for n in range(start + 1, min(count, start + 100) + 1)])
         return time.perf_counter() - started
-    finally:
-        await store.aclose()
 
 
 async def stats(config: SqsQueueConfig) -> QueueStats:
     store = SqsStore(config)
-    await store.open()
-    try:
+    async with store:
         return await store.stats()
-    finally:
-        await store.aclose()
 
 
 def write_config(folder: Path, config: SqsQueueConfig, name: str) -> Path:

@@ -95,7 +95,11 @@ async def bench_enqueue(
     directory: Path, synchronous: Synchronous, concurrency: int, seconds: float
 ) -> Figures:
     run = Run(directory, synchronous, f"enqueue-{synchronous}-{concurrency}")
-    await run.store.open()
+    async with run.store:
+        return await _enqueue(run, concurrency, seconds)
+
+
+async def _enqueue(run: Run, concurrency: int, seconds: float) -> Figures:
     numbers = iter(range(1, 10**9))
 
     async def add_one() -> int:
@@ -105,7 +109,6 @@ async def bench_enqueue(
     figures = Figures(await run.measure(concurrency, seconds, add_one), run)
     stats = await run.store.stats()
     assert stats.queue_depth == run.done, (stats.queue_depth, run.done)
-    await run.store.aclose()
     return figures
 
 
@@ -113,7 +116,11 @@ async def bench_claim_complete(
     directory: Path, synchronous: Synchronous, concurrency: int, seconds: float, seed: int
 ) -> Figures:
     run = Run(directory, synchronous, f"claim-{synchronous}-{concurrency}")
-    await run.store.open()
+    async with run.store:
+        return await _claim_complete(run, concurrency, seconds, seed)
+
+
+async def _claim_complete(run: Run, concurrency: int, seconds: float, seed: int) -> Figures:
     for first in range(1, seed + 1, SEED_BATCH):
         await run.store.add_many([new_task(n) for n in range(first, first + SEED_BATCH)])
 
@@ -127,7 +134,6 @@ async def bench_claim_complete(
     figures = Figures(await run.measure(concurrency, seconds, claim_and_complete), run)
     stats = await run.store.stats()
     assert stats.by_status[TaskStatus.COMPLETED] == run.done, (stats.by_status, run.done)
-    await run.store.aclose()
     return figures
 
 

@@ -72,25 +72,19 @@ class Daemon:
 
 async def prefill(config: Config, count: int, first_number: int = 1) -> None:
     store = open_store(config.service.queue)
-    await store.open()
-    try:
+    async with store:
         for start in range(first_number, first_number + count, PREFILL_BATCH):
             stop = min(start + PREFILL_BATCH, first_number + count)
             news = [
                 NewTask.build("pr_review_requested", review_payload(n)) for n in range(start, stop)
             ]
             await store.add_many(news)
-    finally:
-        await store.aclose()
 
 
 async def completed_tasks(config: Config, count: int) -> list[Task]:
     store = open_store(config.service.queue)
-    await store.open()
-    try:
+    async with store:
         return await store.list_tasks(status=TaskStatus.COMPLETED, limit=count)
-    finally:
-        await store.aclose()
 
 
 async def wait_listening(daemon: Daemon, proc: Any, deadline: float) -> str:

@@ -121,8 +121,7 @@ async def run_phase(host: str, port: int, rate: float, seconds: float, first: in
 async def claim_delays(db: Path, phase: Phase) -> list[float]:
     """Scheduled send to started_at, for every task of the phase (waits until all are claimed)."""
     store = SqliteStore(db)
-    await store.open()
-    try:
+    async with store:
         delays: dict[int, float] = {}
         deadline = trio.current_time() + 60
         while len(delays) < len(phase.sent_at) and trio.current_time() < deadline:
@@ -133,8 +132,6 @@ async def claim_delays(db: Path, phase: Phase) -> list[float]:
                         delays[task_id] = task.started_at.timestamp() - sent
             await trio.sleep(0.2)
         return list(delays.values())
-    finally:
-        await store.aclose()
 
 
 async def wait_url(log: Path, proc: Any) -> tuple[str, int]:

@@ -13,8 +13,8 @@ network) and one `git worktree add` (a checkout: the floor).
 
 The task's span is claim to pull request opened; ``finish`` (removing the worktree, after the
 pull request is open and the task's result is stored) is printed apart. ``later_git_*`` lines
-split a later task's time by git subcommand (summed per task, the median over later tasks), to
-show where the time beyond the worktree add goes.
+split a later task's time by git subcommand (summed per task, ``finish`` included; the median
+over later tasks), to show where its time goes.
 
 Prints ``name: value`` lines (seconds unless the name says otherwise).
 """
@@ -184,18 +184,15 @@ async def one_task(engine: WorkflowEngine, database: Path, n: int) -> dict[str, 
 async def run_engine(
     work: Path, origin: Path, tasks: int, trace: GitTrace
 ) -> list[dict[str, float]]:
-    database = work / "forge.db"
-    context = EngineContext(bot_name="tamma", database_path=database)
+    context = EngineContext(bot_name="tamma", database_path=work / "tamma.db")
+    database = work / "tamma.forge.db"  # the forge's own file, beside the task store's
     engine = create_engine(engine_options(work, origin), context)
-    await engine.forge.open()  # no clone yet: the first task pays for it
     results = []
-    try:
+    async with engine.forge:  # the forge alone, no clone yet: the first task pays for it
         for n in range(tasks):
             trace.next_task()
             results.append(await one_task(engine, database, n))
-        return results
-    finally:
-        await engine.aclose()
+    return results
 
 
 # --- plain git, side by side ------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 import trio
 
 from tamma_trio.config import Config
-from tamma_trio.engine.loader import load_engine
+from tamma_trio.engine.loader import open_engine
 from tamma_trio.service import Service, trio_wall_clock
 from tamma_trio.start_guard import (
     STOP_SIGNALS,
@@ -28,13 +28,10 @@ from tamma_trio.start_guard import (
 )
 from tamma_trio.status import ServiceState
 from tamma_trio.store import open_store
-from tamma_trio.store.base import TaskStore
 from tamma_trio.systemd import Notifier, report
 
 # The lines serve has always written under the service logger keep that name (log filters).
 log = logging.getLogger("tamma_trio.service")
-
-STORE_CLOSE_TIMEOUT = 10.0
 
 EXIT_OK = 0
 EXIT_HARD_STOP = 1
@@ -69,7 +66,7 @@ async def serve(
         service = Service(  # builds the engine, so bad engine options stop us before any file
             config,
             store,
-            lambda context: load_engine(config.engine, context),
+            lambda context: open_engine(config.engine, context),
             wall=wall,
             database_path=database_path(config),
         )
@@ -87,20 +84,12 @@ async def serve(
         if swept:
             log.warning("killed %d process(es) left by runs of a daemon that died", len(swept))
         try:
-            await store.open()
-            return await _serve_until_signalled(service, signals, listening, notifier)
+            async with store:
+                return await _serve_until_signalled(service, signals, listening, notifier)
         except BaseException:
-            if not started:
-                await _close(store)
+            if not started:  # closed by now: the files can go
                 new_files.remove()
             raise
-        finally:
-            await _close(store)
-
-
-async def _close(store: TaskStore) -> None:
-    with trio.move_on_after(STORE_CLOSE_TIMEOUT, shield=True):
-        await store.aclose()
 
 
 async def _serve_until_signalled(
@@ -154,6 +143,6 @@ def listening_line(urls: dict[str, str]) -> str:
 
 
 def database_path(config: Config) -> Path | None:
-    """The SQLite file the engine may share (the local forge keeps its rows there too)."""
+    """The task store's SQLite file; the local forge keeps its own file beside it."""
     queue = config.service.queue
     return queue.sqlite.path if queue.type == "sqlite" else None

@@ -45,6 +45,10 @@ class StoreError(TammaError):
     """The task store cannot be opened or used (not our database, corrupt, locked by a daemon)."""
 
 
+class StoreBusyError(StoreError):
+    """The store's write queue is full: the write was refused before anything was stored."""
+
+
 class StoreLockedError(StoreError):
     """Another daemon already holds this store; two daemons on one file would double-run work."""
 

@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_INTERVAL = 1.0
 SNAPSHOT_TIMEOUT = 2.0
-ENGINE_CLOSE_TIMEOUT = 10.0
 PRUNE_INTERVAL = 3600.0
 DEFAULT_REPOSITORY = LocalForgeOptions().repository
 DEFAULT_TRIGGER_LABEL = LocalForgeOptions().trigger_label
@@ -174,31 +173,34 @@ class Service:
     ) -> None:
         """Recover orphans, start every part, serve, drain; started() gets the bound URLs."""
         quarantined = await self._recover_orphans()
-        await self.engine.initialize()
-        self.status.engine = type(self.engine).__name__
         try:
-            for task in quarantined:
-                await self._quarantined(task)
-            async with trio.open_nursery() as root:
-                self.urls = await self._start_http(root)
-                async with trio.open_nursery() as background:
-                    await background.start(self._snapshots)
-                    await background.start(self.lease_keeper.run)
-                    await background.start(self.reclaimer.run)
-                    await background.start(self.sender.run)
-                    await background.start(self._prune_deliveries)
-                    if self.config.service.metrics.enabled:  # nobody could read the count
-                        await background.start(self.cli_intake.run)
-                    if self.config.retention.enabled:
-                        await background.start(self.retention.run)
-                    await self._work(task_status)
-                    await self.publisher.emit(EventKind.SERVICE_STOPPED, reason="shutdown")
-                    background.cancel_scope.cancel()
-                self._http_stop.set()
+            async with self.engine:
+                await self._serve(quarantined, task_status)
         finally:
-            with trio.move_on_after(ENGINE_CLOSE_TIMEOUT, shield=True):
-                await self.engine.aclose()
-            self._set_state(ServiceState.STOPPED)
+            self._set_state(ServiceState.STOPPED)  # once the engine has closed
+
+    async def _serve(
+        self, quarantined: list[Task], task_status: trio.TaskStatus[dict[str, str]]
+    ) -> None:
+        self.status.engine = type(self.engine).__name__
+        for task in quarantined:
+            await self._quarantined(task)
+        async with trio.open_nursery() as root:
+            self.urls = await self._start_http(root)
+            async with trio.open_nursery() as background:
+                await background.start(self._snapshots)
+                await background.start(self.lease_keeper.run)
+                await background.start(self.reclaimer.run)
+                await background.start(self.sender.run)
+                await background.start(self._prune_deliveries)
+                if self.config.service.metrics.enabled:  # nobody could read the count
+                    await background.start(self.cli_intake.run)
+                if self.config.retention.enabled:
+                    await background.start(self.retention.run)
+                await self._work(task_status)
+                await self.publisher.emit(EventKind.SERVICE_STOPPED, reason="shutdown")
+                background.cancel_scope.cancel()
+            self._http_stop.set()
 
     async def _work(self, task_status: trio.TaskStatus[dict[str, str]]) -> None:
         async with trio.open_nursery() as workers:

@@ -131,10 +131,19 @@ class PullRequest(Record):
     state: Literal["open", "closed", "merged"] = "open"
     author: str = ""
     labels: tuple[str, ...] = ()
+    # How people write it: GitLab's merge request !7 (its #7 is an issue); empty is "#7".
+    reference: str = ""
 
     @property
     def target(self) -> Target:
         return Target(repository=self.repository, number=self.number, kind="pull_request")
+
+    @property
+    def name(self) -> str:
+        """ "pull request #7", or "merge request !7" on GitLab, for comments and messages."""
+        if self.reference.startswith("!"):
+            return f"merge request {self.reference}"
+        return f"pull request {self.reference or f'#{self.number}'}"
 
 
 class PRStatus(Record):

@@ -7,7 +7,6 @@ what a test sees, in this process or in the daemons and CLIs it starts.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,9 +15,11 @@ from typing import Any
 import pytest
 
 from tamma_trio.models import NewTask
+from tamma_trio.service import trio_wall_clock
 from tamma_trio.store.base import TaskStore
 from tests.aws_helpers import FAKE_AWS_ENV, MotoServer, create_resources, sqs_config
 from tests.redis_server import RedisServer, RedisServerMissingError
+from tests.service_helpers import STORE_KINDS, Stores
 from tests.store_helpers import (
     CAPABILITY_DIFFERENCES,
     SHARED_BACKENDS,
@@ -29,6 +30,7 @@ from tests.store_helpers import (
     StoreFactory,
     TaskBuilder,
 )
+from tests.web_fixtures import OpenMemoryStore, memory_stores
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -124,7 +126,7 @@ def single_daemon_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Sto
 @pytest.fixture
 async def store(store_factory: StoreFactory, wall: FakeWall) -> AsyncIterator[TaskStore]:
     """An open store of each backend, on the hand-driven clock ``wall``."""
-    async with _opened(store_factory, wall) as opened:
+    async with store_factory(clock=wall, boot_id="boot-a") as opened:
         yield opened
 
 
@@ -133,18 +135,15 @@ async def single_daemon_store(
     single_daemon_factory: StoreFactory, wall: FakeWall
 ) -> AsyncIterator[TaskStore]:
     """Like ``store``, over the single-daemon backends only."""
-    async with _opened(single_daemon_factory, wall) as opened:
+    async with single_daemon_factory(clock=wall, boot_id="boot-a") as opened:
         yield opened
 
 
-@contextlib.asynccontextmanager
-async def _opened(factory: StoreFactory, wall: FakeWall) -> AsyncIterator[TaskStore]:
-    opened = factory(clock=wall, boot_id="boot-a")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
+@pytest.fixture
+async def memory_store() -> AsyncIterator[OpenMemoryStore]:
+    """``await memory_store()``: an open MemoryStore for the web tests, closed after the test."""
+    async with memory_stores() as open_one:
+        yield open_one
 
 
 @pytest.fixture
@@ -156,3 +155,17 @@ def make_task() -> TaskBuilder:
         return NewTask.build("issue_assigned", payload, **options)
 
     return build
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def service_stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    """Stores over one set of data on trio's clock (memory, inline SQLite), for service tests
+    under MockClock; a second ``open`` is a restarted daemon."""
+    stores = Stores(request.param, tmp_path / "tasks.db", trio_wall_clock())
+    yield stores
+    await stores.close()
+
+
+@pytest.fixture
+async def service_store(service_stores: Stores) -> TaskStore:
+    return await service_stores.open()

@@ -26,8 +26,8 @@ from typing import Any
 # point -> (module, attribute path, "before" | "after" | "after_some": after a non-empty result)
 POINTS: dict[str, tuple[str, str, str]] = {
     "config_loaded": ("tamma_trio.cli.serve", "load_or_exit", "after"),
-    "store_opened": ("tamma_trio.store.sqlite", "SqliteStore.open", "after"),
-    "engine_initialized": ("tests.fake_engine", "FakeEngine.initialize", "after"),
+    "store_opened": ("tamma_trio.store.sqlite", "SqliteStore._open", "after"),
+    "engine_initialized": ("tests.fake_engine", "FakeEngine._open", "after"),
     "claimed": ("tamma_trio.store.sqlite", "SqliteStore.claim", "after_some"),
     "before_complete": ("tamma_trio.store.sqlite", "SqliteStore.complete", "before"),
     "after_complete": ("tamma_trio.store.sqlite", "SqliteStore.complete", "after"),

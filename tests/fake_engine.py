@@ -28,6 +28,7 @@ from trio_util import AsyncValue
 
 from tamma_trio.engine.base import EngineContext
 from tamma_trio.errors import EngineError, StaleEventError
+from tamma_trio.resource import Resource
 from tamma_trio.step_records import (
     Analysis,
     Branch,
@@ -93,7 +94,7 @@ class FakeOptions(BaseModel):
     gates: dict[str, Path] = {}
 
 
-class FakeEngine:
+class FakeEngine(Resource):
     """Records every call in ``calls`` as (step, subject) and answers from its options.
 
     For tests: ``times`` holds the trio time of each call, ``entered`` counts calls (wait on it
@@ -156,7 +157,7 @@ class FakeEngine:
     def steps(self) -> list[str]:
         return [step for step, _ in self.calls]
 
-    async def initialize(self) -> None:
+    async def _open(self) -> None:
         """Fails like a step when ``failures`` names "initialize" (an engine that cannot start)."""
         failure = self.options.failures.get("initialize")
         if failure is not None:

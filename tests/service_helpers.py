@@ -7,7 +7,7 @@ virtual time and never measure it, so only engine and event times are asserted.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ class Stores:
         self.path = path
         self.wall = wall
         self.state = MemoryState()
-        self.opened: list[TaskStore] = []
+        self._opened = AsyncExitStack()
 
     async def open(self, boot_id: str | None = None) -> TaskStore:
         store: TaskStore
@@ -46,13 +46,10 @@ class Stores:
             store = SqliteStore(
                 self.path, synchronous="NORMAL", clock=self.wall, boot_id=boot_id, inline=True
             )
-        await store.open()
-        self.opened.append(store)
-        return store
+        return await self._opened.enter_async_context(store)
 
     async def close(self) -> None:
-        for store in self.opened:
-            await store.aclose()
+        await self._opened.aclose()
 
 
 def make_config(**service: Any) -> Config:

@@ -10,7 +10,7 @@ import pytest
 from tamma_trio.config import ApiConfig, ServiceConfig
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.web import WebDeps, create_app
-from tests.web_fixtures import LOOPBACK, BrokenStore, make_deps, memory_store, remote
+from tests.web_fixtures import LOOPBACK, BrokenStore, OpenMemoryStore, make_deps, remote
 
 PR_REVIEW: dict[str, Any] = {
     "type": "pr_review_requested",
@@ -27,7 +27,7 @@ TOKEN = "api-token-for-tests-0123"
 
 
 @pytest.fixture
-async def api(autojump_clock: Any) -> Any:
+async def api(memory_store: OpenMemoryStore, autojump_clock: Any) -> Any:
     """(client, deps, wakes) over a MemoryStore, no token configured."""
     deps, wakes = make_deps(await memory_store())
     return create_app(deps).test_client(), deps, wakes
@@ -61,7 +61,9 @@ async def test_add_returns_201_with_the_task_and_wakes_the_poller(api: Any) -> N
     assert [t.id for t in await stored(deps)] == [task["id"]]
 
 
-async def test_max_retries_defaults_to_the_service_setting(autojump_clock: Any) -> None:
+async def test_max_retries_defaults_to_the_service_setting(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
     deps, _ = make_deps(await memory_store(), config=ServiceConfig(max_retries=5))
     response = await post(create_app(deps).test_client(), "/api/tasks", PR_REVIEW)
     assert (await response.get_json())["max_retries"] == 5
@@ -239,7 +241,9 @@ async def test_bad_bodies_are_refused_and_nothing_is_stored(
     assert await stored(deps) == [] and wakes.count == 0
 
 
-async def test_deep_nesting_under_the_size_limit_is_a_400(autojump_clock: Any) -> None:
+async def test_deep_nesting_under_the_size_limit_is_a_400(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
     deps, _ = make_deps(await memory_store())
     data = b"[" * 50_000 + b"]" * 50_000  # 100 kB, inside the default 1 MiB limit
     response = (
@@ -261,7 +265,7 @@ async def test_deep_nesting_under_the_size_limit_is_a_400(autojump_clock: Any) -
     ],
 )
 async def test_oversized_bodies_are_413(
-    autojump_clock: Any, headers: dict[str, str], size: int
+    memory_store: OpenMemoryStore, autojump_clock: Any, headers: dict[str, str], size: int
 ) -> None:
     deps, wakes = make_deps(
         await memory_store(), config=ServiceConfig(api=ApiConfig(max_body_bytes=1024))
@@ -347,7 +351,7 @@ async def test_store_failure_is_503_not_500(autojump_clock: Any) -> None:
 
 
 @pytest.fixture
-async def guarded(autojump_clock: Any) -> Any:
+async def guarded(memory_store: OpenMemoryStore, autojump_clock: Any) -> Any:
     """(client, deps, wakes) with [service.api] token set."""
     config = ServiceConfig(api=ApiConfig(token=TOKEN))
     deps, wakes = make_deps(await memory_store(), config=config)
@@ -486,7 +490,9 @@ async def test_a_bad_batch_is_refused_whole_and_stores_nothing(
     assert await stored(deps) == [] and wakes.count == 0
 
 
-async def test_a_batch_from_a_remote_client_needs_the_token(autojump_clock: Any) -> None:
+async def test_a_batch_from_a_remote_client_needs_the_token(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
     deps, _ = make_deps(await memory_store(), config=ServiceConfig(api=ApiConfig(token=TOKEN)))
     client = create_app(deps).test_client()
     refused = await post(client, "/api/tasks/batch", batch(2), scope_base=remote("203.0.113.7"))

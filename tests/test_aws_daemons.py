@@ -48,11 +48,8 @@ def in_store(config: SqsQueueConfig, work: Callable[[SqsStore], Awaitable[T]]) -
 
     async def run() -> T:
         store = SqsStore(config, lease_seconds=LEASE)
-        await store.open()
-        try:
+        async with store:
             return await work(store)
-        finally:
-            await store.aclose()
 
     return trio.run(run)
 

@@ -42,10 +42,8 @@ def aws(moto_endpoint: str) -> SqsQueueConfig:
 
 @pytest.fixture
 async def store(aws: SqsQueueConfig, wall: FakeWall) -> AsyncIterator[SqsStore]:
-    opened = SqsStore(aws, clock=wall, boot_id="boot-a")
-    await opened.open()
-    yield opened
-    await opened.aclose()
+    async with SqsStore(aws, clock=wall, boot_id="boot-a") as opened:
+        yield opened
 
 
 class Queue:
@@ -89,10 +87,8 @@ async def test_a_cancelled_tasks_message_is_dropped(
     store: SqsStore, aws: SqsQueueConfig, wall: FakeWall
 ) -> None:
     task, _ = await store.add(issue())
-    cli = SqsStore(aws, clock=wall, boot_id="cli")  # the CLI cancels, not the daemon
-    await cli.open()
-    await cli.cancel(task.id, actor="alice")
-    await cli.aclose()
+    async with SqsStore(aws, clock=wall, boot_id="cli") as cli:  # the CLI, not the daemon
+        await cli.cancel(task.id, actor="alice")
     queue = Queue(aws)
     assert queue.counts() == (1, 0)
 
@@ -172,8 +168,7 @@ async def test_text_search_reads_only_the_newest_window(
 async def test_a_retried_task_comes_back_on_sqss_own_clock(aws: SqsQueueConfig) -> None:
     """The rule test_claim_waits_for_not_before checks with a hand-driven clock, on real time."""
     store = SqsStore(aws)  # the real wall clock, the one SQS keeps
-    await store.open()
-    try:
+    async with store:
         task, _ = await store.add(issue())
         claimed = await claim_one(store)
         not_before = time.time() + 1.0
@@ -184,8 +179,6 @@ async def test_a_retried_task_comes_back_on_sqss_own_clock(aws: SqsQueueConfig) 
 
         assert again.id == task.id and again.attempts == 2
         assert again.started_at is not None and again.started_at.timestamp() >= not_before
-    finally:
-        await store.aclose()
 
 
 async def _claim_within(store: SqsStore, seconds: float) -> Any:
@@ -288,7 +281,8 @@ async def test_a_store_on_a_missing_queue_does_not_open(moto_endpoint: str) -> N
     )
     assert isinstance(store, SqsStore) and not store.single_daemon
     with pytest.raises(StoreError, match="run `tamma-trio aws init`"):
-        await store.open()
+        async with store:
+            pass
 
 
 async def test_an_event_and_its_deliveries_are_written_together_or_not_at_all(

@@ -38,20 +38,17 @@ def seed(path: Path) -> dict[str, int]:
         ids: dict[str, int] = {}
         for name, age in (("old_cancelled", 40), ("old_failed", 40), ("recent", 0)):
             store = SqliteStore(path, clock=days_ago(age), inline=True)
-            await store.open()
-            task, _ = await store.add(issue(len(ids) + 1))
-            ids[name] = task.id
-            if name == "old_failed":
-                [claimed] = await store.claim(1)
-                assert claimed.lease_token is not None
-                await store.fail(claimed.id, claimed.lease_token, "boom")
-            else:
-                await store.cancel(task.id)
-            await store.aclose()
-        store = SqliteStore(path, inline=True)
-        await store.open()
-        ids["queued"] = (await store.add(issue(9)))[0].id
-        await store.aclose()
+            async with store:
+                task, _ = await store.add(issue(len(ids) + 1))
+                ids[name] = task.id
+                if name == "old_failed":
+                    [claimed] = await store.claim(1)
+                    assert claimed.lease_token is not None
+                    await store.fail(claimed.id, claimed.lease_token, "boom")
+                else:
+                    await store.cancel(task.id)
+        async with SqliteStore(path, inline=True) as store:
+            ids["queued"] = (await store.add(issue(9)))[0].id
         return ids
 
     return trio.run(fill)
@@ -170,27 +167,22 @@ def seed_outbox(path: Path) -> None:
 
     async def fill() -> None:
         store = SqliteStore(path, clock=lambda: time.time() - 40 * DAY, inline=True)
-        await store.open()
-        failed = NewServiceEvent(kind=EventKind.TASK_FAILED, task_id=1, reason="boom")
-        for target in ("ok", "gone", "down"):
-            await store.publish(failed, targets=[target])
-        ok, gone, down = sorted(await store.notifications(), key=lambda note: note.id)
-        await store.record_notification(ok.id, error=None)
-        await store.record_notification(gone.id, error="HTTP 410", next_attempt=None)
-        await store.record_notification(down.id, error="HTTP 503", next_attempt=time.time())
-        await store.aclose()
+        async with store:
+            failed = NewServiceEvent(kind=EventKind.TASK_FAILED, task_id=1, reason="boom")
+            for target in ("ok", "gone", "down"):
+                await store.publish(failed, targets=[target])
+            ok, gone, down = sorted(await store.notifications(), key=lambda note: note.id)
+            await store.record_notification(ok.id, error=None)
+            await store.record_notification(gone.id, error="HTTP 410", next_attempt=None)
+            await store.record_notification(down.id, error="HTTP 503", next_attempt=time.time())
 
     trio.run(fill)
 
 
 def outbox_targets(path: Path) -> list[str]:
     async def read() -> list[str]:
-        store = SqliteStore(path, inline=True)
-        await store.open()
-        try:
+        async with SqliteStore(path, inline=True) as store:
             return sorted(note.target for note in await store.notifications())
-        finally:
-            await store.aclose()
 
     return trio.run(read)
 

@@ -40,14 +40,11 @@ def escalate(project: Path, task_id: int) -> None:
 
     async def complete() -> None:
         store = SqliteStore(project / "tamma.db")
-        await store.open()
-        try:
+        async with store:
             [claimed] = await store.claim(1)
             assert claimed.id == task_id
             result = {"action": "escalated_for_approval", "stage": "plan", "reasons": ["x"]}
             await store.complete(task_id, claimed.lease_token or "", result)
-        finally:
-            await store.aclose()
 
     trio.run(complete)
 

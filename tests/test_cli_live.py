@@ -39,8 +39,10 @@ def seed(path: Path, queued: int = 3) -> int:
     plan; returns the running task's id."""
 
     async def fill() -> int:
-        store = SqliteStore(path, inline=True)
-        await store.open()
+        async with SqliteStore(path, inline=True) as store:
+            return await fill_store(store)
+
+    async def fill_store(store: SqliteStore) -> int:
         running, _ = await store.add(issue(1))
         [claimed] = await store.claim(1)
         approval = {
@@ -53,7 +55,6 @@ def seed(path: Path, queued: int = 3) -> int:
         await store.record_event(claimed.id, "approval", approval)
         await store.record_event(claimed.id, "step", step_detail("implement_code", 1))
         await store.add_many([issue(n) for n in range(2, 2 + queued)])
-        await store.aclose()
         return running.id
 
     return trio.run(fill)
@@ -177,15 +178,12 @@ def test_the_terminal_table_and_the_plain_one_show_the_same_cells(project: Path)
 
     async def listing() -> Listing:
         store = SqliteStore(project / "tamma.db", inline=True)
-        await store.open()
-        try:
+        async with store:
             await store.add(issue(90))
             [claimed] = await store.claim(1)
             assert claimed.lease_token is not None
             await store.fail(claimed.id, claimed.lease_token, "the tests failed: " + "x" * 80)
             return await list_live(store, None, None, 50)
-        finally:
-            await store.aclose()
 
     shown = trio.run(listing)
     now = dt.datetime.now(dt.UTC)

@@ -5,6 +5,7 @@ only through TAMMA_ENGINE__FORGE__TOKEN and never appears in its log."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +15,7 @@ import httpx
 import trio
 
 from tamma_trio.models import TaskStatus, TaskType
-from tests.fake_github import FakeGitHub, serving
+from tests.fake_github import FakeGitHub, FakeRepo, serving
 from tests.github_helpers import BOT, REPO, TOKEN, fake_with_repo
 from tests.test_e2e_workflow import CLI, Daemon, clean_env, finished, toml_value, until
 from tests.workflow_helpers import EXAMPLE_AGENT, UNITTEST, git_out
@@ -95,10 +96,7 @@ async def test_assigned_issue_becomes_a_merged_pull_request(tmp_path: Path) -> N
             opened = await until(finished(tmp_path, TaskType.ISSUE_ASSIGNED), "the pull request")
             assert opened.result is not None, opened.error
             pr = opened.result["pull_request"]
-            repo.check_runs[pr["head_sha"]] = [
-                {"name": "ci", "status": "completed", "conclusion": "success"}
-            ]
-            repo.reviews[pr["number"]] = [{"user": {"login": "alice"}, "state": "APPROVED"}]
+            checks_pass_and_alice_approves(repo, pr)
             review = {"repository": REPO, "pull_request": {"number": pr["number"]}}
             await add_task(config, "pr_review_requested", review)
             merged = await until(finished(tmp_path, TaskType.PR_REVIEW_REQUESTED), "the merge")
@@ -120,10 +118,30 @@ async def test_assigned_issue_becomes_a_merged_pull_request(tmp_path: Path) -> N
 
 async def test_a_bot_name_that_is_not_the_token_user_refuses_to_start(tmp_path: Path) -> None:
     fake = fake_with_repo(tmp_path)
+    done = await refused_start(tmp_path, fake, TOKEN, bot="somebody")
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "bot_name is 'somebody'" in err and "'tamma-bot'" in err
+    assert TOKEN not in err + done.stdout.decode()
+
+
+async def test_a_rejected_token_refuses_to_start_and_names_no_secret(tmp_path: Path) -> None:
+    fake = fake_with_repo(tmp_path)
+    revoked = "ghp_REVOKEDtoken0987654321"
+    done = await refused_start(tmp_path, fake, revoked)
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "GitHub refused the credentials (401) for /user" in err
+    assert revoked not in err + done.stdout.decode()
+    assert fake.calls("GET", "/user$") == 1  # refused once, not retried
+
+
+async def refused_start(
+    tmp_path: Path, fake: FakeGitHub, token: str, bot: str = BOT
+) -> subprocess.CompletedProcess[bytes]:
+    """`tamma-trio serve` with ``token`` against the fake, expected to stop at its checks."""
     async with serving(fake):
-        config = write_config(tmp_path, fake, bot="somebody")
-        env = {**clean_env(), "TAMMA_ENGINE__FORGE__TOKEN": TOKEN}
-        done = await trio.run_process(
+        config = write_config(tmp_path, fake, bot=bot)
+        env = {**clean_env(), "TAMMA_ENGINE__FORGE__TOKEN": token}
+        return await trio.run_process(
             [*CLI, "serve", "--config", str(config)],
             env=env,
             cwd=tmp_path,
@@ -131,9 +149,13 @@ async def test_a_bot_name_that_is_not_the_token_user_refuses_to_start(tmp_path: 
             capture_stdout=True,
             capture_stderr=True,
         )
-    err = done.stderr.decode()
-    assert done.returncode == 1 and "bot_name is 'somebody'" in err and "'tamma-bot'" in err
-    assert TOKEN not in err + done.stdout.decode()
+
+
+def checks_pass_and_alice_approves(repo: FakeRepo, pr: Mapping[str, Any]) -> None:
+    """What a team does to the bot's pull request on GitHub: CI goes green, a human approves."""
+    success = {"name": "ci", "status": "completed", "conclusion": "success"}
+    repo.check_runs[pr["head_sha"]] = [success]
+    repo.reviews[pr["number"]] = [{"user": {"login": "alice"}, "state": "APPROVED"}]
 
 
 async def scrape_metrics(daemon: Daemon) -> str:

@@ -11,7 +11,7 @@ from tamma_trio.models import TaskStatus, TaskType
 from tests import webhook_payloads as gh
 from tests.fake_github import APP_SLUG, FakeGitHub, serving
 from tests.github_helpers import REPO, fake_with_repo, rsa_key_pair
-from tests.test_e2e_github import scrape_metrics, write_config
+from tests.test_e2e_github import checks_pass_and_alice_approves, scrape_metrics, write_config
 from tests.test_e2e_webhooks import SECRET, deliver, health_url
 from tests.test_e2e_workflow import Daemon, finished, until
 from tests.workflow_helpers import git_out
@@ -60,10 +60,7 @@ async def test_an_app_turns_a_signed_assignment_into_a_merged_pull_request(
             opened = await until(finished(tmp_path, TaskType.ISSUE_ASSIGNED), "the pull request")
             assert opened.result is not None, opened.error
             pr = opened.result["pull_request"]
-            repo.check_runs[pr["head_sha"]] = [
-                {"name": "ci", "status": "completed", "conclusion": "success"}
-            ]
-            repo.reviews[pr["number"]] = [{"user": {"login": "alice"}, "state": "APPROVED"}]
+            checks_pass_and_alice_approves(repo, pr)
             fake.installation_tokens.clear()  # revoked: the daemon's cached token now gets 401
             approved = await deliver(url, "pull_request_review", approval(pr["number"]), "d-ok")
             merged = await until(finished(tmp_path, TaskType.PR_REVIEW_REQUESTED), "the merge")

@@ -122,7 +122,13 @@ async def test_an_assigned_gitlab_issue_ends_as_a_merged_merge_request(tmp_path:
     assert f"#{iid}: Add a farewell" in git_out(project.bare, "show", "main:CHANGELOG.md")
     assert mr["state"] == "merged" and project.issues[iid]["state"] == "closed"
     assert git_out(project.bare, "branch", "--list", mr["source_branch"]) == ""
-    assert any(mr["web_url"] in n["body"] for n in project.notes[iid])  # said on the issue
+    said = [n["body"] for n in project.notes[iid]]  # on the issue: !N, never #N (an issue)
+    assert any(f"Opened merge request !{number}: {mr['web_url']}" in body for body in said), said
+    assert any(f"Merge request !{number} was merged" in body for body in said), said
+    assert not any(f"#{number}" in body for body in said if "request" in body), said
+    message = git_out(project.bare, "log", "-1", "--format=%B", "main")
+    assert message.startswith(f"Merge branch '{mr['source_branch']}' into 'main'"), message
+    assert f"See merge request !{number}: {mr['web_url']}" in message
     log = "".join(p.read_text() for p in tmp_path.glob("serve-*.log"))
     assert TOKEN not in log and HOOK_TOKEN not in log
     assert fake.git_auth and all(h.startswith("Basic ") for h in fake.git_auth)

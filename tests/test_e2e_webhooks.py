@@ -54,7 +54,7 @@ def health_url(log: Path) -> str:
 def assign_bot(tmp_path: Path, number: int) -> None:
     """Assign the bot on the local forge: the engine reads the issue again before it acts and
     ignores an assignment event the issue no longer reflects."""
-    db = ForgeDb(tmp_path / "tamma.db")
+    db = ForgeDb(tmp_path / "tamma.forge.db")
     try:
         db.assign(REPO, number, BOT)
     finally:
@@ -149,12 +149,9 @@ async def test_an_escalated_issue_is_approved_with_a_comment_and_merged(tmp_path
     assert approved.payload["approval"] == {"by": "alice", "of_task": escalated.id}
     assert approved.result is not None and approved.result["action"] == "auto_approved"
     store = SqliteStore(tmp_path / "tamma.db")
-    await store.open()
-    try:
+    async with store:
         events = await store.events(approved.id)
         [delivery, *_] = await store.list_deliveries()
-    finally:
-        await store.aclose()
     approval = [e.detail for e in events if e.kind == "approval"]
     assert approval[0]["approved_by"] == "alice" and approval[0]["of_task"] == escalated.id
     assert delivery.forge == "local" and delivery.task_ids == (approved.id,)

@@ -151,11 +151,8 @@ async def add_issue(config: Path, title: str, *args: str) -> int:
 
 async def all_tasks(tmp_path: Path) -> list[Task]:
     store = SqliteStore(tmp_path / "tamma.db")
-    await store.open()
-    try:
+    async with store:
         return await store.list_tasks(limit=100)
-    finally:
-        await store.aclose()
 
 
 def finished(tmp_path: Path, task_type: TaskType) -> Callable[[], Awaitable[Task | None]]:
@@ -172,7 +169,7 @@ def finished(tmp_path: Path, task_type: TaskType) -> Callable[[], Awaitable[Task
 
 def forge_rows(tmp_path: Path, number: int) -> tuple[Any, list[str], list[Any]]:
     """(issue row, comment bodies, pull request rows)."""
-    db = ForgeDb(tmp_path / "tamma.db")
+    db = ForgeDb(tmp_path / "tamma.forge.db")
     try:
         return (
             db.item(REPO, number),

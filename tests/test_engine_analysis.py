@@ -120,7 +120,12 @@ def test_options_defaults_and_resolution(tmp_path: Path) -> None:
     assert options.forge.origin == tmp_path / "origin.git"
     assert options.agent.command == ("python", str(tmp_path / "examples/agent.py"), "{prompt_file}")
     assert options.forge_database(None) == tmp_path / "workspaces" / "local__project" / "forge.db"
-    assert options.forge_database(tmp_path / "tamma.db") == tmp_path / "tamma.db"
+    assert options.forge_database(tmp_path / "tamma.db") == tmp_path / "tamma.forge.db"
+    own = parse_options({"forge": {"database": "f.db"}}).resolved(tmp_path)
+    assert own.forge_database(tmp_path / "tamma.db") == tmp_path / "f.db"
+    # An older install could name the task store's file itself: the forge never writes it.
+    shared = parse_options({"forge": {"database": "tamma.db"}}).resolved(tmp_path)
+    assert shared.forge_database(tmp_path / "tamma.db") == tmp_path / "tamma.forge.db"
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 
 from tamma_trio.config import EngineConfig
 from tamma_trio.engine.base import EngineContext
-from tamma_trio.engine.loader import BUILTIN_ENGINES, load_engine, resolve_factory
+from tamma_trio.engine.loader import BUILTIN_ENGINES, open_engine, resolve_factory
 from tamma_trio.errors import ConfigError
 from tests.fake_engine import FakeEngine, create
 
@@ -19,7 +19,7 @@ def test_an_import_path_gets_the_options_table_and_the_context() -> None:
     config = EngineConfig.model_validate(
         {"name": "tests.fake_engine:create", "delay": 2.5, "complexity": "high"}
     )
-    engine = load_engine(config, CONTEXT)
+    engine = open_engine(config, CONTEXT)
     assert isinstance(engine, FakeEngine)
     assert engine.options.delay == 2.5
     assert engine.options.complexity == "high"
@@ -56,7 +56,7 @@ def test_options_the_engine_refuses_are_config_errors_with_every_key() -> None:
         {"name": "tests.fake_engine:create", "bogus": 1, "delay": -1, "token": "s3cret-value"}
     )
     with pytest.raises(ConfigError) as caught:
-        load_engine(config, CONTEXT)
+        open_engine(config, CONTEXT)
     assert str(caught.value) == "invalid [engine] options for 'tests.fake_engine:create'"
     problems = sorted(caught.value.problems)
     assert problems[0] == ("engine.bogus", "***", "unknown key")

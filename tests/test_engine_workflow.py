@@ -44,14 +44,11 @@ async def test_issue_becomes_a_merge_commit_on_origin_main(tmp_path: Path) -> No
 
     engine, database = make_engine(tmp_path, APPEND, enqueue=enqueue)
     number = add_issue(database, "Note the release", "Say so in CHANGES.txt", ("complexity:low",))
-    await engine.initialize()
-    try:
+    async with engine:
         issue, plan, changes, tests, pr = await run_to_pull_request(engine, number)
         status = await engine.monitor_pr(REPO, pr.number)
         result = await engine.merge_pr(REPO, pr.number, status.head_sha)
         await engine.finish(issue.target)
-    finally:
-        await engine.aclose()
 
     assert plan.complexity == "low" and tests.passed
     assert changes.branch.name == f"tamma/{number}-note-the-release"
@@ -88,16 +85,13 @@ async def test_issue_becomes_a_merge_commit_on_origin_main(tmp_path: Path) -> No
 async def test_every_side_effect_step_is_idempotent(tmp_path: Path) -> None:
     engine, database = make_engine(tmp_path, APPEND)
     number = add_issue(database, "Twice", labels=("complexity:low",))
-    await engine.initialize()
-    try:
+    async with engine:
         _, plan, changes, tests, pr = await run_to_pull_request(engine, number)
         # A resumed task repeats each step; none may repeat its side effect.
         again = await engine.select_issue(REPO, number)
         branch = await engine.create_branch(plan)
         changes_again = await engine.implement_code(plan, branch)
         pr_again = await engine.create_pull_request(changes_again, plan, tests)
-    finally:
-        await engine.aclose()
     assert IN_PROGRESS in again.labels
     assert branch.name == changes.branch.name
     assert changes_again.head_sha == changes.head_sha and changes_again.agent is None
@@ -115,15 +109,12 @@ async def test_every_side_effect_step_is_idempotent(tmp_path: Path) -> None:
 async def test_merge_refuses_a_stale_head_sha(tmp_path: Path) -> None:
     engine, database = make_engine(tmp_path, APPEND)
     number = add_issue(database, "Stale", labels=("complexity:low",))
-    await engine.initialize()
-    try:
+    async with engine:
         *_, pr = await run_to_pull_request(engine, number)
         status = await engine.monitor_pr(REPO, pr.number)
         stale = await engine.merge_pr(REPO, pr.number, "0" * 40)
         main_before = git_out(tmp_path / "origin.git", "rev-parse", "main")
         fresh = await engine.merge_pr(REPO, pr.number, status.head_sha)
-    finally:
-        await engine.aclose()
     assert not stale.merged and "head moved" in stale.message
     assert main_before == git_out(tmp_path / "origin.git", "rev-parse", "main~1")
     assert fresh.merged
@@ -143,12 +134,9 @@ async def test_select_refuses_issues_that_are_not_ours_to_take(
     number = add_issue(database, "Not for us", labels=labels)
     db = forge_db(database)
     db.set_state(REPO, number, state)
-    await engine.initialize()
-    try:
+    async with engine:
         with pytest.raises(EngineError) as caught:
             await engine.select_issue(REPO, number)
-    finally:
-        await engine.aclose()
     assert caught.value.code == code and caught.value.retryable is False
     assert db.comments(REPO, number) == []  # no claim comment
     row = db.item(REPO, number)
@@ -159,14 +147,11 @@ async def test_select_refuses_issues_that_are_not_ours_to_take(
 async def test_escalate_comments_labels_and_releases_the_issue(tmp_path: Path) -> None:
     engine, database = make_engine(tmp_path, APPEND)
     number = add_issue(database, "Hard one")
-    await engine.initialize()
-    try:
+    async with engine:
         await engine.select_issue(REPO, number)
         target = Target(repository=REPO, number=number)
         for _ in range(2):  # a retried escalation does not comment twice
             await engine.escalate(target, "tests failed", {"exit_code": 1, "output": "E\nF"})
-    finally:
-        await engine.aclose()
     db = forge_db(database)
     row, comments = db.item(REPO, number), db.comments(REPO, number)
     db.close()
@@ -178,15 +163,12 @@ async def test_escalate_comments_labels_and_releases_the_issue(tmp_path: Path) -
 async def test_agent_that_changes_nothing_fails_and_commits_nothing(tmp_path: Path) -> None:
     engine, database = make_engine(tmp_path, agent_argv("no_change.py", "{prompt_file}"))
     number = add_issue(database, "Nothing to do", labels=("complexity:low",))
-    await engine.initialize()
-    try:
+    async with engine:
         issue = await engine.select_issue(REPO, number)
         plan = await engine.generate_plan(await engine.analyze_issue(issue))
         branch = await engine.create_branch(plan)
         with pytest.raises(EngineError) as caught:
             await engine.implement_code(plan, branch)
-    finally:
-        await engine.aclose()
     assert str(caught.value) == "agent produced no changes"
     assert caught.value.code == "no_changes" and not caught.value.retryable
     assert git_out(Path(branch.workdir), "rev-parse", "HEAD") == branch.base_sha
@@ -195,16 +177,13 @@ async def test_agent_that_changes_nothing_fails_and_commits_nothing(tmp_path: Pa
 async def test_leftovers_of_an_interrupted_agent_run_are_discarded(tmp_path: Path) -> None:
     engine, database = make_engine(tmp_path, APPEND)
     number = add_issue(database, "Leftovers", labels=("complexity:low",))
-    await engine.initialize()
-    try:
+    async with engine:
         issue = await engine.select_issue(REPO, number)
         plan = await engine.generate_plan(await engine.analyze_issue(issue))
         branch = await engine.create_branch(plan)
         (Path(branch.workdir) / "half-written.txt").write_text("partial\n")
         (Path(branch.workdir) / "README.md").write_text("clobbered\n")
         changes = await engine.implement_code(plan, branch)
-    finally:
-        await engine.aclose()
     assert [f.path for f in changes.files] == ["CHANGES.txt"]
     assert changes.agent is not None and changes.agent.exit_code == 0
 
@@ -212,15 +191,12 @@ async def test_leftovers_of_an_interrupted_agent_run_are_discarded(tmp_path: Pat
 async def test_structured_agent_answers_drive_analysis_and_plan(tmp_path: Path) -> None:
     engine, database = make_engine(tmp_path, agent_argv("structured.py"), structured=True)
     number = add_issue(database, "Write notes", "x" * 5000)
-    await engine.initialize()
-    try:
+    async with engine:
         issue = await engine.select_issue(REPO, number)
         analysis = await engine.analyze_issue(issue)
         plan = await engine.generate_plan(analysis)
         branch = await engine.create_branch(plan)
         changes = await engine.implement_code(plan, branch)
-    finally:
-        await engine.aclose()
     assert (analysis.complexity, analysis.risk_level, analysis.source) == ("medium", "low", "agent")
     assert analysis.summary == "Agent says: small."
     assert [(f.path, f.action) for f in plan.files] == [("docs/notes.md", "create")]
@@ -233,16 +209,13 @@ async def test_structured_agent_answers_drive_analysis_and_plan(tmp_path: Path) 
 async def test_tests_that_fail_block_the_pull_request(tmp_path: Path) -> None:
     engine, database = make_engine(tmp_path, agent_argv("break_tests.py"))
     number = add_issue(database, "Break it", labels=("complexity:low",))
-    await engine.initialize()
-    try:
+    async with engine:
         issue = await engine.select_issue(REPO, number)
         plan = await engine.generate_plan(await engine.analyze_issue(issue))
         changes = await engine.implement_code(plan, await engine.create_branch(plan))
         tests = await engine.run_tests(changes)
         with pytest.raises(EngineError) as caught:
             await engine.create_pull_request(changes, plan, tests)
-    finally:
-        await engine.aclose()
     assert not tests.passed and tests.exit_code == 1 and "FAILED" in tests.output_tail
     assert caught.value.code == "tests_failed" and not caught.value.retryable
     assert git_out(tmp_path / "origin.git", "branch", "--list", changes.branch.name) == ""
@@ -253,12 +226,9 @@ async def test_tests_that_fail_block_the_pull_request(tmp_path: Path) -> None:
 
 async def test_repositories_other_than_the_configured_one_are_refused(tmp_path: Path) -> None:
     engine, _ = make_engine(tmp_path, APPEND)
-    await engine.initialize()
-    try:
+    async with engine:
         with pytest.raises(EngineError) as caught:
             await engine.select_issue("someone/else", 1)
-    finally:
-        await engine.aclose()
     assert caught.value.code == "unknown_repository" and not caught.value.retryable
 
 
@@ -266,12 +236,9 @@ async def escalation_comment(tmp_path: Path, output: str, redactor: Redactor | N
     """The comment an escalation quoting ``output`` leaves on a new issue."""
     engine, database = make_engine(tmp_path, APPEND, redactor=redactor)
     number = add_issue(database, "Leaky")
-    await engine.initialize()
-    try:
+    async with engine:
         target = Target(repository=REPO, number=number)
         await engine.escalate(target, "tests failed", {"output_tail": output})
-    finally:
-        await engine.aclose()
     db = forge_db(database)
     (comment,) = db.comments(REPO, number)
     db.close()

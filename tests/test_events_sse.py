@@ -21,7 +21,7 @@ from tamma_trio.event_feed import EventFeed
 from tamma_trio.service_events import EventKind, NewServiceEvent
 from tamma_trio.store.memory import MemoryStore
 from tamma_trio.web import create_app, serve_app
-from tests.web_fixtures import make_deps, memory_store
+from tests.web_fixtures import OpenMemoryStore, make_deps
 
 TOKEN = "sse-test-token"
 
@@ -91,7 +91,9 @@ async def first_frame(response: httpx.Response) -> dict[str, Any]:
     return frame
 
 
-async def test_stream_sends_stored_and_live_events_then_resumes() -> None:
+async def test_stream_sends_stored_and_live_events_then_resumes(
+    memory_store: OpenMemoryStore,
+) -> None:
     store = await memory_store()
     feed = EventFeed()
     first = await store.publish(failed(1))
@@ -121,7 +123,9 @@ async def test_stream_sends_stored_and_live_events_then_resumes() -> None:
     assert after_first["id"] == str(second.id)
 
 
-async def test_without_the_daemons_feed_the_stream_still_sees_new_events() -> None:
+async def test_without_the_daemons_feed_the_stream_still_sees_new_events(
+    memory_store: OpenMemoryStore,
+) -> None:
     store = await memory_store()
     async with serving(store, None) as http, http.stream("GET", "/api/events") as response:
         lines = response.aiter_lines()
@@ -130,7 +134,7 @@ async def test_without_the_daemons_feed_the_stream_still_sees_new_events() -> No
     assert frame["id"] == str(event.id)
 
 
-async def test_bad_resume_ids_are_400_with_the_field() -> None:
+async def test_bad_resume_ids_are_400_with_the_field(memory_store: OpenMemoryStore) -> None:
     store = await memory_store()
     async with serving(store, EventFeed()) as http:
         header = await http.get("/api/events", headers={"Last-Event-ID": "abc"})
@@ -144,7 +148,7 @@ async def test_bad_resume_ids_are_400_with_the_field() -> None:
     assert query.status_code == 400 and query.json()["field"] == "after"
 
 
-async def test_with_a_token_the_stream_needs_it() -> None:
+async def test_with_a_token_the_stream_needs_it(memory_store: OpenMemoryStore) -> None:
     store = await memory_store()
     await store.publish(failed(1))
     config = ServiceConfig(api=ApiConfig(token=SecretStr(TOKEN)))

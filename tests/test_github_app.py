@@ -36,12 +36,11 @@ async def test_app_token_is_cached_and_refreshed_before_it_expires(tmp_path: Pat
     async with serving(fake):
         credentials = AppCredentials(APP_ID, key, wall=wall)
         forge, _ = make_forge(fake, credentials=credentials, bot_name=BOT, wall=wall)
-        await forge.open()  # GET /app with the JWT: the bot is <slug>[bot]
-        await forge.comment(target, "first", BOT)
-        await forge.comment(target, "second", BOT)
-        wall.advance(fake.token_lifetime - REFRESH_MARGIN + 1)  # the task runs on, near expiry
-        await forge.comment(target, "third", BOT)
-        await forge.aclose()
+        async with forge:  # GET /app with the JWT: the bot is <slug>[bot]
+            await forge.comment(target, "first", BOT)
+            await forge.comment(target, "second", BOT)
+            wall.advance(fake.token_lifetime - REFRESH_MARGIN + 1)  # the task runs on, near expiry
+            await forge.comment(target, "third", BOT)
     assert fake.calls("POST", "/access_tokens$") == 2
     assert fake.calls("GET", f"/repos/{REPO}/installation$") == 1
     authors = {c["user"]["login"] for c in fake.repos[REPO].comments[number]}
@@ -74,10 +73,9 @@ async def test_app_installation_per_repository(tmp_path: Path) -> None:
             wall=wall,
             repositories=(REPO, "acme/other"),
         )
-        await forge.open()
-        one = await credentials.git_token(REPO)
-        two = await credentials.git_token("acme/other")
-        await forge.aclose()
+        async with forge:
+            one = await credentials.git_token(REPO)
+            two = await credentials.git_token("acme/other")
     assert one != two
     assert {fake.installation_tokens[one][0], fake.installation_tokens[two][0]} == {1, 2}
 
@@ -91,8 +89,8 @@ async def test_a_wrong_key_refuses_to_start(tmp_path: Path) -> None:
             fake, credentials=AppCredentials(APP_ID, other_key, wall=wall), bot_name=BOT
         )
         with pytest.raises(EngineError) as caught:
-            await forge.open()
-        await forge.aclose()
+            async with forge:
+                pass
     assert caught.value.code == "unauthorized" and not caught.value.retryable
 
 

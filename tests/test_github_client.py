@@ -32,16 +32,16 @@ async def test_open_checks_identity_and_repositories(tmp_path: Path) -> None:
     fake = fake_with_repo(tmp_path)
     async with serving(fake):
         forge, _ = make_forge(fake)
-        await forge.open()
-        info = await forge.repository(REPO)
+        async with forge:
+            info = await forge.repository(REPO)
         wrong, _ = make_forge(fake, bot_name="someone-else")
         with pytest.raises(EngineError) as mismatch:
-            await wrong.open()
+            async with wrong:
+                pass
         missing, _ = make_forge(fake, repositories=(REPO, "acme/gone"))
         with pytest.raises(EngineError) as unreachable:
-            await missing.open()
-        for each in (forge, wrong, missing):
-            await each.aclose()
+            async with missing:
+                pass
     assert info.clone_url == f"{fake.base_url}/git/{REPO}.git" and info.default_branch == "main"
     assert mismatch.value.code == "bot_name_mismatch" and "tamma-bot" in str(mismatch.value)
     assert unreachable.value.code == "not_found" and "acme/gone" in str(unreachable.value)

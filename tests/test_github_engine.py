@@ -31,8 +31,7 @@ async def test_issue_becomes_a_merged_pull_request_on_github(tmp_path: Path) -> 
     number = fake.add_issue(REPO, "Note the release", "Say so.", labels=("complexity:low",))
     async with serving(fake):
         engine = engine_for(tmp_path, fake)
-        await engine.initialize()
-        try:
+        async with engine:
             issue = await engine.select_issue(REPO, number)
             plan = await engine.generate_plan(await engine.analyze_issue(issue))
             branch = await engine.create_branch(plan)
@@ -47,8 +46,6 @@ async def test_issue_becomes_a_merged_pull_request_on_github(tmp_path: Path) -> 
             ready = await engine.monitor_pr(REPO, pr.number)
             result = await engine.merge_pr(REPO, pr.number, ready.head_sha)
             await engine.finish(issue.target)
-        finally:
-            await engine.aclose()
 
     assert issue.assignees == (BOT,) and IN_PROGRESS in issue.labels
     assert not waiting.ready_to_merge and "0 of 1 required approvals" in waiting.reasons
@@ -92,8 +89,7 @@ async def test_two_repositories_get_two_clones_and_others_are_refused(tmp_path: 
     second = fake.add_issue("acme/other", "Two")
     async with serving(fake):
         engine = engine_for(tmp_path, fake, repositories=[REPO, "acme/other"])
-        await engine.initialize()
-        try:
+        async with engine:
             one = await engine.create_branch(
                 await engine.generate_plan(
                     await engine.analyze_issue(await engine.select_issue(REPO, first))
@@ -106,8 +102,6 @@ async def test_two_repositories_get_two_clones_and_others_are_refused(tmp_path: 
             )
             with pytest.raises(EngineError) as refused:
                 await engine.select_issue("acme/stranger", 1)
-        finally:
-            await engine.aclose()
     assert Path(one.workdir).parent.parent == tmp_path / "workspaces" / "acme__demo"
     assert Path(two.workdir).parent.parent == tmp_path / "workspaces" / "acme__other"
     assert refused.value.code == "unknown_repository" and not refused.value.retryable
@@ -121,17 +115,13 @@ async def test_a_stale_event_is_recognised_before_anything_is_touched(tmp_path: 
     elsewhere = fake.add_issue(REPO, "Taken", labels=("tamma",), assignees=("carol",))
     untriggered = fake.add_issue(REPO, "Not asked")
     async with serving(fake):
-        engine = engine_for(tmp_path, fake)
-        await engine.initialize()
         codes = []
-        try:
+        async with engine_for(tmp_path, fake) as engine:
             for number in (closed, elsewhere, untriggered):
                 with pytest.raises(StaleEventError) as caught:
                     await engine.select_issue(REPO, number, require_trigger=True)
                 codes.append(caught.value.code)
             by_command = await engine.select_issue(REPO, untriggered)  # a /tamma start comment
-        finally:
-            await engine.aclose()
     assert codes == ["issue_closed", "assigned_elsewhere", "not_triggered"]
     assert by_command.assignees == (BOT,)
     for number in (closed, elsewhere):

@@ -34,17 +34,17 @@ async def test_open_checks_the_bot_name_and_the_projects(tmp_path: Path) -> None
     fake = fake_with_project(tmp_path)
     async with serving(fake):
         forge, _ = make_forge(fake)
-        await forge.open()
-        info = await forge.repository(PROJECT)
+        async with forge:
+            info = await forge.repository(PROJECT)
         wrong, _ = make_forge(fake, bot_name="someone-else")
         with pytest.raises(EngineError) as mismatch:
-            await wrong.open()
+            async with wrong:
+                pass
         del fake.projects[PROJECT]
         gone, _ = make_forge(fake)
         with pytest.raises(EngineError) as unreachable:
-            await gone.open()
-        for each in (forge, wrong, gone):
-            await each.aclose()
+            async with gone:
+                pass
     assert info.clone_url == f"{fake.base_url}/git/{PROJECT}.git" and info.default_branch == "main"
     assert mismatch.value.code == "bot_name_mismatch" and "'tamma-bot'" in str(mismatch.value)
     assert unreachable.value.code == "not_found" and PROJECT in str(unreachable.value)
@@ -56,8 +56,8 @@ async def test_401_is_not_retried_and_never_shows_the_token(tmp_path: Path) -> N
     async with serving(fake):
         forge, stats = make_forge(fake, token="glpat-revoked-value")
         with pytest.raises(EngineError) as caught:
-            await forge.open()
-        await forge.aclose()
+            async with forge:
+                pass
     assert caught.value.code == "unauthorized" and not caught.value.retryable
     assert "glpat-revoked-value" not in str(caught.value)
     assert stats.requests == {("gitlab", "401"): 1}

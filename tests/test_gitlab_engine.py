@@ -27,8 +27,7 @@ async def test_issue_becomes_a_merged_merge_request_on_gitlab(tmp_path: Path) ->
     iid = fake.add_issue(PROJECT, "Note the release", "Say so.", labels=("complexity:low",))
     async with serving(fake):
         engine = engine_for(tmp_path, fake)
-        await engine.initialize()
-        try:
+        async with engine:
             issue = await engine.select_issue(PROJECT, iid)
             plan = await engine.generate_plan(await engine.analyze_issue(issue))
             branch = await engine.create_branch(plan)
@@ -42,8 +41,6 @@ async def test_issue_becomes_a_merged_merge_request_on_gitlab(tmp_path: Path) ->
             ready = await engine.monitor_pr(PROJECT, mr.number)
             result = await engine.merge_pr(PROJECT, mr.number, ready.head_sha)
             await engine.finish(issue.target)
-        finally:
-            await engine.aclose()
 
     assert issue.assignees == (BOT,) and IN_PROGRESS in issue.labels
     assert not waiting.ready_to_merge and waiting.ci_state == "pending"
@@ -58,7 +55,8 @@ async def test_issue_becomes_a_merged_merge_request_on_gitlab(tmp_path: Path) ->
     merge_request = project.merge_requests[mr.number]
     assert f"Closes #{iid}" in merge_request["description"]
     assert "tamma-automated" in merge_request["labels"] and "tamma-automated" in project.labels
-    assert any(f"!{mr.number}" in n["body"] or mr.url in n["body"] for n in project.notes[iid])
+    assert any(f"merge request !{mr.number}: {mr.url}" in n["body"] for n in project.notes[iid])
+    assert mr.name == f"merge request !{mr.number}"
     assert fake.git_auth and all(h.startswith("Basic ") for h in fake.git_auth)
     clone = tmp_path / "workspaces" / "acme+tools+demo" / "repo"  # a subgroup: + joins
     config = (clone / ".git" / "config").read_text()

@@ -12,6 +12,7 @@ import pytest
 from tamma_trio.models import NewTask
 from tests import webhook_payloads as gl
 from tests.test_webhooks_gitlab import Hook
+from tests.web_fixtures import OpenMemoryStore
 
 
 async def developers_only(repository: str, login: str) -> bool:
@@ -34,9 +35,9 @@ async def left_monitoring(hook: Hook, number: int) -> int:
     ],
 )
 async def test_green_pipeline_or_approval_re_evaluates_the_bots_mr(
-    autojump_clock: Any, event: str, payload: Any
+    memory_store: OpenMemoryStore, autojump_clock: Any, event: str, payload: Any
 ) -> None:
-    hook = await Hook().start()
+    hook = await Hook().start(memory_store)
     first = await left_monitoring(hook, 4)
     status, body = await hook.send(event, payload, key="k")
     assert status == 202, body
@@ -51,17 +52,19 @@ async def test_green_pipeline_or_approval_re_evaluates_the_bots_mr(
         (gl.gl_pipeline_hook("success", iid=7), "no pull request of the bot"),
     ],
 )
-async def test_other_pipelines_are_ignored(autojump_clock: Any, payload: Any, reason: str) -> None:
-    hook = await Hook().start()
+async def test_other_pipelines_are_ignored(
+    memory_store: OpenMemoryStore, autojump_clock: Any, payload: Any, reason: str
+) -> None:
+    hook = await Hook().start(memory_store)
     status, body = await hook.send("Pipeline Hook", payload)
     assert status == 200 and reason in body["reason"], body
 
 
 @pytest.mark.parametrize(("author", "outcome"), [("dev", 202), ("guest", 200)])
 async def test_a_gitlab_forge_decides_commands_live(
-    autojump_clock: Any, author: str, outcome: int
+    memory_store: OpenMemoryStore, autojump_clock: Any, author: str, outcome: int
 ) -> None:
-    hook = await Hook(authors=()).start()
+    hook = await Hook(authors=()).start(memory_store)
     deps = dataclasses.replace(hook.deps, forge_kind="gitlab", may_command=developers_only)
     from tamma_trio.web import create_app
 

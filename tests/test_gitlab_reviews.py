@@ -42,11 +42,8 @@ async def test_the_engine_does_not_merge_while_changes_are_requested(tmp_path: P
         project.reviewers[number] = {"carol": "requested_changes"}
         project.merge_statuses[number] = ["requested_changes"]  # "prevent merge" is on
         engine = engine_for(tmp_path, fake)
-        await engine.initialize()
-        try:
+        async with engine:
             result = await engine.merge_pr(PROJECT, number, sha)
-        finally:
-            await engine.aclose()
     assert not result.merged and result.message == "changes requested by carol"
     assert project.merge_requests[number]["state"] == "opened"
     assert fake.calls("PUT", "/merge$") == 0

@@ -24,6 +24,7 @@ from tests.fake_gitlab import FakeGitLab, serving
 from tests.gitlab_helpers import BOT, PROJECT, fake_with_project, make_forge, push_to
 from tests.test_gitlab_engine import engine_for
 from tests.test_webhooks_gitlab import Hook
+from tests.web_fixtures import OpenMemoryStore
 
 
 async def issue_and_mr_one(fake: FakeGitLab, tmp_path: Path) -> None:
@@ -78,19 +79,14 @@ async def claimed(store: MemoryStore, type_name: str, payload: dict[str, Any]) -
 async def test_an_mr_tasks_escalation_lands_on_the_mr_not_the_issue(tmp_path: Path) -> None:
     """The path a failed pull request task takes: handlers -> workflow engine -> GitLab."""
     fake = fake_with_project(tmp_path)
-    store = MemoryStore()
-    await store.open()
-    async with serving(fake):
+    async with MemoryStore() as store, serving(fake):
         await issue_and_mr_one(fake, tmp_path)
         engine = engine_for(tmp_path, fake)
-        await engine.initialize()
-        try:
+        async with engine:
             handlers = Handlers(engine, store, ServiceConfig(bot_name=BOT))
             payload = {"repository": PROJECT, "pull_request": {"number": 1}}
             task = await claimed(store, "pr_review_requested", payload)
             await handlers.escalate(task, Failure("forge_down", "the forge is down", True))
-        finally:
-            await engine.aclose()
     project = fake.projects[PROJECT]
     [said] = [n["body"] for n in project.mr_notes[1] if n["author"]["username"] == BOT]
     assert "the forge is down" in said and "needs-human-review" in project.labels
@@ -133,8 +129,10 @@ def mr_task(number: int) -> NewTask:
     return NewTask.build("pr_review_requested", payload)
 
 
-async def test_closing_mr_one_does_not_cancel_the_work_on_issue_one(autojump_clock: Any) -> None:
-    hook = await Hook().start()
+async def test_closing_mr_one_does_not_cancel_the_work_on_issue_one(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    hook = await Hook().start(memory_store)
     issue = await finish(hook, issue_task(1), None)
     review = await finish(hook, mr_task(1), None)
     closed = gl.gl_merge_request_hook(None, action="close")
@@ -159,10 +157,10 @@ OPENED_MR_1 = {
     ],
 )
 async def test_the_bots_fresh_mr_gets_its_first_look_when_it_may_be_ready(
-    autojump_clock: Any, event: str, payload: dict[str, Any]
+    memory_store: OpenMemoryStore, autojump_clock: Any, event: str, payload: dict[str, Any]
 ) -> None:
     """Issue #1's task opened !1 on branch tamma/1-fix; no task has looked at !1 yet."""
-    hook = await Hook().start()
+    hook = await Hook().start(memory_store)
     if event == "Merge Request Hook":
         payload["object_attributes"]["source_branch"] = "tamma/1-fix"
     await finish(hook, issue_task(1), OPENED_MR_1)
@@ -172,9 +170,11 @@ async def test_the_bots_fresh_mr_gets_its_first_look_when_it_may_be_ready(
     assert review.subject == f"{gl.GITLAB_REPO}#!1" and review.key == "gitlab:k:1"
 
 
-async def test_an_mr_the_bot_did_not_open_is_not_looked_at(autojump_clock: Any) -> None:
+async def test_an_mr_the_bot_did_not_open_is_not_looked_at(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
     """Issue #1's latest task says nothing about !1: the pipeline of someone's !1 is theirs."""
-    hook = await Hook().start()
+    hook = await Hook().start(memory_store)
     await finish(hook, issue_task(1), {"action": "escalated_for_approval"})
     payload = gl.gl_pipeline_hook("success", iid=1, ref="feature")
     status, body = await hook.send("Pipeline Hook", payload)
@@ -182,30 +182,24 @@ async def test_an_mr_the_bot_did_not_open_is_not_looked_at(autojump_clock: Any) 
 
 
 async def test_a_pull_request_task_stored_under_the_old_subject_still_counts(
-    autojump_clock: Any, tmp_path: Path
+    memory_store: OpenMemoryStore, autojump_clock: Any, tmp_path: Path
 ) -> None:
     """Before merge requests had their own subject, a review task of !4 was stored as #4: a
     SQLite row written then, left monitoring, is still found when its pipeline turns green."""
     path = tmp_path / "tamma.db"
-    store = SqliteStore(path, inline=True)
-    await store.open()
-    try:
+    async with SqliteStore(path, inline=True) as store:
         task, _ = await store.add(mr_task(4))
         [claimed_task] = await store.claim(1)
         await store.complete(task.id, claimed_task.lease_token or "", {"action": "monitoring"})
-    finally:
-        await store.aclose()
     with sqlite3.connect(path) as db:
         db.execute("UPDATE tasks SET subject = ? WHERE id = ?", (f"{gl.GITLAB_REPO}#4", task.id))
     db.close()
-    hook = Hook()
-    hook.store_factory = lambda: SqliteStore(path, inline=True)
-    await hook.start()
-    try:
+    async with SqliteStore(path, inline=True) as reopened:
+        hook = Hook()
+        hook.store_factory = lambda: reopened
+        await hook.start(memory_store)
         payload = gl.gl_pipeline_hook("success", iid=4)
         status, body = await hook.send("Pipeline Hook", payload, key="k")
         assert status == 202, body
         tasks = await hook.tasks()
-    finally:
-        await hook.store.aclose()
     assert [t.subject for t in tasks] == [f"{gl.GITLAB_REPO}#!4", f"{gl.GITLAB_REPO}#4"]

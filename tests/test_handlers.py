@@ -32,10 +32,8 @@ FULL_FLOW = [
 
 @pytest.fixture
 async def store() -> AsyncIterator[MemoryStore]:
-    store = MemoryStore()
-    await store.open()
-    yield store
-    await store.aclose()
+    async with MemoryStore() as store:
+        yield store
 
 
 def make_handlers(

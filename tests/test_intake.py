@@ -11,7 +11,7 @@ from tamma_trio.intake import Intake
 from tamma_trio.intake.local_forge import issue_task, review_task
 from tamma_trio.intake.requests import new_task_from, new_tasks_from
 from tamma_trio.models import TaskType
-from tests.web_fixtures import Wakes, memory_store
+from tests.web_fixtures import OpenMemoryStore, Wakes
 
 REQUEST: dict[str, Any] = {
     "type": "pr_review_requested",
@@ -19,7 +19,9 @@ REQUEST: dict[str, Any] = {
 }
 
 
-async def test_submit_stores_then_wakes_once_and_not_for_known_keys(autojump_clock: Any) -> None:
+async def test_submit_stores_then_wakes_once_and_not_for_known_keys(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
     wakes = Wakes()
     intake = Intake(await memory_store(), wakes)
     news = [issue_task("o/r", 1, "one"), issue_task("o/r", 2, "two")]

@@ -44,47 +44,42 @@ async def test_kept_work_stays_while_a_task_needs_it_and_goes_once_pruned(tmp_pa
         await ws.open_branch(number, f"Issue {number}")
         (ws.task_dir(number)).mkdir(parents=True)
         (ws.task_dir(number) / "agent-implement.log").write_text("the agent said\n")
-    store = SqliteStore(tmp_path / "tasks.db")
-    await store.open()
-    failed = await ended(store, 7, TaskStatus.FAILED)
-    await ended(store, 8, TaskStatus.COMPLETED, "auto_approved")  # its own cleanup never ran
-    await ended(store, 9, TaskStatus.COMPLETED, "escalated_for_approval")
-    await ended(store, 10, TaskStatus.QUEUED)
-    layout = KeptWorkLayout(lambda _repo: ws.root, (REPO,), Git(timeout=30))
-    retention = WorkspaceRetention(store, layout)
-    assert [kept.number for kept in layout.issues()] == [7, 8, 9, 10]
+    async with SqliteStore(tmp_path / "tasks.db") as store:
+        failed = await ended(store, 7, TaskStatus.FAILED)
+        await ended(store, 8, TaskStatus.COMPLETED, "auto_approved")  # its own cleanup never ran
+        await ended(store, 9, TaskStatus.COMPLETED, "escalated_for_approval")
+        await ended(store, 10, TaskStatus.QUEUED)
+        layout = KeptWorkLayout(lambda _repo: ws.root, (REPO,), Git(timeout=30))
+        retention = WorkspaceRetention(store, layout)
+        assert [kept.number for kept in layout.issues()] == [7, 8, 9, 10]
 
-    assert await retention.sweep() == 1  # only #8: no task of it needs its worktree
-    assert not ws.worktree_dir(8).exists() and not ws.task_dir(8).exists()
-    assert [kept.number for kept in layout.issues()] == [7, 9, 10]
+        assert await retention.sweep() == 1  # only #8: no task of it needs its worktree
+        assert not ws.worktree_dir(8).exists() and not ws.task_dir(8).exists()
+        assert [kept.number for kept in layout.issues()] == [7, 9, 10]
 
-    assert await retention.sweep(gone={failed.id}, dry_run=True) == 1  # #7 once pruned
-    assert ws.worktree_dir(7).exists()
-    assert await store.prune(time.time() + 1, [TaskStatus.FAILED], 10) == [failed.id]
-    assert await retention.sweep() == 1
-    assert not ws.worktree_dir(7).exists() and not ws.task_dir(7).exists()
-    listed = git_out(ws.clone_dir, "worktree", "list", "--porcelain")
-    assert "worktrees/7\n" not in listed and "worktrees/9\n" in listed  # git forgot #7's
-    await store.aclose()
+        assert await retention.sweep(gone={failed.id}, dry_run=True) == 1  # #7 once pruned
+        assert ws.worktree_dir(7).exists()
+        assert await store.prune(time.time() + 1, [TaskStatus.FAILED], 10) == [failed.id]
+        assert await retention.sweep() == 1
+        assert not ws.worktree_dir(7).exists() and not ws.task_dir(7).exists()
+        listed = git_out(ws.clone_dir, "worktree", "list", "--porcelain")
+        assert "worktrees/7\n" not in listed and "worktrees/9\n" in listed  # git forgot #7's
 
     again = await ws.open_branch(7, "Issue 7")  # a later task resumes on the kept branch
     assert again.name == "tamma/7-issue-7" and Path(again.workdir).is_dir()
 
 
 async def test_a_missing_workspace_has_nothing_to_sweep(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "tasks.db")
-    await store.open()
     layout = KeptWorkLayout(lambda _repo: tmp_path / "absent", (REPO,), Git(timeout=30))
-    assert await WorkspaceRetention(store, layout).sweep() == 0
-    await store.aclose()
+    async with SqliteStore(tmp_path / "tasks.db") as store:
+        assert await WorkspaceRetention(store, layout).sweep() == 0
 
 
 async def test_the_daemons_engine_discards_under_its_clones_lock(tmp_path: Path) -> None:
     """Retention in the daemon goes through the engine, so git's worktree bookkeeping never
     races a task working in the same clone: nothing is removed while the lock is held."""
     engine, _database = make_engine(tmp_path, agent_argv("append_line.py", "{prompt_file}"))
-    await engine.initialize()
-    try:
+    async with engine:
         ws = await engine.workspaces.get(REPO)
         await ws.open_branch(5, "Five")
         layout = engine.kept_work()
@@ -96,5 +91,3 @@ async def test_the_daemons_engine_discards_under_its_clones_lock(tmp_path: Path)
             assert ws._clone_lock.statistics().tasks_waiting == 1  # the discard waits its turn
             assert ws.worktree_dir(5).is_dir()
         assert not ws.worktree_dir(5).exists() and layout.issues() == []
-    finally:
-        await engine.aclose()

@@ -15,7 +15,7 @@ from tamma_trio.engine.forge.local_db import ForgeDb
 from tamma_trio.engine.forge.local_git import CiSettings
 from tamma_trio.engine.forge.seed import STARTER_FILES, init_origin
 from tamma_trio.engine.git import Git
-from tamma_trio.errors import EngineError
+from tamma_trio.errors import EngineError, StoreError
 from tamma_trio.models import NewTask, TaskType
 from tamma_trio.step_records import Target
 from tamma_trio.store.sqlite import SqliteStore
@@ -36,7 +36,7 @@ def make_forge(
         enqueued.append(task)
 
     return LocalForge(
-        database=tmp_path / "tamma.db",
+        database=tmp_path / "forge.db",
         origin=origin,
         default_branch="main",
         git=Git(30),
@@ -79,9 +79,8 @@ async def open_pr(forge: LocalForge, branch: str, body: str = "Closes #1") -> in
 
 async def test_issue_rows_labels_assignees_and_comments(tmp_path: Path) -> None:
     forge = make_forge(tmp_path)
-    await forge.open()
-    try:
-        db = ForgeDb(tmp_path / "tamma.db")
+    async with forge:
+        db = ForgeDb(tmp_path / "forge.db")
         first = db.add_issue(REPO, "One", "body", "alice", ["bug"])
         other_repo = db.add_issue("acme/other", "Elsewhere", "", "alice")
         db.close()
@@ -96,8 +95,6 @@ async def test_issue_rows_labels_assignees_and_comments(tmp_path: Path) -> None:
             await forge.get_issue(REPO, 99)
         with pytest.raises(EngineError) as no_comment:
             await forge.comment(Target(repository=REPO, number=99), "x", BOT)
-    finally:
-        await forge.aclose()
     assert first == 1 and other_repo == 1  # one sequence per repository
     assert issue.labels == ("tamma:in-progress",) and issue.assignees == (BOT,)
     assert issue.url == f"local://{REPO}/issues/1" and issue.author == "alice"
@@ -109,9 +106,8 @@ async def test_issue_rows_labels_assignees_and_comments(tmp_path: Path) -> None:
 async def test_pull_request_is_found_not_duplicated_and_enqueued_once(tmp_path: Path) -> None:
     enqueued: list[NewTask] = []
     forge = make_forge(tmp_path, enqueued)
-    await forge.open()
-    try:
-        db = ForgeDb(tmp_path / "tamma.db")
+    async with forge:
+        db = ForgeDb(tmp_path / "forge.db")
         issue = db.add_issue(REPO, "One", "", "alice")
         db.close()
         head = push_branch(tmp_path, "tamma/1-one", {"new.txt": "x\n"})
@@ -122,8 +118,6 @@ async def test_pull_request_is_found_not_duplicated_and_enqueued_once(tmp_path: 
             await forge.get_issue(REPO, first)
         with pytest.raises(EngineError) as unpushed:
             await open_pr(forge, "tamma/9-never-pushed")
-    finally:
-        await forge.aclose()
     assert first == second == issue + 1
     assert pr.head_sha == head and pr.labels == ("tamma-automated",) and pr.author == BOT
     assert pr.head_branch == "tamma/1-one" and pr.state == "open"
@@ -135,8 +129,7 @@ async def test_pull_request_is_found_not_duplicated_and_enqueued_once(tmp_path: 
 
 async def test_ci_runs_once_per_head_sha_and_failure_is_stored(tmp_path: Path) -> None:
     forge = make_forge(tmp_path)
-    await forge.open()
-    try:
+    async with forge:
         broken = {"greeting.py": "def greet(name):\n    return 'nope'\n"}
         push_branch(tmp_path, "tamma/1-bad", broken)
         number = await open_pr(forge, "tamma/1-bad")
@@ -145,11 +138,9 @@ async def test_ci_runs_once_per_head_sha_and_failure_is_stored(tmp_path: Path) -
         good = {"greeting.py": STARTER_FILES["greeting.py"]}
         fixed = push_branch(tmp_path, "tamma/1-bad", good, start="tamma/1-bad")
         green = await forge.pull_request_status(REPO, number)
-        db = ForgeDb(tmp_path / "tamma.db")
+        db = ForgeDb(tmp_path / "forge.db")
         check = db.check(REPO, red.head_sha)
         db.close()
-    finally:
-        await forge.aclose()
     assert red.ci_state == "failure" and not red.ci_passed and red.mergeable is True
     assert "CI is failure" in red.reasons and not red.ready_to_merge
     assert again == red
@@ -160,9 +151,8 @@ async def test_ci_runs_once_per_head_sha_and_failure_is_stored(tmp_path: Path) -
 
 async def test_merge_commit_with_expected_sha_and_stale_sha_refused(tmp_path: Path) -> None:
     forge = make_forge(tmp_path)
-    await forge.open()
-    try:
-        db = ForgeDb(tmp_path / "tamma.db")
+    async with forge:
+        db = ForgeDb(tmp_path / "forge.db")
         issue = db.add_issue(REPO, "One", "", "alice")
         db.close()
         head = push_branch(tmp_path, "tamma/1-one", {"new.txt": "x\n"})
@@ -174,8 +164,6 @@ async def test_merge_commit_with_expected_sha_and_stale_sha_refused(tmp_path: Pa
         twice = await forge.merge_pull_request(REPO, number, head, "Merge #2")
         status = await forge.pull_request_status(REPO, number)
         closed = await forge.get_issue(REPO, issue)
-    finally:
-        await forge.aclose()
     assert not stale.merged and "head moved" in stale.message and unchanged == main_before
     assert merged.merged and merged.sha == git_out(tmp_path / "origin.git", "rev-parse", "main")
     parents = git_out(tmp_path / "origin.git", "log", "-1", "--format=%P", "main").split()
@@ -189,32 +177,26 @@ async def test_merge_commit_with_expected_sha_and_stale_sha_refused(tmp_path: Pa
 
 async def test_conflicting_pull_request_is_not_mergeable(tmp_path: Path) -> None:
     forge = make_forge(tmp_path)
-    await forge.open()
-    try:
+    async with forge:
         head = push_branch(tmp_path, "tamma/1-one", {"README.md": "ours\n"})
         number = await open_pr(forge, "tamma/1-one")
         push_branch(tmp_path, "main", {"README.md": "theirs\n"})
         status = await forge.pull_request_status(REPO, number)
         result = await forge.merge_pull_request(REPO, number, head, "Merge")
-    finally:
-        await forge.aclose()
     assert status.mergeable is False and "conflicts with the base branch" in status.reasons
     assert not result.merged and "conflicts" in result.message
 
 
 async def test_required_approvals_are_counted(tmp_path: Path) -> None:
     forge = make_forge(tmp_path, required_approvals=1)
-    await forge.open()
-    try:
+    async with forge:
         push_branch(tmp_path, "tamma/1-one", {"new.txt": "x\n"})
         number = await open_pr(forge, "tamma/1-one")
         waiting = await forge.pull_request_status(REPO, number)
-        db = ForgeDb(tmp_path / "tamma.db")
+        db = ForgeDb(tmp_path / "forge.db")
         db.review(REPO, number, "alice", "approved")
         db.close()
         approved = await forge.pull_request_status(REPO, number)
-    finally:
-        await forge.aclose()
     assert waiting.approvals == 0 and not waiting.ready_to_merge
     assert "0 of 1 required approvals" in waiting.reasons
     assert approved.approvals == 1 and approved.ready_to_merge
@@ -225,7 +207,7 @@ async def test_open_refuses_a_missing_origin(tmp_path: Path, empty_dir: bool) ->
     if empty_dir:
         (tmp_path / "origin.git").mkdir()
     forge = LocalForge(
-        database=tmp_path / "tamma.db",
+        database=tmp_path / "forge.db",
         origin=tmp_path / "origin.git",
         default_branch="main",
         git=Git(30),
@@ -234,9 +216,10 @@ async def test_open_refuses_a_missing_origin(tmp_path: Path, empty_dir: bool) ->
         bot_email="tamma-bot@localhost",
     )
     with pytest.raises(EngineError) as caught:
-        await forge.open()
+        async with forge:
+            pass
     assert caught.value.code == "origin_missing" and "forge init" in str(caught.value)
-    assert not (tmp_path / "tamma.db").exists()
+    assert not (tmp_path / "forge.db").exists()
 
 
 def test_forge_refuses_another_applications_database(tmp_path: Path) -> None:
@@ -254,15 +237,14 @@ def test_forge_refuses_another_applications_database(tmp_path: Path) -> None:
     assert tables == ["invoices"]  # nothing created
 
 
-async def test_forge_and_task_store_share_one_file_in_either_order(tmp_path: Path) -> None:
-    forge_first, store_first = tmp_path / "a.db", tmp_path / "b.db"
-    db = ForgeDb(forge_first)
-    db.add_issue(REPO, "One", "", "alice")
-    db.close()
-    for path in (forge_first, store_first):
-        store = SqliteStore(path)
-        await store.open()
-        await store.aclose()
-    db = ForgeDb(store_first)
-    assert db.add_issue(REPO, "Two", "", "alice") == 1
-    db.close()
+async def test_forge_and_task_store_refuse_each_others_files(tmp_path: Path) -> None:
+    forge_file, store_file = tmp_path / "tamma.forge.db", tmp_path / "tamma.db"
+    ForgeDb(forge_file).close()
+    async with SqliteStore(store_file):
+        pass
+    with pytest.raises(StoreError, match="another application"):
+        async with SqliteStore(forge_file):
+            pass
+    with pytest.raises(EngineError, match="the task store's SQLite database") as caught:
+        ForgeDb(store_file)
+    assert caught.value.code == "forge_db_foreign"

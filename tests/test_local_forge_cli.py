@@ -8,10 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import trio
 
 from tamma_trio.cli import main
 from tamma_trio.engine.forge.local_db import ForgeDb
 from tamma_trio.engine.forge.local_schema import CheckRow
+from tests.test_local_forge_file import old_install
 from tests.workflow_helpers import git_out
 
 REPO = "local/demo"
@@ -94,7 +96,9 @@ def test_issue_without_trigger_is_only_stored_and_assign_queues_it(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["issues", "add", "Just a note", "--label", "docs"]) == 0
-    assert tasks_json(capsys) == []
+    capsys.readouterr()
+    assert main(["tasks", "list", "--json"]) == 2  # the forge's own file holds the issue
+    assert "nothing was queued there yet" in capsys.readouterr().err
     assert main(["issues", "add", "Do this", "--assign"]) == 0
     capsys.readouterr()
     tasks = tasks_json(capsys)
@@ -122,7 +126,7 @@ def test_bad_input_is_one_line_exit_2_and_stores_nothing(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
-    db = ForgeDb(project / "tamma.db")
+    db = ForgeDb(project / "tamma.forge.db")
     try:
         assert db.items(REPO, "issue") == [] and db.items(REPO, "pull") == []
     finally:
@@ -147,11 +151,27 @@ def test_issues_need_a_valid_workflow_engine_config(
     (tmp_path / "tamma.toml").write_text(config)
     assert main(["issues", "add", "T", "--label", "tamma"]) == 2
     assert message in capsys.readouterr().err
-    assert not (tmp_path / "tamma.db").exists()
+    assert not (tmp_path / "tamma.db").exists() and not (tmp_path / "tamma.forge.db").exists()
+
+
+def test_an_older_install_keeps_its_issues_after_the_upgrade(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Releases before the forge had its own file kept its rows in tamma.db: the first command
+    moves them to tamma.forge.db, and the issue numbers go on from there."""
+    trio.run(old_install, project, REPO)
+    capsys.readouterr()
+    assert main(["issues", "show", "1", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["title"], shown["labels"]) == ("Old issue", ["tamma"])
+    assert [c["body"] for c in shown["comments"]] == ["a comment"]
+    assert main(["issues", "add", "Next one"]) == 0
+    assert capsys.readouterr().out.strip() == "2"
+    assert (project / "tamma.forge.db").exists()
 
 
 def test_prs_list_show_and_approve(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = ForgeDb(project / "tamma.db")
+    db = ForgeDb(project / "tamma.forge.db")
     issue = db.add_issue(REPO, "One", "", "alice")
     number, _ = db.open_pull(
         REPO,
@@ -177,6 +197,6 @@ def test_prs_list_show_and_approve(project: Path, capsys: pytest.CaptureFixture[
     assert main(["prs", "show", str(number)]) == 0
     assert "tamma/1-one" in capsys.readouterr().out
     assert main(["prs", "approve", str(number), "--as", "alice"]) == 0
-    db = ForgeDb(project / "tamma.db")
+    db = ForgeDb(project / "tamma.forge.db")
     assert db.review_counts(REPO, number) == (1, False)
     db.close()

@@ -107,18 +107,17 @@ def test_process_metrics_and_build_info() -> None:
 
 async def test_intake_counts_new_tasks_by_source_and_not_duplicates() -> None:
     metrics = Metrics(ServiceStatus(started_at=0.0))
-    store = MemoryStore()
-    await store.open()
-    intake = Intake(store, counted=metrics.tasks_received)
-    payload = {"repository": "acme/widgets", "pull_request": {"number": 1}}
-    news = [NewTask.build("pr_review_requested", payload, key=key) for key in ("a", "b")]
-    await intake.submit(news, source="api")
-    await intake.submit(news[:1], source="api")  # known key: nothing new
-    await intake.submit_one(NewTask.build("pr_review_requested", payload), source="forge")
-    got = samples(metrics)
-    assert got[("tamma_intake_tasks_total", (("source", "api"),))] == 2
-    assert got[("tamma_intake_tasks_total", (("source", "forge"),))] == 1
-    assert got[("tamma_intake_tasks_total", (("source", "webhook"),))] == 0
+    async with MemoryStore() as store:
+        intake = Intake(store, counted=metrics.tasks_received)
+        payload = {"repository": "acme/widgets", "pull_request": {"number": 1}}
+        news = [NewTask.build("pr_review_requested", payload, key=key) for key in ("a", "b")]
+        await intake.submit(news, source="api")
+        await intake.submit(news[:1], source="api")  # known key: nothing new
+        await intake.submit_one(NewTask.build("pr_review_requested", payload), source="forge")
+        got = samples(metrics)
+        assert got[("tamma_intake_tasks_total", (("source", "api"),))] == 2
+        assert got[("tamma_intake_tasks_total", (("source", "forge"),))] == 1
+        assert got[("tamma_intake_tasks_total", (("source", "webhook"),))] == 0
 
 
 async def test_tasks_the_cli_stored_are_counted_once_at_their_first_claim(
@@ -127,12 +126,10 @@ async def test_tasks_the_cli_stored_are_counted_once_at_their_first_claim(
     """The CLI writes the store and exits; the daemon counts its task when it first claims it,
     not again when the task is retried, and never counts a task another door stored."""
     wall = trio_wall_clock()
-    store = MemoryStore(clock=wall)
-    await store.open()
     config = make_config(metrics={"enabled": True, "port": 0})
     engine = fake(failures={"merge_pr": {"times": 1, "retryable": False}})
-    daemon = Service(config, store, lambda _: engine, wall=wall, rng=zero)
-    async with trio.open_nursery() as nursery:
+    async with MemoryStore(clock=wall) as store, trio.open_nursery() as nursery:
+        daemon = Service(config, store, lambda _: engine, wall=wall, rng=zero)
         await nursery.start(daemon.run)
         by_cli, _ = await Intake(store).submit_one(pr_task(1, actor="cli"), source="cli")
         daemon.poller.wake()

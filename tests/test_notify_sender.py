@@ -5,10 +5,11 @@ tests with a real receiver on loopback are in test_notify_daemon.py."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import httpx
+import pytest
 import trio
 
 from tamma_trio.config import Config
@@ -42,10 +43,10 @@ class Script:
         return httpx.Response(self.statuses.pop(0) if self.statuses else 200)
 
 
-async def open_store() -> MemoryStore:
-    store = MemoryStore(clock=wall, boot_id="sender-test")
-    await store.open()
-    return store
+@pytest.fixture
+async def store() -> AsyncIterator[MemoryStore]:
+    async with MemoryStore(clock=wall, boot_id="sender-test") as opened:
+        yield opened
 
 
 def target(**options: Any) -> NotifyTarget:
@@ -69,8 +70,10 @@ async def delivery_status(store: MemoryStore, status: NotificationStatus) -> boo
     return bool(await store.notifications(status=status))
 
 
-async def test_attempts_follow_the_backoff_until_delivered(autojump_clock: Any) -> None:
-    store, script = await open_store(), Script(500, 503, 200)
+async def test_attempts_follow_the_backoff_until_delivered(
+    autojump_clock: Any, store: MemoryStore
+) -> None:
+    script = Script(500, 503, 200)
     hook = target()
 
     async def body(sender: Sender) -> None:
@@ -88,8 +91,9 @@ async def test_attempts_follow_the_backoff_until_delivered(autojump_clock: Any) 
 
 async def test_spent_attempts_leave_a_dead_delivery_that_can_be_revived(
     autojump_clock: Any,
+    store: MemoryStore,
 ) -> None:
-    store, script = await open_store(), Script(500, 500, 500)
+    script = Script(500, 500, 500)
     hook = target(max_attempts=3)
 
     async def body(sender: Sender) -> None:
@@ -106,8 +110,7 @@ async def test_spent_attempts_leave_a_dead_delivery_that_can_be_revived(
     await with_sender(store, hook, script, body)
 
 
-async def test_failures_are_named_without_the_url(autojump_clock: Any) -> None:
-    store = await open_store()
+async def test_failures_are_named_without_the_url(autojump_clock: Any, store: MemoryStore) -> None:
     hook = target(max_attempts=1, timeout=2)
     answers: list[str] = ["refuse", "hang"]
 
@@ -132,8 +135,10 @@ async def test_failures_are_named_without_the_url(autojump_clock: Any) -> None:
     await with_sender(store, hook, handler, body)
 
 
-async def test_a_delivery_to_a_target_no_longer_configured_is_dead(autojump_clock: Any) -> None:
-    store, script = await open_store(), Script()
+async def test_a_delivery_to_a_target_no_longer_configured_is_dead(
+    autojump_clock: Any, store: MemoryStore
+) -> None:
+    script = Script()
 
     async def body(sender: Sender) -> None:
         await store.publish(NewServiceEvent(kind=EventKind.TASK_FAILED), ["hook-removed"])
@@ -145,7 +150,9 @@ async def test_a_delivery_to_a_target_no_longer_configured_is_dead(autojump_cloc
     await with_sender(store, target(), script, body)
 
 
-async def test_a_hanging_receiver_never_holds_up_a_task(autojump_clock: Any) -> None:
+async def test_a_hanging_receiver_never_holds_up_a_task(
+    autojump_clock: Any, store: MemoryStore
+) -> None:
     hung = trio.Event()
 
     async def hang(request: httpx.Request) -> httpx.Response:
@@ -153,7 +160,6 @@ async def test_a_hanging_receiver_never_holds_up_a_task(autojump_clock: Any) -> 
         await trio.sleep_forever()
         raise AssertionError("unreachable")
 
-    store = await open_store()
     config = Config.model_validate(
         {
             "service": {"health_check": {"enabled": False}, "metrics": {"enabled": False}},

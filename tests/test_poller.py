@@ -53,11 +53,11 @@ async def test_poller_backs_off_while_the_store_is_down_and_recovers(
         assert poller.failures == 5
         assert started == []
 
-        await store.open()
-        await store.add(pr_task(1))
-        await got_one.wait()
-        assert poller.failures == 0
-        nursery.cancel_scope.cancel()
+        async with store:
+            await store.add(pr_task(1))
+            await got_one.wait()
+            assert poller.failures == 0
+            nursery.cancel_scope.cancel()
 
     assert [task.status for task in started] == ["in_progress"]
     messages = [record.getMessage() for record in caplog.records]

@@ -85,11 +85,8 @@ def with_store(server: RedisServer, use: Callable[[RedisStore], Awaitable[T]]) -
 
     async def run() -> T:
         store = RedisStore(server.url, prefix="proof")
-        await store.open()
-        try:
+        async with store:
             return await use(store)
-        finally:
-            await store.aclose()
 
     return trio.run(run)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -32,13 +33,10 @@ def factory(redis_server: RedisServer, tmp_path: Path) -> StoreFactory:
 async def daemons(factory: StoreFactory, wall: FakeWall) -> AsyncIterator[list[RedisStore]]:
     """Three stores on one prefix, as three daemons see the shared queue."""
     stores = [factory(clock=wall, boot_id=f"boot-{n}") for n in range(3)]
-    for store in stores:
-        await store.open()
-    try:
-        yield stores  # type: ignore[misc]
-    finally:
+    async with AsyncExitStack() as opened:
         for store in stores:
-            await store.aclose()
+            await opened.enter_async_context(store)
+        yield stores  # type: ignore[misc]
 
 
 async def test_daemons_racing_for_tasks_claim_each_exactly_once(
@@ -111,7 +109,8 @@ async def test_an_unreachable_server_is_a_store_error_without_the_password(
 ) -> None:
     store = RedisStore(f"redis://:pa55word@127.0.0.1:{free_port()}/0", clock=wall)
     with pytest.raises(StoreError, match=r"redis 127\.0\.0\.1:\d+/0: unreachable") as caught:
-        await store.open()
+        async with store:
+            pass
     assert "pa55word" not in str(caught.value)
     with pytest.raises(StoreError, match="not open"):
         await store.ping()
@@ -121,17 +120,15 @@ async def test_a_server_restart_is_survived_with_the_data_in_its_aof(
     tmp_path: Path, wall: FakeWall, make_task: TaskBuilder
 ) -> None:
     server = RedisServer(tmp_path / "own").start()
-    store = RedisStore(server.url, clock=wall)
     try:
-        await store.open()
-        task, _ = await store.add(make_task(1))
-        server.stop()
-        with pytest.raises(StoreError, match="unreachable"):
-            await store.ping()
-        server.start()
-        assert await store.get(task.id) == task  # the pool reconnects on its own
+        async with RedisStore(server.url, clock=wall) as store:
+            task, _ = await store.add(make_task(1))
+            server.stop()
+            with pytest.raises(StoreError, match="unreachable"):
+                await store.ping()
+            server.start()
+            assert await store.get(task.id) == task  # the pool reconnects on its own
     finally:
-        await store.aclose()
         server.stop()
 
 
@@ -142,20 +139,19 @@ async def test_durability_is_logged_and_require_aof_refuses_a_server_without_it(
     with_aof = RedisServer(tmp_path / "aof").start()
     without = RedisServer(tmp_path / "plain", appendonly=False).start()
     try:
-        store = RedisStore(with_aof.url, require_aof=True, clock=wall)
-        await store.open()
-        await store.aclose()
+        async with RedisStore(with_aof.url, require_aof=True, clock=wall):
+            pass
         assert "appendfsync everysec: up to about one second" in caplog.text
 
         refused = RedisStore(without.url, require_aof=True, clock=wall)
         with pytest.raises(StoreError, match=r"appendonly no, and .*require_aof is set"):
-            await refused.open()
+            async with refused:
+                pass
         evicting = redis.Redis.from_url(without.url)
         evicting.config_set("maxmemory-policy", "allkeys-lru")
         evicting.close()
-        tolerated = RedisStore(without.url, clock=wall)
-        await tolerated.open()
-        await tolerated.aclose()
+        async with RedisStore(without.url, clock=wall):
+            pass
         assert "appendonly no: tasks acknowledged since the last RDB snapshot" in caplog.text
         evictions = [r.getMessage() for r in caplog.records if "may evict tasks" in r.getMessage()]
         assert len(evictions) == 1 and "maxmemory-policy allkeys-lru" in evictions[0]
@@ -174,7 +170,8 @@ async def test_a_store_of_another_schema_is_refused(
         client.close()
     store = RedisStore(redis_server.url, prefix="future", clock=wall)
     with pytest.raises(StoreError, match="schema 99"):
-        await store.open()
+        async with store:
+            pass
 
 
 def test_config_builds_the_redis_store_and_never_shows_the_url(tmp_path: Path) -> None:

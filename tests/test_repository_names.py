@@ -18,7 +18,7 @@ from tamma_trio.models import NewTask
 from tamma_trio.repositories import check_any, check_gitlab, workspace_dirname
 from tamma_trio.web import create_app
 from tests import webhook_payloads as gl
-from tests.web_fixtures import LOOPBACK, make_deps, memory_store
+from tests.web_fixtures import LOOPBACK, OpenMemoryStore, make_deps
 
 SUBGROUP = "acme/tools/demo"
 
@@ -104,7 +104,11 @@ def test_requests_follow_the_configured_forges_rule() -> None:
     [("gitlab", SUBGROUP, 201), ("github", SUBGROUP, 400), ("gitlab", "acme/./x", 400)],
 )
 async def test_the_api_takes_subgroups_only_on_gitlab(
-    autojump_clock: Any, forge_kind: str, repository: str, status: int
+    memory_store: OpenMemoryStore,
+    autojump_clock: Any,
+    forge_kind: str,
+    repository: str,
+    status: int,
 ) -> None:
     deps, _ = make_deps(await memory_store())
     deps = dataclasses.replace(deps, forge_kind=forge_kind)
@@ -144,7 +148,9 @@ def test_the_cli_takes_gitlab_paths_with_a_gitlab_forge(
         assert not (tmp_path / "tamma.db").exists()  # refused before any store was opened
 
 
-async def test_a_gitlab_hook_from_a_subgroup_project_becomes_a_task(autojump_clock: Any) -> None:
+async def test_a_gitlab_hook_from_a_subgroup_project_becomes_a_task(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
     deps, _ = make_deps(await memory_store(), config=ServiceConfig(bot_name=gl.BOT))
     hooks = WebhooksConfig(gitlab=GitlabWebhookConfig.model_validate({"tokens": [gl.TOKEN]}))
     deps = dataclasses.replace(deps, webhooks=hooks, served=frozenset({SUBGROUP}))

@@ -93,42 +93,42 @@ async def test_a_failed_sweep_is_logged_and_tried_again(
     autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     wall = trio_wall_clock()
-    store = BrokenStore(clock=wall)
-    await store.open()
-    task, _ = await store.add(pr_task(1))
-    await store.cancel(task.id)
-    retention = Retention(store, RetentionConfig(days=1, interval=60), wall)
-    await trio.sleep(2 * DAY)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(retention.run)
-        assert "retention: pruning failed, trying again in 60 s: database is locked" in caplog.text
-        store.healed = True
-        await trio.sleep(61)
-        assert await gone(store, task.id) and retention.pruned == 1
-        nursery.cancel_scope.cancel()
+    async with BrokenStore(clock=wall) as store:
+        task, _ = await store.add(pr_task(1))
+        await store.cancel(task.id)
+        retention = Retention(store, RetentionConfig(days=1, interval=60), wall)
+        await trio.sleep(2 * DAY)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(retention.run)
+            assert (
+                "retention: pruning failed, trying again in 60 s: database is locked" in caplog.text
+            )
+            store.healed = True
+            await trio.sleep(61)
+            assert await gone(store, task.id) and retention.pruned == 1
+            nursery.cancel_scope.cancel()
 
 
 async def test_a_large_backlog_goes_in_batches(autojump_clock: MockClock) -> None:
     wall = trio_wall_clock()
-    store = MemoryStore(clock=wall)
-    await store.open()
-    for number in range(1, 26):
-        task, _ = await store.add(pr_task(number))
-        await store.cancel(task.id)
-    calls: list[int] = []
-    original = store.prune
+    async with MemoryStore(clock=wall) as store:
+        for number in range(1, 26):
+            task, _ = await store.add(pr_task(number))
+            await store.cancel(task.id)
+        calls: list[int] = []
+        original = store.prune
 
-    async def counting(*args: Any, **kwargs: Any) -> list[int]:
-        ids = await original(*args, **kwargs)
-        calls.append(len(ids))
-        return ids
+        async def counting(*args: Any, **kwargs: Any) -> list[int]:
+            ids = await original(*args, **kwargs)
+            calls.append(len(ids))
+            return ids
 
-    store.prune = counting  # type: ignore[method-assign]
-    await trio.sleep(2 * DAY)
-    retention = Retention(store, RetentionConfig(days=1, batch_size=10), wall)
-    assert await retention.sweep() == 25
-    assert calls == [10, 10, 5, 0]  # the last call is the failed tasks' period
-    assert (await store.stats()).by_status[TaskStatus.CANCELLED] == 0
+        store.prune = counting  # type: ignore[method-assign]
+        await trio.sleep(2 * DAY)
+        retention = Retention(store, RetentionConfig(days=1, batch_size=10), wall)
+        assert await retention.sweep() == 25
+        assert calls == [10, 10, 5, 0]  # the last call is the failed tasks' period
+        assert (await store.stats()).by_status[TaskStatus.CANCELLED] == 0
 
 
 async def test_the_outbox_follows_the_two_periods_and_pending_deliveries_stay(

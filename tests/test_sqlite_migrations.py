@@ -36,8 +36,7 @@ async def test_version_one_counts_survive_the_move_to_counts_by_priority(tmp_pat
     path = tmp_path / "tasks.db"
     version_one_file(path)
     store = SqliteStore(path, inline=True)
-    await store.open()
-    try:
+    async with store:
         stats = await store.stats()
         assert stats.by_status[TaskStatus.QUEUED] == 3
         assert stats.by_status[TaskStatus.COMPLETED] == stats.by_status[TaskStatus.FAILED] == 1
@@ -51,5 +50,3 @@ async def test_version_one_counts_survive_the_move_to_counts_by_priority(tmp_pat
         await store.add(NewTask.build("issue_assigned", payload, priority=2))
         assert (await store.queued_by_priority())[TaskPriority.HIGH] == 1  # triggers follow
         assert [t.id for t in await store.list_tasks(repository="acme/widgets", limit=2)] == [6, 5]
-    finally:
-        await store.aclose()

@@ -24,12 +24,6 @@ if TYPE_CHECKING:
     from tests.store_helpers import FakeWall, TaskBuilder
 
 
-async def opened(path: Path) -> SqliteStore:
-    store = SqliteStore(path)
-    await store.open()
-    return store
-
-
 # --- group commit ---------------------------------------------------------------------------
 
 
@@ -87,12 +81,9 @@ async def test_waiting_writes_share_one_transaction_and_fail_alone(
     await writer.runner.aclose()
     assert (writer.runner.batches, writer.runner.operations) == (2, 7)
     assert isinstance(outcomes["bad"], LeaseLostError)
-    store = await opened(writer.path)
-    try:  # the failed operation's own insert was rolled back with it
+    async with SqliteStore(writer.path) as store:  # the failed operation's insert rolled back
         numbers = sorted(t.payload["issue"]["number"] for t in await store.list_tasks())
         assert numbers == [1, 2, 3, 4, 5]
-    finally:
-        await store.aclose()
 
 
 async def test_a_cancelled_caller_still_receives_its_committed_claim(
@@ -133,29 +124,20 @@ async def test_a_cancelled_caller_still_receives_its_committed_claim(
         await writer.runner.run(add)
     assert already.cancelled_caught
     await writer.runner.aclose()
-    store = await opened(writer.path)
-    try:
-        assert (await store.stats()).by_status[
-            TaskStatus.QUEUED
-        ] == 0  # the cancelled add never ran
-    finally:
-        await store.aclose()
+    async with SqliteStore(writer.path) as store:
+        assert (await store.stats()).by_status[TaskStatus.QUEUED] == 0  # the add never ran
 
 
 async def test_close_runs_every_queued_write_first(tmp_path: Path, make_task: TaskBuilder) -> None:
     path = tmp_path / "tasks.db"
-    store = await opened(path)
-    async with trio.open_nursery() as nursery:
+    async with SqliteStore(path) as store, trio.open_nursery() as nursery:
         for n in range(1, 21):
             nursery.start_soon(store.add, make_task(n))
         await trio.testing.wait_all_tasks_blocked()
-        await store.aclose()
+        await store.aclose()  # while the 20 adds wait in its queue
 
-    reopened = await opened(path)
-    try:
+    async with SqliteStore(path) as reopened:
         assert (await reopened.stats()).queue_depth == 20
-    finally:
-        await reopened.aclose()
 
 
 async def test_an_error_outside_any_operation_fails_its_batch_and_the_writer_goes_on(

@@ -24,10 +24,9 @@ if TYPE_CHECKING:
     from tests.store_helpers import TaskBuilder
 
 
-async def opened(path: Path, **options: object) -> SqliteStore:
-    store = SqliteStore(path, **options)  # type: ignore[arg-type]
-    await store.open()
-    return store
+async def open_and_close(path: Path) -> None:
+    async with SqliteStore(path):
+        pass
 
 
 def sqlite_file(path: Path, *statements: str) -> Path:
@@ -48,15 +47,12 @@ async def test_json_columns_keep_text_and_numbers_as_given(
 ) -> None:
     """Results and events are stored as compact UTF-8 JSON and read back unchanged."""
     path = tmp_path / "tasks.db"
-    store = await opened(path)
     result = {"action": "merged", "note": "réussi ✓ 合并", "ratio": 0.1, "big": 2**62, "none": None}
-    try:
+    async with SqliteStore(path) as store:
         task, _ = await store.add(make_task(5))
         [claimed] = await store.claim(1)
         await store.complete(task.id, claimed.lease_token or "", result)
         assert (await store.get(task.id)).result == result
-    finally:
-        await store.aclose()
     conn = sqlite3.connect(path)
     try:
         [(raw,)] = conn.execute("SELECT result FROM tasks WHERE id = ?", (task.id,)).fetchall()
@@ -69,29 +65,25 @@ async def test_tasks_and_their_trail_survive_close_and_reopen(
     tmp_path: Path, make_task: TaskBuilder
 ) -> None:
     path = tmp_path / "tasks.db"
-    first = await opened(path, boot_id="boot-a")
-    task, _ = await first.add(make_task(5, key="k"))
-    [claimed] = await first.claim(1)
-    await first.complete(task.id, claimed.lease_token or "", {"action": "pr_created"})
-    await first.add(make_task(6))
-    before = (await first.get(task.id), await first.events(task.id), await first.stats())
-    await first.aclose()
+    first = SqliteStore(path, boot_id="boot-a")
+    async with first:
+        task, _ = await first.add(make_task(5, key="k"))
+        [claimed] = await first.claim(1)
+        await first.complete(task.id, claimed.lease_token or "", {"action": "pr_created"})
+        await first.add(make_task(6))
+        before = (await first.get(task.id), await first.events(task.id), await first.stats())
 
-    second = await opened(path, boot_id="boot-b")
-    try:
+    async with SqliteStore(path, boot_id="boot-b") as second:
         assert (await second.get(task.id), await second.events(task.id)) == before[:2]
         assert (await second.stats()).by_status == before[2].by_status
         assert (await second.add(make_task(7, key="k")))[1] is False
         with pytest.raises(StoreError, match="already open"):
-            await second.open()
-    finally:
-        await second.aclose()
+            async with second:
+                pass
+        assert (await second.get(task.id)).status == "completed"  # the refusal closed nothing
 
-    await first.open()  # the same object opens again after a close
-    try:
+    async with first:  # the same object opens again after a close
         assert (await first.get(task.id)).status == "completed"
-    finally:
-        await first.aclose()
 
 
 @pytest.mark.parametrize("start", ["missing", "empty file", "empty sqlite database"])
@@ -102,8 +94,7 @@ async def test_a_new_or_empty_file_becomes_a_store(tmp_path: Path, start: str) -
     elif start == "empty sqlite database":
         sqlite_file(path, "PRAGMA user_version = 0")
 
-    store = await opened(path, synchronous="NORMAL")
-    try:
+    async with SqliteStore(path, synchronous="NORMAL") as store:
         assert await store.describe() == {
             "journal_mode": "wal",
             "synchronous": "NORMAL",
@@ -111,8 +102,6 @@ async def test_a_new_or_empty_file_becomes_a_store(tmp_path: Path, start: str) -
             "schema_version": SCHEMA_VERSION,
             "schema_version_expected": SCHEMA_VERSION,
         }
-    finally:
-        await store.aclose()
 
 
 def _corrupt_tamma_store(path: Path) -> None:
@@ -155,14 +144,14 @@ async def test_a_file_that_is_not_ours_is_refused_and_left_untouched(
     store = SqliteStore(path, inline=inline)
 
     with pytest.raises(StoreError, match=reason) as refused:
-        await store.open()
+        async with store:
+            pass
 
     assert str(path) in str(refused.value)
     assert path.read_bytes() == original
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.db"]  # no -wal, -shm, -journal
     with pytest.raises(StoreError, match="not open"):
         await store.ping()
-    await store.aclose()
 
 
 async def test_the_daemon_checks_the_whole_file_at_open(tmp_path: Path) -> None:
@@ -179,28 +168,27 @@ async def test_the_daemon_checks_the_whole_file_at_open(tmp_path: Path) -> None:
         handle.seek(last_page * 4096)
         handle.write(b"\x00\xff" * 2048)
     original = path.read_bytes()
-    await (await opened(path)).aclose()  # the CLI does not look that far
+    await open_and_close(path)  # the CLI does not look that far
 
     daemon = SqliteStore(path)
     daemon.lock_for_daemon()
     with pytest.raises(StoreError, match="is corrupt"):
-        await daemon.open()
-    await daemon.aclose()
+        async with daemon:
+            pass
     assert path.read_bytes() == original
+    SqliteStore(path).lock_for_daemon()  # the failed open released the daemon's lock
 
 
 async def test_directory_instead_of_a_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=str(tmp_path)):
-        await opened(tmp_path)
+        await open_and_close(tmp_path)
 
 
 async def test_other_tables_in_our_file_are_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "tasks.db"
-    await (await opened(path)).aclose()
+    await open_and_close(path)
     sqlite_file(path, "CREATE TABLE forge_issues (id INTEGER PRIMARY KEY)")
-
-    store = await opened(path)
-    await store.aclose()
+    await open_and_close(path)
 
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT count(*) FROM forge_issues").fetchone() == (0,)
@@ -211,15 +199,12 @@ async def test_sqlite_failures_become_store_errors_naming_the_file(
     tmp_path: Path, make_task: TaskBuilder
 ) -> None:
     path = tmp_path / "tasks.db"
-    store = await opened(path, inline=True)
-    try:
+    async with SqliteStore(path, inline=True) as store:
         sqlite_file(path, "DROP TRIGGER task_counts_insert", "DROP TABLE task_events")
         with pytest.raises(StoreError, match=f"{path}.*no such table: task_events") as failed:
             await store.add(make_task())
         assert isinstance(failed.value.__cause__, sqlite3.OperationalError)
         assert await store.list_tasks() == []
-    finally:
-        await store.aclose()
 
 
 def test_the_synchronous_setting_is_checked() -> None:
@@ -236,9 +221,7 @@ async def test_the_cli_reads_and_writes_while_the_daemon_runs(
     path = tmp_path / "tasks.db"
     daemon = SqliteStore(path, boot_id="daemon")
     daemon.lock_for_daemon()
-    await daemon.open()
-    cli = await opened(path, inline=True, boot_id="cli")
-    try:
+    async with daemon, SqliteStore(path, inline=True, boot_id="cli") as cli:
         task, _ = await cli.add(make_task(actor="cli"))
         [claimed] = await daemon.claim(5)
         assert claimed.id == task.id
@@ -250,9 +233,6 @@ async def test_the_cli_reads_and_writes_while_the_daemon_runs(
             await daemon.complete(task.id, claimed.lease_token or "", {})
         assert await daemon.extend_leases([claimed.lease_token or ""], 60) == set()
         assert (await daemon.stats()).by_status[TaskStatus.CANCELLED] == 1
-    finally:
-        await cli.aclose()
-        await daemon.aclose()
 
 
 async def test_writers_on_two_connections_lose_nothing_and_double_nothing(
@@ -264,9 +244,8 @@ async def test_writers_on_two_connections_lose_nothing_and_double_nothing(
     for an announcement must find a task.
     """
     path = tmp_path / "tasks.db"
-    daemon = await opened(path)
-    cli = await opened(path)
     done: list[int] = []
+    daemon, cli = SqliteStore(path), SqliteStore(path)
     announce, announcements = trio.open_memory_channel[None](100)
 
     async def intake() -> None:
@@ -281,16 +260,13 @@ async def test_writers_on_two_connections_lose_nothing_and_double_nothing(
             await daemon.complete(task.id, task.lease_token or "", {})
             done.append(task.id)
 
-    try:
+    async with daemon, cli:
         async with announcements, trio.open_nursery() as nursery:
             nursery.start_soon(intake)
             for _ in range(10):
                 nursery.start_soon(worker)
         assert sorted(done) == list(range(1, 101))
         assert (await cli.stats()).by_status[TaskStatus.COMPLETED] == 100
-    finally:
-        await cli.aclose()
-        await daemon.aclose()
 
 
 def test_a_second_daemon_is_refused_until_the_first_closes(tmp_path: Path) -> None:
@@ -338,8 +314,7 @@ async def test_inline_store_follows_the_mock_clock(
     def clock() -> float:
         return wall_offset + trio.current_time()
 
-    store = await opened(tmp_path / "tasks.db", inline=True, clock=clock)
-    try:
+    async with SqliteStore(tmp_path / "tasks.db", inline=True, clock=clock) as store:
         task, _ = await store.add(make_task())
         [claimed] = await store.claim(1)
         await store.retry_later(task.id, claimed.lease_token or "", "flaky", clock() + 60)
@@ -350,8 +325,6 @@ async def test_inline_store_follows_the_mock_clock(
 
         assert trio.current_time() == pytest.approx(60)
         assert [t.id for t in await store.claim(1)] == [task.id]
-    finally:
-        await store.aclose()
 
 
 # --- choosing a backend ---------------------------------------------------------------------

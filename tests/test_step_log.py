@@ -21,19 +21,14 @@ from tests.workflow_helpers import REPO, add_issue, make_engine
 async def run_issue(tmp_path: Path, agent: list[str]) -> None:
     engine, database = make_engine(tmp_path, agent)
     number = add_issue(database, "Note it", "Say so in NOTES.txt", ("tamma", "complexity:low"))
-    store = MemoryStore()
-    await store.open()
-    await store.add(
-        NewTask.build("issue_assigned", {"repository": REPO, "issue": {"number": number}})
-    )
-    [task] = await store.claim(1)
-    assert task.lease_token is not None
-    await engine.initialize()
-    try:
-        await Handlers(engine, store, ServiceConfig()).run(task, task.lease_token)
-    finally:
-        await engine.aclose()
-        await store.aclose()
+    async with MemoryStore() as store:
+        await store.add(
+            NewTask.build("issue_assigned", {"repository": REPO, "issue": {"number": number}})
+        )
+        [task] = await store.claim(1)
+        assert task.lease_token is not None
+        async with engine:
+            await Handlers(engine, store, ServiceConfig()).run(task, task.lease_token)
 
 
 def step_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -301,8 +301,7 @@ async def test_a_store_refuses_calls_before_open_and_after_close(
     with pytest.raises(StoreError, match="not open"):
         await unopened.add(make_task())
 
-    await unopened.open()
-    await unopened.ping()
-    await unopened.aclose()
+    async with unopened:
+        await unopened.ping()
     with pytest.raises(StoreError, match="not open"):
         await unopened.ping()

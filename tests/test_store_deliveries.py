@@ -113,8 +113,5 @@ async def test_deliveries_survive_a_restart(
 ) -> None:
     first, _ = await store.add_delivery(record(), [])
     again = store_factory(clock=wall, boot_id="boot-b")
-    await again.open()
-    try:
+    async with again:
         assert await again.get_delivery("github", "d-1") == first
-    finally:
-        await again.aclose()

@@ -121,15 +121,10 @@ async def test_events_and_deliveries_survive_a_restart(
     store: TaskStore, store_factory: StoreFactory, wall: FakeWall
 ) -> None:
     event = await store.publish(FAILED, targets=["a"])
-    await store.aclose()
-    restarted = store_factory(clock=wall, boot_id="boot-b")
-    await restarted.open()
-    try:
+    await store.aclose()  # the fixture's store, gone as a stopped daemon's is
+    async with store_factory(clock=wall, boot_id="boot-b") as restarted:
         assert await restarted.service_events() == [event]
         (pending,) = await restarted.notifications(status=NotificationStatus.PENDING)
         assert pending.event == event
         later = await restarted.publish(FAILED)
         assert later.id > event.id
-    finally:
-        await restarted.aclose()
-        await store.open()  # the fixture closes it again

@@ -30,10 +30,9 @@ def disk() -> Iterator[DiskLimit]:
 
 @pytest.fixture(params=["thread", "inline"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "tasks.db", inline=request.param == "inline", busy_timeout=0.2)
-    await opened.open()
-    yield opened
-    await opened.aclose()
+    inline = request.param == "inline"
+    async with SqliteStore(tmp_path / "tasks.db", inline=inline, busy_timeout=0.2) as opened:
+        yield opened
 
 
 async def add_until_full(store: SqliteStore, most: int = 2000) -> tuple[list[int], StoreError]:

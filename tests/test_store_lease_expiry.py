@@ -78,15 +78,12 @@ async def test_only_expired_tasks_move_whoever_holds_them(
     fresh, _ = await store.add(make_task(3))
     await claim_one(store)
     other = store_factory(clock=wall, boot_id="boot-b")
-    await other.open()
-    try:
+    async with other:
         await claim_one(other)
         wall.advance(LEASE)
         await other.claim(1, lease_seconds=10 * LEASE)
 
         reclaimed = await store.reclaim_expired()
-    finally:
-        await other.aclose()
 
     assert [t.id for t in reclaimed] == [mine.id, theirs.id]
     assert [t.status for t in reclaimed] == ["queued", "queued"]
@@ -123,8 +120,7 @@ async def test_a_lease_that_keeps_expiring_is_quarantined(
     store_factory: StoreFactory, make_task: TaskBuilder, wall: FakeWall
 ) -> None:
     store = store_factory(clock=wall, boot_id="boot-a", quarantine_after=2)
-    await store.open()
-    try:
+    async with store:
         task, _ = await store.add(make_task())
         outcomes = []
         for _ in range(2):
@@ -141,5 +137,3 @@ async def test_a_lease_that_keeps_expiring_is_quarantined(
         assert (event.kind, event.status) == ("quarantined", "failed")
         assert event.detail["cause"] == "lease_expired"
         assert await store.claim(1) == []
-    finally:
-        await store.aclose()

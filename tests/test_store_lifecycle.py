@@ -183,8 +183,7 @@ async def test_orphans_of_an_older_boot_are_requeued_with_the_attempt_refunded(
     orphan, _ = await store.add(make_task(1))
     await claim_one(store)
     later = single_daemon_factory(clock=wall, boot_id="boot-b")
-    await later.open()
-    try:
+    async with later:
         await later.add(make_task(2))
         own = await claim_one(later)
 
@@ -199,8 +198,6 @@ async def test_orphans_of_an_older_boot_are_requeued_with_the_attempt_refunded(
         assert (event.kind, event.actor, event.status) == ("orphan_recovered", "daemon", "queued")
         assert event.detail == {"previous_owner": "boot-a", "interruptions": 1}
         assert await later.recover_orphans() == []
-    finally:
-        await later.aclose()
 
 
 async def test_a_task_that_keeps_crashing_the_daemon_is_quarantined(
@@ -214,14 +211,11 @@ async def test_a_task_that_keeps_crashing_the_daemon_is_quarantined(
     await claim_one(store)
     for boot in ("boot-b", "boot-c"):
         restarted = single_daemon_factory(clock=wall, boot_id=boot, quarantine_after=2)
-        await restarted.open()
-        try:
+        async with restarted:
             recovered = await restarted.recover_orphans()
             if boot == "boot-b":
                 assert recovered[0].status == "queued"
                 await claim_one(restarted)  # and crashes again
-        finally:
-            await restarted.aclose()
 
     [quarantined] = recovered
     assert (quarantined.id, quarantined.status, quarantined.interruptions) == (task.id, "failed", 2)
@@ -246,17 +240,12 @@ async def test_a_shared_store_refuses_the_single_host_rules(
     first, other = (shared_factory(clock=wall, boot_id=boot) for boot in ("boot-a", "boot-b"))
     with pytest.raises(StoreError, match="no one-daemon lock"):
         other.lock_for_daemon()
-    await first.open()
-    await other.open()
-    try:
+    async with first, other:
         await first.add(make_task())
         running = await claim_one(first)
         with pytest.raises(StoreError, match="only an expired lease frees it"):
             await other.recover_orphans()
         assert await other.get(running.id) == running
-    finally:
-        await other.aclose()
-        await first.aclose()
 
 
 # --- operator actions -----------------------------------------------------------------------

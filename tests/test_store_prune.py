@@ -131,9 +131,8 @@ async def test_sqlite_hands_freed_pages_back_to_the_file_system(
     tmp_path: Path, make_task: TaskBuilder, wall: FakeWall
 ) -> None:
     path = tmp_path / "big.db"
-    store = SqliteStore(path, clock=wall, inline=True)
-    await store.open()
-    try:
+    # Leaving the block closes the store: the last close checkpoints the WAL into the file.
+    async with SqliteStore(path, clock=wall, inline=True) as store:
         padding = "x" * 4000
         news = [make_task(n, key=f"k{n}") for n in range(1, 301)]
         for new in news:
@@ -145,6 +144,4 @@ async def test_sqlite_hands_freed_pages_back_to_the_file_system(
         full = path.stat().st_size + Path(f"{path}-wal").stat().st_size
         wall.advance(DAY)
         assert len(await store.prune(wall.now, FINISHED, 1000)) == 300
-    finally:
-        await store.aclose()  # the last close checkpoints the WAL into the file
     assert path.stat().st_size < full / 4

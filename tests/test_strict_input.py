@@ -13,7 +13,7 @@ from tamma_trio.errors import ValidationError
 from tamma_trio.models import MAX_NUMBER, NewTask
 from tamma_trio.repositories import check_github
 from tamma_trio.web import create_app
-from tests.web_fixtures import LOOPBACK, make_deps, memory_store
+from tests.web_fixtures import LOOPBACK, OpenMemoryStore, make_deps
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -146,7 +146,7 @@ FIELD_CASES = [
 
 
 @pytest.fixture
-async def api(autojump_clock: Any) -> Any:
+async def api(memory_store: OpenMemoryStore, autojump_clock: Any) -> Any:
     deps, wakes = make_deps(await memory_store())
     return create_app(deps).test_client(), deps, wakes
 

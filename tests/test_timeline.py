@@ -91,32 +91,31 @@ def test_an_odd_step_event_still_reads() -> None:
 async def test_the_handlers_record_each_step_they_run_and_not_the_resumed_ones(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    store = MemoryStore(clock=lambda: T0.timestamp() + trio.current_time())
-    await store.open()
-    await store.add(NewTask.build("issue_assigned", ISSUE))
-    engine = FakeEngine(
-        FakeOptions.model_validate(
-            {"delay": 1.0, "failures": {"run_tests": {"times": 1, "retryable": True}}}
+    async with MemoryStore(clock=lambda: T0.timestamp() + trio.current_time()) as store:
+        await store.add(NewTask.build("issue_assigned", ISSUE))
+        engine = FakeEngine(
+            FakeOptions.model_validate(
+                {"delay": 1.0, "failures": {"run_tests": {"times": 1, "retryable": True}}}
+            )
         )
-    )
-    handlers = Handlers(engine, store, ServiceConfig())
-    [task] = await store.claim(1)
-    try:
-        await handlers.run(task, task.lease_token or "")
-    except EngineError as exc:
-        await store.retry_later(task.id, task.lease_token or "", str(exc), 0.0)
-    [again] = await store.claim(1)
-    await handlers.run(again, again.lease_token or "")
+        handlers = Handlers(engine, store, ServiceConfig())
+        [task] = await store.claim(1)
+        try:
+            await handlers.run(task, task.lease_token or "")
+        except EngineError as exc:
+            await store.retry_later(task.id, task.lease_token or "", str(exc), 0.0)
+        [again] = await store.claim(1)
+        await handlers.run(again, again.lease_token or "")
 
-    spans = step_timeline(await store.events(task.id))
-    assert [(s.step, s.attempt, s.outcome) for s in spans] == [
-        ("select_issue", 1, "done"),
-        ("analyze_issue", 1, "done"),
-        ("generate_plan", 1, "done"),
-        ("create_branch", 1, "done"),
-        ("implement_code", 1, "done"),
-        ("run_tests", 1, "failed"),
-        ("run_tests", 2, "done"),
-        ("create_pull_request", 2, "running"),  # the worker, not the handlers, completes it
-    ]
-    assert [s.seconds(s.finished or s.started) for s in spans[:2]] == [1.0, 1.0]
+        spans = step_timeline(await store.events(task.id))
+        assert [(s.step, s.attempt, s.outcome) for s in spans] == [
+            ("select_issue", 1, "done"),
+            ("analyze_issue", 1, "done"),
+            ("generate_plan", 1, "done"),
+            ("create_branch", 1, "done"),
+            ("implement_code", 1, "done"),
+            ("run_tests", 1, "failed"),
+            ("run_tests", 2, "done"),
+            ("create_pull_request", 2, "running"),  # the worker, not the handlers, completes it
+        ]
+        assert [s.seconds(s.finished or s.started) for s in spans[:2]] == [1.0, 1.0]

@@ -15,7 +15,7 @@ from tamma_trio.delivery import DeliveryOutcome, DeliveryRecord
 from tamma_trio.models import NewTask, Task
 from tamma_trio.store.memory import MemoryStore
 from tamma_trio.web.app import create_app
-from tests.web_fixtures import LOOPBACK, BrokenStore, make_deps, memory_store
+from tests.web_fixtures import LOOPBACK, BrokenStore, OpenMemoryStore, make_deps
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(2)>'
@@ -34,7 +34,7 @@ async def claimed(store: MemoryStore, new: NewTask) -> Task:
     return task
 
 
-async def seeded_store() -> tuple[MemoryStore, dict[str, int]]:
+async def seeded_store(memory_store: OpenMemoryStore) -> tuple[MemoryStore, dict[str, int]]:
     """One task in each status; titles, comments and errors are hostile text."""
     store = await memory_store()
     ids: dict[str, int] = {}
@@ -81,8 +81,8 @@ async def seeded_store() -> tuple[MemoryStore, dict[str, int]]:
 
 
 @pytest.fixture
-async def ui(autojump_clock: Any) -> tuple[Any, dict[str, int]]:
-    store, ids = await seeded_store()
+async def ui(memory_store: OpenMemoryStore, autojump_clock: Any) -> tuple[Any, dict[str, int]]:
+    store, ids = await seeded_store(memory_store)
     deps, _ = make_deps(store)
     return create_app(deps).test_client(), ids
 
@@ -167,6 +167,7 @@ async def test_the_tasks_page_filters_and_pages(ui: Any) -> None:
 
 
 async def test_the_tasks_page_links_to_older_pages_keeping_the_filters(
+    memory_store: OpenMemoryStore,
     autojump_clock: Any,
 ) -> None:
     store = await memory_store()
@@ -199,7 +200,9 @@ async def test_bad_filters_are_a_400_page(ui: Any, query: dict[str, str], reason
     assert_inert(html)
 
 
-async def test_unknown_task_and_store_failure_are_pages_not_500(autojump_clock: Any) -> None:
+async def test_unknown_task_and_store_failure_are_pages_not_500(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
     client = create_app(make_deps(await memory_store())[0]).test_client()
     status, html, _ = await get(client, "/ui/tasks/99")
     assert status == 404 and "99" in html
@@ -221,6 +224,7 @@ async def test_static_files_are_the_packaged_ones_only(ui: Any) -> None:
 
 
 async def test_the_deliveries_page_shows_each_outcome_escaped_and_pages(
+    memory_store: OpenMemoryStore,
     autojump_clock: Any,
 ) -> None:
     store = await memory_store()

@@ -11,13 +11,13 @@ from tamma_trio.config import ApiConfig, ServiceConfig
 from tamma_trio.models import NewTask, TaskStatus
 from tamma_trio.web.app import create_app
 from tamma_trio.web.ui.session import COOKIE_NAME, SESSION_SECONDS, new_session
-from tests.web_fixtures import LOOPBACK, make_deps, memory_store, remote, wall_clock
+from tests.web_fixtures import LOOPBACK, OpenMemoryStore, make_deps, remote, wall_clock
 
 TOKEN = "ui-token-for-tests-0123456789"
 ISSUE = {"repository": "acme/widgets", "issue": {"number": 7, "title": "Fix"}}
 
 
-async def dashboard(token: str | None) -> tuple[Any, Any, Any, int]:
+async def dashboard(memory_store: OpenMemoryStore, token: str | None) -> tuple[Any, Any, Any, int]:
     store = await memory_store()
     task, _ = await store.add(NewTask.build("issue_assigned", ISSUE))
     api = ApiConfig(token=None if token is None else SecretStr(token))
@@ -44,8 +44,10 @@ async def post(client: Any, path: str, form: dict[str, str], **headers: str) -> 
 # --- no token: read-only ----------------------------------------------------------------------
 
 
-async def test_without_a_token_pages_are_open_and_read_only(autojump_clock: Any) -> None:
-    client, store, _, task_id = await dashboard(None)
+async def test_without_a_token_pages_are_open_and_read_only(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    client, store, _, task_id = await dashboard(memory_store, None)
     page = await client.get(f"/ui/tasks/{task_id}", scope_base=LOOPBACK)
     html = await page.get_data(as_text=True)
     assert page.status_code == 200
@@ -61,8 +63,10 @@ async def test_without_a_token_pages_are_open_and_read_only(autojump_clock: Any)
 # --- a token: login, session, CSRF -------------------------------------------------------------
 
 
-async def test_a_token_sends_visitors_to_the_login_form(autojump_clock: Any) -> None:
-    client, _, _, task_id = await dashboard(TOKEN)
+async def test_a_token_sends_visitors_to_the_login_form(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    client, _, _, task_id = await dashboard(memory_store, TOKEN)
     for path in ("/ui/", "/ui/live", "/ui/tasks?status=queued", f"/ui/tasks/{task_id}"):
         response = await client.get(path, scope_base=remote("192.0.2.7"))
         assert response.status_code == 303, path
@@ -71,8 +75,10 @@ async def test_a_token_sends_visitors_to_the_login_form(autojump_clock: Any) -> 
     assert 'type="password" name="token"' in await form.get_data(as_text=True)
 
 
-async def test_a_wrong_token_is_refused_without_a_cookie(autojump_clock: Any) -> None:
-    client, _, _, _ = await dashboard(TOKEN)
+async def test_a_wrong_token_is_refused_without_a_cookie(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    client, _, _, _ = await dashboard(memory_store, TOKEN)
     response = await log_in(client, "wrong-token")
     assert response.status_code == 401
     assert "Set-Cookie" not in response.headers
@@ -82,9 +88,10 @@ async def test_a_wrong_token_is_refused_without_a_cookie(autojump_clock: Any) ->
 
 
 async def test_login_sets_an_httponly_strict_cookie_that_is_not_the_token(
+    memory_store: OpenMemoryStore,
     autojump_clock: Any,
 ) -> None:
-    client, _, _, _ = await dashboard(TOKEN)
+    client, _, _, _ = await dashboard(memory_store, TOKEN)
     response = await log_in(client, next="/ui/tasks?status=queued")
     assert response.status_code == 303
     assert response.headers["Location"] == "/ui/tasks?status=queued"
@@ -96,14 +103,18 @@ async def test_login_sets_an_httponly_strict_cookie_that_is_not_the_token(
 
 
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/api/tasks"])
-async def test_login_never_redirects_off_the_dashboard(autojump_clock: Any, target: str) -> None:
-    client, _, _, _ = await dashboard(TOKEN)
+async def test_login_never_redirects_off_the_dashboard(
+    memory_store: OpenMemoryStore, autojump_clock: Any, target: str
+) -> None:
+    client, _, _, _ = await dashboard(memory_store, TOKEN)
     response = await log_in(client, next=target)
     assert response.headers["Location"] == "/ui/"
 
 
-async def test_cancel_then_retry_with_a_session_and_its_csrf_token(autojump_clock: Any) -> None:
-    client, store, wakes, task_id = await dashboard(TOKEN)
+async def test_cancel_then_retry_with_a_session_and_its_csrf_token(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    client, store, wakes, task_id = await dashboard(memory_store, TOKEN)
     await log_in(client)
     csrf = await csrf_of(client, task_id)
     cancelled = await post(client, f"/ui/tasks/{task_id}/cancel", {"csrf": csrf})
@@ -117,8 +128,10 @@ async def test_cancel_then_retry_with_a_session_and_its_csrf_token(autojump_cloc
     assert actors[-2:] == [("cancelled", "ui"), ("retried", "ui")]
 
 
-async def test_an_action_that_the_task_cannot_take_is_a_409_page(autojump_clock: Any) -> None:
-    client, store, _, task_id = await dashboard(TOKEN)
+async def test_an_action_that_the_task_cannot_take_is_a_409_page(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    client, store, _, task_id = await dashboard(memory_store, TOKEN)
     await log_in(client)
     csrf = await csrf_of(client, task_id)
     response = await post(client, f"/ui/tasks/{task_id}/retry", {"csrf": csrf})
@@ -137,9 +150,13 @@ async def test_an_action_that_the_task_cannot_take_is_a_409_page(autojump_clock:
     ],
 )
 async def test_forged_actions_change_nothing(
-    autojump_clock: Any, form: Any, headers: dict[str, str], status: int
+    memory_store: OpenMemoryStore,
+    autojump_clock: Any,
+    form: Any,
+    headers: dict[str, str],
+    status: int,
 ) -> None:
-    client, store, _, task_id = await dashboard(TOKEN)
+    client, store, _, task_id = await dashboard(memory_store, TOKEN)
     await log_in(client)
     if form == "good":
         form = {"csrf": await csrf_of(client, task_id)}
@@ -148,8 +165,10 @@ async def test_forged_actions_change_nothing(
     assert (await store.get(task_id)).status is TaskStatus.QUEUED
 
 
-async def test_an_action_without_a_session_changes_nothing(autojump_clock: Any) -> None:
-    client, store, _, task_id = await dashboard(TOKEN)
+async def test_an_action_without_a_session_changes_nothing(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    client, store, _, task_id = await dashboard(memory_store, TOKEN)
     response = await client.post(
         f"/ui/tasks/{task_id}/cancel",
         form={"csrf": "x"},
@@ -160,8 +179,10 @@ async def test_an_action_without_a_session_changes_nothing(autojump_clock: Any) 
     assert (await store.get(task_id)).status is TaskStatus.QUEUED
 
 
-async def test_a_session_expires_and_dies_with_a_new_token(autojump_clock: Any) -> None:
-    client, _, _, _ = await dashboard(TOKEN)
+async def test_a_session_expires_and_dies_with_a_new_token(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    client, _, _, _ = await dashboard(memory_store, TOKEN)
     old = new_session(SecretStr(TOKEN), wall_clock() - SESSION_SECONDS - 1)
     other = new_session(SecretStr("another-token-entirely"), wall_clock())
     fresh = new_session(SecretStr(TOKEN), wall_clock() - SESSION_SECONDS + 60)
@@ -172,8 +193,10 @@ async def test_a_session_expires_and_dies_with_a_new_token(autojump_clock: Any) 
         assert response.status_code == status, value
 
 
-async def test_logout_clears_the_session(autojump_clock: Any) -> None:
-    client, _, _, task_id = await dashboard(TOKEN)
+async def test_logout_clears_the_session(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    client, _, _, task_id = await dashboard(memory_store, TOKEN)
     await log_in(client)
     csrf = await csrf_of(client, task_id)
     response = await post(client, "/ui/logout", {"csrf": csrf})
@@ -182,8 +205,10 @@ async def test_logout_clears_the_session(autojump_clock: Any) -> None:
     assert (await client.get("/ui/", scope_base=LOOPBACK)).status_code == 303
 
 
-async def test_a_bearer_header_reads_but_cannot_post(autojump_clock: Any) -> None:
-    client, _, _, task_id = await dashboard(TOKEN)
+async def test_a_bearer_header_reads_but_cannot_post(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    client, _, _, task_id = await dashboard(memory_store, TOKEN)
     bearer = {"Authorization": f"Bearer {TOKEN}"}
     page = await client.get(f"/ui/tasks/{task_id}", headers=bearer, scope_base=LOOPBACK)
     assert page.status_code == 200
@@ -197,8 +222,10 @@ async def escalated_task(store: Any, task_id: int) -> None:
     await store.complete(task.id, task.lease_token or "", result)
 
 
-async def test_approve_queues_the_issue_again_with_the_plan_approved(autojump_clock: Any) -> None:
-    client, store, wakes, task_id = await dashboard(TOKEN)
+async def test_approve_queues_the_issue_again_with_the_plan_approved(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    client, store, wakes, task_id = await dashboard(memory_store, TOKEN)
     await escalated_task(store, task_id)
     await log_in(client)
     csrf = await csrf_of(client, task_id)
@@ -214,8 +241,10 @@ async def test_approve_queues_the_issue_again_with_the_plan_approved(autojump_cl
     assert len(await store.list_tasks()) == 2
 
 
-async def test_approve_refuses_a_task_not_waiting_for_approval(autojump_clock: Any) -> None:
-    client, store, _, task_id = await dashboard(TOKEN)
+async def test_approve_refuses_a_task_not_waiting_for_approval(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    client, store, _, task_id = await dashboard(memory_store, TOKEN)
     await log_in(client)
     csrf = await csrf_of(client, task_id)
     page = await (await client.get(f"/ui/tasks/{task_id}", scope_base=LOOPBACK)).get_data(

@@ -38,10 +38,9 @@ COLUMNS_AND_POISONS = [
 
 @pytest.fixture(params=["inline", "thread"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "tasks.db", clock=FakeWall(), inline=request.param == "inline")
-    await opened.open()
-    yield opened
-    await opened.aclose()
+    inline = request.param == "inline"
+    async with SqliteStore(tmp_path / "tasks.db", clock=FakeWall(), inline=inline) as opened:
+        yield opened
 
 
 async def add_three(store: TaskStore) -> list[int]:

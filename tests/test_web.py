@@ -13,7 +13,7 @@ from tamma_trio.models import QueueStats, TaskStatus
 from tamma_trio.status import ServiceState
 from tamma_trio.web import create_app, serve_app
 from tamma_trio.web.health import health_answer
-from tests.web_fixtures import LOOPBACK, HangingStore, make_deps, memory_store
+from tests.web_fixtures import LOOPBACK, HangingStore, OpenMemoryStore, make_deps
 
 PR_REVIEW = {
     "type": "pr_review_requested",
@@ -22,7 +22,7 @@ PR_REVIEW = {
 
 
 async def test_health_reports_status_uptime_metrics_and_components(
-    autojump_clock: MockClock,
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
 ) -> None:
     deps, _ = make_deps(await memory_store())
     deps.status.completed, deps.status.active_tasks = 4, 2
@@ -44,7 +44,7 @@ async def test_health_reports_status_uptime_metrics_and_components(
 
 
 async def test_health_stays_200_while_draining_and_ready_turns_503(
-    autojump_clock: MockClock,
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
 ) -> None:
     deps, _ = make_deps(await memory_store())
     client = create_app(deps).test_client()
@@ -58,7 +58,9 @@ async def test_health_stays_200_while_draining_and_ready_turns_503(
     assert await ready.get_json() == {"ready": False, "reason": "draining"}
 
 
-async def test_ready_is_503_while_starting_or_store_down(autojump_clock: MockClock) -> None:
+async def test_ready_is_503_while_starting_or_store_down(
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
+) -> None:
     deps, _ = make_deps(await memory_store(), state=ServiceState.STARTING)
     client = create_app(deps).test_client()
     assert (await (await client.get("/ready")).get_json())["reason"] == "starting"
@@ -74,6 +76,7 @@ async def test_ready_is_503_while_starting_or_store_down(autojump_clock: MockClo
 
 
 async def test_ready_and_health_mask_the_secrets_of_the_redactor_passed_in(
+    memory_store: OpenMemoryStore,
     autojump_clock: MockClock,
 ) -> None:
     deps, _ = make_deps(await memory_store())
@@ -101,7 +104,9 @@ async def test_health_answers_while_the_store_hangs(autojump_clock: MockClock) -
     assert response.status_code == 200 and metrics.status_code == 200
 
 
-async def test_probe_fast_path_and_quart_routes_agree(autojump_clock: MockClock) -> None:
+async def test_probe_fast_path_and_quart_routes_agree(
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
+) -> None:
     deps, _ = make_deps(await memory_store())
     deps.status.state = ServiceState.DRAINING
     client = create_app(deps).test_client()
@@ -115,7 +120,9 @@ async def test_probe_fast_path_and_quart_routes_agree(autojump_clock: MockClock)
     assert (await wrong.get_json())["error"] == "method_not_allowed"
 
 
-async def test_metrics_exposes_the_instruments(autojump_clock: MockClock) -> None:
+async def test_metrics_exposes_the_instruments(
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
+) -> None:
     deps, _ = make_deps(await memory_store())
     deps.metrics.task_started("pr_comment")
     response = await create_app(deps).test_client().get("/metrics")
@@ -139,7 +146,9 @@ async def test_metrics_exposes_the_instruments(autojump_clock: MockClock) -> Non
     assert "tamma_active_tasks" not in families  # tamma_running_tasks says the same, by type
 
 
-async def test_paths_come_from_config_and_groups_can_be_left_out(autojump_clock: MockClock) -> None:
+async def test_paths_come_from_config_and_groups_can_be_left_out(
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
+) -> None:
     config = ServiceConfig(
         health_check=HealthCheckConfig(path="/healthz"), metrics=MetricsConfig(path="/prom")
     )
@@ -158,7 +167,9 @@ async def test_paths_come_from_config_and_groups_can_be_left_out(autojump_clock:
     assert (await health_only.get("/prom")).status_code == 404
 
 
-async def test_colliding_paths_are_refused(autojump_clock: MockClock) -> None:
+async def test_colliding_paths_are_refused(
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
+) -> None:
     same = ServiceConfig(
         health_check=HealthCheckConfig(path="/x"), metrics=MetricsConfig(path="/x")
     )
@@ -168,7 +179,9 @@ async def test_colliding_paths_are_refused(autojump_clock: MockClock) -> None:
     create_app(deps, metrics=False)  # one of them alone is fine
 
 
-async def test_unknown_routes_and_methods_answer_json(autojump_clock: MockClock) -> None:
+async def test_unknown_routes_and_methods_answer_json(
+    memory_store: OpenMemoryStore, autojump_clock: MockClock
+) -> None:
     client = create_app(make_deps(await memory_store())[0]).test_client()
     missing = await client.get("/nope")
     assert missing.status_code == 404
@@ -179,7 +192,9 @@ async def test_unknown_routes_and_methods_answer_json(autojump_clock: MockClock)
     assert "POST" in wrong.headers["Allow"]
 
 
-async def test_real_server_on_loopback_stops_through_the_trigger() -> None:
+async def test_real_server_on_loopback_stops_through_the_trigger(
+    memory_store: OpenMemoryStore,
+) -> None:
     config = ServiceConfig(api=ApiConfig(token="t0ken-for-the-server-test"))
     deps, wakes = make_deps(await memory_store(), config=config)
     stop = trio.Event()

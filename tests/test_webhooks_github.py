@@ -13,7 +13,7 @@ from tamma_trio.intake.signatures import github_signature, github_verified
 from tamma_trio.models import NewTask, TaskStatus, TaskType
 from tamma_trio.web import create_app
 from tests import webhook_payloads as gh
-from tests.web_fixtures import make_deps, memory_store
+from tests.web_fixtures import OpenMemoryStore, make_deps
 
 PATH = "/webhooks/github"
 
@@ -37,7 +37,7 @@ class Hook:
         self.permissions = Permissions()
         self.serial = 0
 
-    async def start(self) -> Hook:
+    async def start(self, memory_store: OpenMemoryStore) -> Hook:
         deps, self.wakes = make_deps(
             await memory_store(), config=ServiceConfig(bot_name=gh.BOT, **self.service)
         )
@@ -65,8 +65,8 @@ class Hook:
 
 
 @pytest.fixture
-async def hook(autojump_clock: Any) -> Hook:
-    return await Hook().start()
+async def hook(memory_store: OpenMemoryStore, autojump_clock: Any) -> Hook:
+    return await Hook().start(memory_store)
 
 
 # --- signatures ---------------------------------------------------------------------------------
@@ -140,14 +140,18 @@ async def test_a_changed_byte_breaks_the_signature(hook: Hook) -> None:
     assert response.status_code == 401 and await hook.tasks() == []
 
 
-async def test_without_a_secret_every_delivery_is_refused(autojump_clock: Any) -> None:
-    bare = await Hook(secrets=()).start()
+async def test_without_a_secret_every_delivery_is_refused(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    bare = await Hook(secrets=()).start(memory_store)
     status, _ = await bare.send("issues", gh.assigned())
     assert status == 401 and await bare.tasks() == []
 
 
-async def test_rotation_old_and_new_secrets_both_verify(autojump_clock: Any) -> None:
-    rotating = await Hook(secrets=("old-secret-0001", "new-secret-0002")).start()
+async def test_rotation_old_and_new_secrets_both_verify(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    rotating = await Hook(secrets=("old-secret-0001", "new-secret-0002")).start(memory_store)
     assert (await rotating.send("issues", gh.assigned(number=1), secret="old-secret-0001"))[
         0
     ] == 202
@@ -276,8 +280,10 @@ async def test_commands_from_untrusted_authors_are_refused_with_the_rule(
     assert delivery.outcome == "refused" and rule in delivery.reason
 
 
-async def test_command_authors_narrow_the_trusted(autojump_clock: Any) -> None:
-    narrow = await Hook(command_authors=("octocat",)).start()
+async def test_command_authors_narrow_the_trusted(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    narrow = await Hook(command_authors=("octocat",)).start(memory_store)
     status, body = await narrow.send("issue_comment", gh.comment_event("/tamma start"))
     assert status == 200 and "not on [service] command_authors" in body["reason"]
     status, _ = await narrow.send(
@@ -486,8 +492,10 @@ async def test_bad_deliveries_are_refused_and_nothing_is_stored(
     assert await hook.tasks() == [] and await hook.store.list_deliveries() == []
 
 
-async def test_a_body_over_the_limit_is_413(autojump_clock: Any) -> None:
-    small = await Hook().start()
+async def test_a_body_over_the_limit_is_413(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    small = await Hook().start(memory_store)
     small.deps = dataclasses.replace(
         small.deps, webhooks=WebhooksConfig(max_body_bytes=1024, github=small.deps.webhooks.github)
     )
@@ -520,8 +528,10 @@ async def test_deliveries_are_listed_newest_first_over_the_api(hook: Hook) -> No
     assert (await hook.client.get("/api/deliveries?colour=red")).status_code == 400
 
 
-async def test_reading_deliveries_needs_the_api_token_when_one_is_set(autojump_clock: Any) -> None:
-    guarded = await Hook(api=ApiConfig(token="api-token-for-tests-0123")).start()
+async def test_reading_deliveries_needs_the_api_token_when_one_is_set(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    guarded = await Hook(api=ApiConfig(token="api-token-for-tests-0123")).start(memory_store)
     assert (await guarded.client.get("/api/deliveries")).status_code == 401
     headers = {"Authorization": "Bearer api-token-for-tests-0123"}
     assert (await guarded.client.get("/api/deliveries", headers=headers)).status_code == 200

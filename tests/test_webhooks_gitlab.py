@@ -14,7 +14,7 @@ from tamma_trio.models import TaskType
 from tamma_trio.store.base import TaskStore
 from tamma_trio.web import create_app
 from tests import webhook_payloads as gl
-from tests.web_fixtures import make_deps, memory_store
+from tests.web_fixtures import OpenMemoryStore, make_deps
 
 PATH = "/webhooks/gitlab"
 
@@ -26,14 +26,11 @@ async def everyone(repository: str, login: str) -> bool:
 class Hook:
     def __init__(self, tokens: tuple[str, ...] = (gl.TOKEN,), authors: tuple[str, ...] = ("root",)):
         self.tokens, self.authors = tokens, authors
-        self.store_factory: Callable[[], TaskStore] | None = None  # default: a MemoryStore
+        # An open store to use instead of a MemoryStore; the test closes it.
+        self.store_factory: Callable[[], TaskStore] | None = None
 
-    async def start(self) -> Hook:
-        if self.store_factory is None:
-            store: TaskStore = await memory_store()
-        else:
-            store = self.store_factory()
-            await store.open()
+    async def start(self, memory_store: OpenMemoryStore) -> Hook:
+        store = await memory_store() if self.store_factory is None else self.store_factory()
         deps, self.wakes = make_deps(store, config=ServiceConfig(bot_name=gl.BOT))
         section = {"tokens": self.tokens, "command_authors": self.authors}
         hooks = WebhooksConfig(gitlab=GitlabWebhookConfig.model_validate(section))
@@ -56,8 +53,8 @@ class Hook:
 
 
 @pytest.fixture
-async def hook(autojump_clock: Any) -> Hook:
-    return await Hook().start()
+async def hook(memory_store: OpenMemoryStore, autojump_clock: Any) -> Hook:
+    return await Hook().start(memory_store)
 
 
 @pytest.mark.parametrize("token", [None, "", "wrong-token", gl.TOKEN + " "])
@@ -69,8 +66,10 @@ async def test_a_missing_or_wrong_token_is_401(hook: Hook, token: str | None) ->
     assert await hook.tasks() == [] and await hook.store.list_deliveries() == []
 
 
-async def test_without_tokens_every_delivery_is_refused(autojump_clock: Any) -> None:
-    bare = await Hook(tokens=()).start()
+async def test_without_tokens_every_delivery_is_refused(
+    memory_store: OpenMemoryStore, autojump_clock: Any
+) -> None:
+    bare = await Hook(tokens=()).start(memory_store)
     status, _ = await bare.send("Issue Hook", gl.gl_issue_hook(assignees=([], ["tamma"])))
     assert status == 401 and await bare.tasks() == []
 
@@ -143,9 +142,9 @@ async def test_unwanted_hooks_still_get_2xx(
 
 @pytest.mark.parametrize(("authors", "author"), [(("root",), "mallory"), ((), "root")])
 async def test_commands_count_only_from_command_authors(
-    autojump_clock: Any, authors: tuple[str, ...], author: str
+    memory_store: OpenMemoryStore, autojump_clock: Any, authors: tuple[str, ...], author: str
 ) -> None:
-    strict = await Hook(authors=authors).start()
+    strict = await Hook(authors=authors).start(memory_store)
     status, body = await strict.send("Note Hook", gl.gl_note_hook("/tamma start", author=author))
     assert status == 200 and body["status"] == "refused"
     assert f"{author} is not on [webhooks.gitlab] command_authors" in body["reason"]

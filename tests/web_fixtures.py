@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import trio
@@ -37,10 +39,20 @@ class Wakes:
         self.count += 1
 
 
-async def memory_store() -> MemoryStore:
-    store = MemoryStore(clock=wall_clock, boot_id="web-test")
-    await store.open()
-    return store
+OpenMemoryStore = Callable[[], Awaitable[MemoryStore]]
+
+
+@asynccontextmanager
+async def memory_stores() -> AsyncIterator[OpenMemoryStore]:
+    """Opens memory stores for one test (the conftest's ``memory_store`` fixture) and closes
+    them when it ends."""
+    async with AsyncExitStack() as opened:
+
+        async def open_one() -> MemoryStore:
+            store = MemoryStore(clock=wall_clock, boot_id="web-test")
+            return await opened.enter_async_context(store)
+
+        yield open_one
 
 
 def make_deps(

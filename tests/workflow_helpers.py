@@ -50,11 +50,14 @@ def make_engine(
     """A workflow engine over a freshly seeded origin; returns it and its forge database."""
     if not (tmp_path / "origin.git").exists():
         init_origin(tmp_path / "origin.git")
-    database = tmp_path / "tamma.db"
     context = EngineContext(
-        bot_name=BOT, database_path=database, enqueue=enqueue, redactor=redactor or Redactor()
+        bot_name=BOT,
+        database_path=tmp_path / "tamma.db",
+        enqueue=enqueue,
+        redactor=redactor or Redactor(),
     )
-    return create_engine(engine_options(tmp_path, agent, **agent_extra), context), database
+    engine = create_engine(engine_options(tmp_path, agent, **agent_extra), context)
+    return engine, tmp_path / "tamma.forge.db"  # the forge's own file, beside the task store's
 
 
 def add_issue(database: Path, title: str, body: str = "", labels: tuple[str, ...] = ()) -> int:

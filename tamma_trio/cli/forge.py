@@ -1,9 +1,9 @@
 """`tamma-trio forge init`, `issues ...` and `prs ...`: the local forge from the command line.
 
 The local forge is how tamma-trio runs with no network: issues and pull requests are rows in the
-task store's SQLite file, origin is a bare repository. Adding an issue labelled with the trigger
-label (or assigned to the bot) enqueues an issue_assigned task, exactly as a forge webhook would,
-so a running daemon picks it up within its poll interval.
+forge's own SQLite file (beside the task store's), origin is a bare repository. Adding an issue
+labelled with the trigger label (or assigned to the bot) enqueues an issue_assigned task, exactly
+as a forge webhook would, so a running daemon picks it up within its poll interval.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class LocalForgeSetup:
     forge: LocalForgeOptions
     database: Path
     bot: str
+    task_database: Path | None  # where an older install kept the forge's rows
 
     @property
     def repository(self) -> str:
@@ -93,12 +94,12 @@ def local_setup(config: Config) -> LocalForgeSetup:
     queue = config.service.queue
     store_path = queue.sqlite.path.resolve() if queue.type == "sqlite" else None
     database = settings.forge_database(store_path)
-    return LocalForgeSetup(settings, settings.forge, database, config.service.bot_name)
+    return LocalForgeSetup(settings, settings.forge, database, config.service.bot_name, store_path)
 
 
 @contextmanager
 def open_db(setup: LocalForgeSetup) -> Iterator[ForgeDb]:
-    db = ForgeDb(setup.database)
+    db = ForgeDb(setup.database, setup.task_database)
     try:
         yield db
     finally:

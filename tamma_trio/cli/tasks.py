@@ -51,12 +51,9 @@ def run_with_store(
         )
 
     async def main() -> T:
-        store = open_store(config.service.queue, lease_seconds=config.service.lease_duration)
-        await store.open()
-        try:
+        queue, lease = config.service.queue, config.service.lease_duration
+        async with open_store(queue, lease_seconds=lease) as store:
             return await action(store)
-        finally:
-            await store.aclose()
 
     return trio.run(main)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,7 +39,10 @@ class Engine(Protocol):
     idempotent where they have side effects (a second create_pull_request finds the first).
     """
 
-    async def initialize(self) -> None: ...
+    async def __aenter__(self) -> Self:
+        """Open: the forge, the workspaces; raise EngineError when the engine cannot serve."""
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -92,7 +95,7 @@ class EngineContext(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     bot_name: str
-    database_path: Path | None  # the SQLite task store's file, shared by the local forge
+    database_path: Path | None  # the SQLite task store's file: the local forge's sits beside it
     enqueue: Callable[[NewTask], Awaitable[None]] | None = None
     forge_stats: ForgeStats | None = None  # where a forge client counts its requests
     # Masks secrets in what the engine writes where people read it (escalation comments). The

@@ -42,8 +42,9 @@ def resolve_factory(name: str) -> EngineFactory:
     return cast(EngineFactory, factory)
 
 
-def load_engine(config: EngineConfig, context: EngineContext) -> Engine:
-    """Build the configured engine with its options table (everything but ``name``).
+def open_engine(config: EngineConfig, context: EngineContext) -> Engine:
+    """The configured engine, built with its options table (everything but ``name``); ``async
+    with`` opens it.
 
     A factory that validates its table with pydantic gets its errors reported like the rest
     of the config: every bad key with its dotted path, secrets masked.

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tamma_trio.step_records import Analysis, Branch, Changes, Issue, Plan, TestResult
+from tamma_trio.step_records import Analysis, Branch, Changes, Issue, Plan, PullRequest, TestResult
 
 CLAIM_MARKER = "<!-- tamma-trio:claim -->"
 ESCALATION_MARKER = "<!-- tamma-trio:escalation -->"
@@ -141,13 +141,20 @@ def pr_body(plan: Plan, changes: Changes, tests: TestResult) -> str:
     )
 
 
-def pr_opened_comment(number: int, url: str) -> str:
-    return f"{pr_marker(number)}\nOpened pull request #{number}: {url}"
+def pr_opened_comment(pr: PullRequest) -> str:
+    return f"{pr_marker(pr.number)}\nOpened {pr.name}: {pr.url}"
 
 
-def merged_comment(pr_number: int, sha: str | None) -> str:
+def merge_message(pr: PullRequest) -> str:
+    """The merge commit's message, in each forge's own convention."""
+    if pr.reference.startswith("!"):
+        return f"Merge branch '{pr.head_branch}' into '{pr.base}'\n\nSee {pr.name}: {pr.url}"
+    return f"Merge pull request #{pr.number} from {pr.head_branch}\n\n{pr.url}"
+
+
+def merged_comment(pr: PullRequest, sha: str | None) -> str:
     where = f" as {sha[:12]}" if sha else ""
-    return f"{merged_marker(pr_number)}\nPull request #{pr_number} was merged{where}."
+    return f"{merged_marker(pr.number)}\n{pr.name[0].upper()}{pr.name[1:]} was merged{where}."
 
 
 def escalation_comment(reason: str, details: Mapping[str, Any]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from tamma_trio.engine.workflow_ports import build_ports
 from tamma_trio.engine.workspaces import Workspaces
 from tamma_trio.errors import EngineError, StaleEventError
 from tamma_trio.log import Redactor
+from tamma_trio.resource import Resource
 from tamma_trio.step_records import (
     AgentRun,
     Analysis,
@@ -53,7 +55,7 @@ ISSUE_OF_BRANCH = re.compile(r"^tamma/(\d+)-")
 STALE_CODES = frozenset({"issue_closed", "assigned_elsewhere"})
 
 
-class WorkflowEngine:
+class WorkflowEngine(Resource):
     def __init__(
         self,
         *,
@@ -74,12 +76,13 @@ class WorkflowEngine:
         self.bot = bot_name
         self.structured = structured
         self.trigger_label = trigger_label
+        self._opened = AsyncExitStack()  # the forge, once entered
         self.redactor = redactor
 
-    async def initialize(self) -> None:
+    async def _open(self) -> None:
         """Open the forge and clone or fetch every served repository now, so a bad setup
         stops the daemon early instead of failing its first task."""
-        await self.forge.open()
+        await self._opened.enter_async_context(self.forge)
         await self.workspaces.prepare_all()
         agent_limits = self.agent.guard.limits if self.agent.guard else Limits()
         if agent_limits or self.tests_guard.limits:
@@ -92,7 +95,7 @@ class WorkflowEngine:
         )
 
     async def aclose(self) -> None:
-        await self.forge.aclose()
+        await self._opened.aclose()
 
     def _served(self, repository: str) -> None:
         self.workspaces.check_served(repository)
@@ -295,7 +298,7 @@ class WorkflowEngine:
             author=self.bot,
             labels=(AUTOMATED,),
         )
-        await self._comment_once(plan.issue.target, prompts.pr_opened_comment(pr.number, pr.url))
+        await self._comment_once(plan.issue.target, prompts.pr_opened_comment(pr))
         return pr
 
     async def monitor_pr(self, repository: str, number: int) -> PRStatus:
@@ -318,7 +321,7 @@ class WorkflowEngine:
             return MergeResult(merged=True, message="already merged")
         if not status.ready_to_merge:
             return MergeResult(merged=False, message="; ".join(status.reasons) or "not ready")
-        message = f"Merge pull request #{number} from {pr.head_branch}\n\n{pr.url}"
+        message = prompts.merge_message(pr)
         result = await self.forge.merge_pull_request(repository, number, expected_sha, message)
         if result.merged:
             await self._after_merge(pr, result.sha)
@@ -332,7 +335,7 @@ class WorkflowEngine:
             return
         issue = Target(repository=pr.repository, number=int(found.group(1)))
         await self.forge.remove_label(issue, IN_PROGRESS)
-        await self._comment_once(issue, prompts.merged_comment(pr.number, sha))
+        await self._comment_once(issue, prompts.merged_comment(pr, sha))
         await self.forge.close_issue(issue)
 
     # --- comments, labels, escalation, cleanup --------------------------------------------

@@ -47,7 +47,7 @@ class LocalForgeOptions(Options):
     default_branch: str = Field(default="main", min_length=1)
     required_approvals: int = Field(default=0, ge=0, le=10)
     trigger_label: str = Field(default="tamma", min_length=1)
-    database: Path | None = None  # default: the task store's SQLite file
+    database: Path | None = None  # default: beside the task store's file (see forge_database)
 
     @property
     def repositories(self) -> tuple[str, ...]:
@@ -189,12 +189,18 @@ class WorkflowOptions(Options):
         return self.workspace_dir / repo_rules.workspace_dirname(repository)
 
     def forge_database(self, store_path: Path | None) -> Path:
-        """Where the local forge keeps its rows: its own setting, else the task store's file,
-        else a file in the workspace (a memory queue has no file to share)."""
+        """The local forge's own file: its setting, else ``<task db>.forge.db`` beside the task
+        store's file (``tamma.db`` -> ``tamma.forge.db``), else ``forge.db`` in the workspace (a
+        memory queue has no file). A setting naming the task store's file itself, which older
+        installs could have, means the default: the forge never writes the store's file."""
         forge = self.forge
         if not isinstance(forge, LocalForgeOptions):
             raise ConfigError(f"the {forge.kind} forge keeps no local database")
-        return forge.database or store_path or self.repo_root(forge.repository) / "forge.db"
+        if forge.database is not None and forge.database != store_path:
+            return forge.database
+        if store_path is not None:
+            return store_path.with_name(f"{store_path.stem}.forge.db")
+        return self.repo_root(forge.repository) / "forge.db"
 
 
 AnyForgeOptions = LocalForgeOptions | GithubForgeOptions | GitlabForgeOptions

@@ -67,6 +67,7 @@ def _local_forge(
 ) -> LocalForge:
     return LocalForge(
         database=settings.forge_database(context.database_path),
+        task_database=context.database_path,
         origin=options.origin,
         default_branch=options.default_branch,
         git=git,

@@ -1,8 +1,8 @@
 """Task stores: pick the backend named in config.
 
-``open_store`` only builds the store; the caller opens it (``await store.open()``) inside its
-trio run and closes it with ``aclose()``. The daemon, and only the daemon, also calls
-``lock_for_daemon()`` on a single-daemon store (SQLite) before opening it.
+``async with open_store(queue) as store:`` opens the configured store inside the caller's trio
+run and closes it on the way out (trio's ``open_*`` convention). The daemon, and only the
+daemon, also calls ``lock_for_daemon()`` on a single-daemon store (SQLite) before entering it.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ def open_store(
     inline: bool = False,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> TaskStore:
-    """The configured store, not yet opened. ``inline`` runs SQLite on the trio thread (tests);
-    ``lease_seconds`` is the lease the SQS queues' visibility timeout must match."""
+    """The configured store, opened by ``async with``. ``inline`` runs SQLite on the trio
+    thread (tests); ``lease_seconds`` is the lease the SQS queues' visibility timeout must
+    match."""
     if queue.type == "memory":
         from tamma_trio.store.memory import MemoryStore
 

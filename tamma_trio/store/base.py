@@ -22,7 +22,7 @@ The contract, checked by tests/test_store_contract.py against every backend:
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from tamma_trio.delivery import Delivery, DeliveryRecord
 from tamma_trio.models import (
@@ -69,14 +69,20 @@ class TaskStore(Protocol):
     single_daemon: bool
 
     def lock_for_daemon(self) -> None:
-        """Claim the store for this daemon (before ``open``); StoreLockedError if another has it.
+        """Claim the store for this daemon (before opening it); StoreLockedError if another has it.
 
         Two daemons on one single-daemon store would each requeue the other's running tasks as
         orphans.
         """
 
-    async def open(self) -> None:
-        """Create or migrate the schema; raise StoreError for a foreign or corrupt store."""
+    async def __aenter__(self) -> Self:
+        """Open: create or migrate the schema; raise StoreError for a foreign or corrupt store.
+
+        ``async with store:`` is the one way to open a store (``tamma_trio.resource``).
+        """
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Flush pending writes and release the store (``aclose``)."""
 
     async def aclose(self) -> None:
         """Flush pending writes and release the store."""

@@ -25,6 +25,7 @@ from tamma_trio.models import (
     TaskStatus,
     check_transition,
 )
+from tamma_trio.resource import Resource
 from tamma_trio.store import lifecycle
 from tamma_trio.store.base import (
     DEFAULT_LEASE_SECONDS,
@@ -36,7 +37,7 @@ from tamma_trio.store.memory_events import MemoryOutbox, MemoryOutboxMethods
 from tamma_trio.store.memory_reads import MemoryReadMethods, MemoryState, copy_task
 
 
-class MemoryStore(MemoryReadMethods, MemoryOutboxMethods):
+class MemoryStore(MemoryReadMethods, MemoryOutboxMethods, Resource):
     """TaskStore over plain dicts (see the module docstring)."""
 
     single_daemon = True
@@ -53,15 +54,15 @@ class MemoryStore(MemoryReadMethods, MemoryOutboxMethods):
         self._clock = clock
         self._quarantine_after = quarantine_after
         self._state = state if state is not None else MemoryState()
-        self._open = False
+        self._opened = False
 
-    async def open(self) -> None:
+    async def _open(self) -> None:
         await trio.lowlevel.checkpoint()
-        self._open = True
+        self._opened = True
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
-        self._open = False
+        self._opened = False
 
     async def ping(self) -> None:
         await self._enter()
@@ -278,7 +279,7 @@ class MemoryStore(MemoryReadMethods, MemoryOutboxMethods):
 
     async def _enter(self) -> None:
         await trio.lowlevel.checkpoint()
-        if not self._open:
+        if not self._opened:
             raise StoreError("the memory task store is not open")
 
     def _add(self, new: NewTask, now: float) -> tuple[Task, bool]:

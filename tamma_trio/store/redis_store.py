@@ -34,6 +34,7 @@ from tamma_trio.models import (
     TaskType,
     ThroughputBucket,
 )
+from tamma_trio.resource import Resource
 from tamma_trio.store import lifecycle, redis_deliveries
 from tamma_trio.store import redis_codec as codec
 from tamma_trio.store.base import (
@@ -65,7 +66,7 @@ SINGLE_HOST_RULE = (
 )
 
 
-class RedisStore(RedisEventMethods):
+class RedisStore(RedisEventMethods, Resource):
     """TaskStore on a Redis (or Valkey) server (see the module docstring)."""
 
     single_daemon = False
@@ -92,7 +93,7 @@ class RedisStore(RedisEventMethods):
         self._batcher = ScriptBatcher(self._calls)
 
     # --- life ------------------------------------------------------------------------------
-    async def open(self) -> None:
+    async def _open(self) -> None:
         client = connect(self._url)
         self._calls = Calls(describe(client))
         self._batcher = ScriptBatcher(self._calls)

@@ -4,8 +4,9 @@ One file holds the tasks (sqlite_schema.py), in WAL mode so the CLI can read and
 the daemon runs, with ``synchronous=FULL`` by default so an acknowledged task survives a power
 loss. Each call is a plain function of the connection (sqlite_ops.py) handed to a runner
 (sqlite_runner.py): a writer thread with group commit in production, or inline on the trio
-thread for MockClock tests. Timestamps come from the injected wall clock, read on the trio
-thread when the call is made.
+thread for MockClock tests. In production reads go to reader threads on connections of their
+own (sqlite_readers.py), so no read waits behind a write batch. Timestamps come from the
+injected wall clock, read on the trio thread when the call is made.
 
 Two daemons on one file would run every task twice, so the daemon (never the CLI) calls
 ``lock_for_daemon()``, an exclusive flock on ``<path>.lock``, released by ``aclose()``. A locked
@@ -18,7 +19,6 @@ next checkpoint (see sqlite_runner.py): a claimed task is never lost on its way 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import time
@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from tamma_trio.delivery import Delivery, DeliveryRecord
-from tamma_trio.errors import StoreError, StoreLockedError
 from tamma_trio.models import (
     NewTask,
     QueueStats,
@@ -38,6 +37,7 @@ from tamma_trio.models import (
     TaskType,
     ThroughputBucket,
 )
+from tamma_trio.resource import Resource
 from tamma_trio.service_events import (
     NewServiceEvent,
     Notification,
@@ -55,6 +55,8 @@ from tamma_trio.store import (
 )
 from tamma_trio.store.base import DEFAULT_LEASE_SECONDS, DEFAULT_QUARANTINE_AFTER, WallClock
 from tamma_trio.store.lifecycle import EventSpec
+from tamma_trio.store.sqlite_lock import take_daemon_lock
+from tamma_trio.store.sqlite_readers import ReaderThreads
 from tamma_trio.store.sqlite_rows import (
     decode_text,
     dumps,
@@ -63,14 +65,20 @@ from tamma_trio.store.sqlite_rows import (
     new_task_row,
     task_from_row,
 )
-from tamma_trio.store.sqlite_runner import InlineRunner, Runner, WriterThread
-from tamma_trio.store.sqlite_schema import SCHEMA_VERSION, Synchronous, open_database
+from tamma_trio.store.sqlite_runner import (
+    MAX_QUEUED_WRITES,
+    InlineRunner,
+    Runner,
+    WriterThread,
+    bind,
+)
+from tamma_trio.store.sqlite_schema import Synchronous, open_database, open_reader
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SqliteStore:
+class SqliteStore(Resource):
     """TaskStore in one SQLite file (see the module docstring)."""
 
     single_daemon = True
@@ -85,6 +93,7 @@ class SqliteStore:
         inline: bool = False,
         quarantine_after: int = DEFAULT_QUARANTINE_AFTER,
         busy_timeout: float = 5.0,
+        max_queued_writes: int = MAX_QUEUED_WRITES,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
@@ -95,12 +104,18 @@ class SqliteStore:
         self._quarantine_after = quarantine_after
         self._busy_timeout = busy_timeout
         where = str(self.path)
-        self._runner: Runner = InlineRunner(where) if inline else WriterThread(where, busy_timeout)
+        self._runner: Runner = (
+            InlineRunner(where) if inline else WriterThread(where, busy_timeout, max_queued_writes)
+        )
+        # Inline (MockClock tests): reads run on the one connection, on the trio thread.
+        self._readers = None if inline else ReaderThreads(where)
         self._lock_fd: int | None = None
 
     # --- life ------------------------------------------------------------------------------
-    async def open(self) -> None:
+    async def _open(self) -> None:
         await self._runner.start(self._connect)
+        if self._readers is not None:
+            await self._readers.start(self._connect_reader)
 
     def _connect(self) -> sqlite3.Connection:
         """Runs on the runner's thread; rows written as invalid UTF-8 decode as UndecodableText
@@ -110,34 +125,27 @@ class SqliteStore:
         conn.text_factory = decode_text
         return conn
 
+    def _connect_reader(self) -> sqlite3.Connection:
+        conn = open_reader(self.path, self._busy_timeout)
+        conn.text_factory = decode_text
+        return conn
+
     async def aclose(self) -> None:
         try:
+            if self._readers is not None:
+                await self._readers.aclose()  # first: the writer's close checkpoints the WAL
             await self._runner.aclose()
         finally:
             self._unlock()
 
     async def ping(self) -> None:
         """The file answers, and writes have not been failing (full disk, locked database)."""
-        await self._read(_select_one)
+        await self._read(sqlite_queries.select_one)
         self._runner.health.check()
 
     def lock_for_daemon(self) -> None:
         """Take ``<path>.lock`` for this process, or StoreLockedError if a daemon holds it."""
-        # Keyed on the real file: a symlink (or a path through a symlinked folder) names the
-        # same database, and a lock beside the link would let a second daemon in.
-        lock_path = Path(f"{os.path.realpath(self.path)}.lock")
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StoreError(f"cannot create the lock file {lock_path}: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise StoreLockedError(f"another tamma-trio daemon is using {self.path}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} boot {self.boot_id}\n".encode())
-        self._lock_fd = fd
+        self._lock_fd = take_daemon_lock(self.path, self.boot_id)
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
@@ -150,8 +158,8 @@ class SqliteStore:
         return self._runner.batches, self._runner.operations
 
     async def describe(self) -> dict[str, Any]:
-        """The file's settings as SQLite reports them (for diagnostics and tests)."""
-        return await self._read(_describe)
+        """The file's settings as the writing connection sees them (diagnostics and tests)."""
+        return await self._runner.run(sqlite_queries.describe, write=False)
 
     # --- intake ---------------------------------------------------------------------------
     async def add(self, new: NewTask) -> tuple[Task, bool]:
@@ -159,7 +167,7 @@ class SqliteStore:
 
     async def add_many(self, news: Sequence[NewTask]) -> list[tuple[Task, bool]]:
         now = self._clock()
-        rows = await self._write(sqlite_ops.add_tasks, [new_task_row(new, now) for new in news])
+        rows = await self._intake(sqlite_ops.add_tasks, [new_task_row(new, now) for new in news])
         return [(task_from_row(row), created) for row, created in rows]
 
     async def add_delivery(
@@ -167,7 +175,7 @@ class SqliteStore:
     ) -> tuple[Delivery, list[tuple[Task, bool]]]:
         now = self._clock()
         rows = [new_task_row(new, now) for new in news]
-        row, added = await self._write(sqlite_deliveries.add_delivery, record, rows, now)
+        row, added = await self._intake(sqlite_deliveries.add_delivery, record, rows, now)
         tasks = [(task_from_row(task_row), created) for task_row, created in added]
         return sqlite_deliveries.delivery_from_row(row), tasks
 
@@ -352,7 +360,7 @@ class SqliteStore:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        return await self._runner.run(_bind(function, *args, **kwargs), write=True)
+        return await self._runner.run(bind(function, *args, **kwargs), write=True)
 
     async def _read(
         self,
@@ -360,32 +368,18 @@ class SqliteStore:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        return await self._runner.run(_bind(function, *args, **kwargs), write=False)
+        """A read on a reader connection: it never waits behind the writer's batches."""
+        operation = bind(function, *args, **kwargs)
+        if self._readers is None:
+            return await self._runner.run(operation, write=False)
+        return await self._readers.run(operation)
 
-
-def _bind(
-    function: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
-) -> Callable[[sqlite3.Connection], T]:
-    """``function`` waiting only for the connection, which the runner supplies on its thread."""
-
-    def operation(conn: sqlite3.Connection) -> T:
-        return function(conn, *args, **kwargs)
-
-    return operation
-
-
-def _select_one(conn: sqlite3.Connection) -> None:
-    conn.execute("SELECT 1").fetchone()
-
-
-def _describe(conn: sqlite3.Connection) -> dict[str, Any]:
-    def pragma(name: str) -> Any:
-        return conn.execute(f"PRAGMA {name}").fetchone()[0]
-
-    return {
-        "journal_mode": pragma("journal_mode"),
-        "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[pragma("synchronous")],
-        "application_id": pragma("application_id"),
-        "schema_version": pragma("user_version"),
-        "schema_version_expected": SCHEMA_VERSION,
-    }
+    async def _intake(
+        self,
+        function: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """A write from a door (API, webhook, CLI): refused with StoreBusyError while the
+        writer's queue is full, before anything is queued."""
+        return await self._runner.run(bind(function, *args, **kwargs), write=True, bounded=True)

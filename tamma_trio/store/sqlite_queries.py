@@ -9,11 +9,12 @@ TEXT_SEARCH_WINDOW rows: LIKE with a leading wildcard cannot use an index.
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from tamma_trio.models import TaskStatus, TaskType
 from tamma_trio.store.base import TEXT_SEARCH_WINDOW
 from tamma_trio.store.sqlite_rows import TASK_COLUMNS, Row
-from tamma_trio.store.sqlite_schema import REPOSITORY_EXPRESSION
+from tamma_trio.store.sqlite_schema import REPOSITORY_EXPRESSION, SCHEMA_VERSION
 
 _THROUGHPUT = """SELECT CAST((finished_at - ?1) / ?2 AS INTEGER) AS bucket, status, count(*)
     FROM tasks INDEXED BY tasks_finished
@@ -91,3 +92,22 @@ def throughput(
 
 def queued_by_priority(conn: sqlite3.Connection) -> list[tuple[int, int]]:
     return conn.execute(_QUEUED_BY_PRIORITY).fetchall()
+
+
+def select_one(conn: sqlite3.Connection) -> None:
+    conn.execute("SELECT 1").fetchone()
+
+
+def describe(conn: sqlite3.Connection) -> dict[str, Any]:
+    """The file's settings as this connection sees them (synchronous is per connection)."""
+
+    def pragma(name: str) -> Any:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+    return {
+        "journal_mode": pragma("journal_mode"),
+        "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[pragma("synchronous")],
+        "application_id": pragma("application_id"),
+        "schema_version": pragma("user_version"),
+        "schema_version_expected": SCHEMA_VERSION,
+    }

@@ -15,6 +15,11 @@ which can start the task's worker without a checkpoint in between, instead of le
 in_progress until the next restart. The price: a cancelled caller may wait out the batch it is
 in (milliseconds; at most the busy timeout while another process holds the write lock).
 
+The queue is bounded for intake: an add beyond MAX_QUEUED_WRITES waiting is refused before it
+is queued (StoreBusyError), so nothing is half-stored, and the doors answer 503. The daemon's
+own writes (claims, completions) are bounded by its worker slots and always queue. Reads do not
+wait here at all: they run on their own connections (sqlite_readers.py).
+
 ``InlineRunner`` (MockClock tests): the same transactions, one per call, on the trio thread.
 A thread would let MockClock's autojump skip virtual time while SQL runs, firing timers early.
 """
@@ -27,20 +32,24 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 import outcome
 import trio
 
-from tamma_trio.errors import StoreError
+from tamma_trio.errors import StoreBusyError, StoreError
 from tamma_trio.store.sqlite_health import BusyBudget, WriteHealth
 
+P = ParamSpec("P")
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], T]
 Opener = Callable[[], sqlite3.Connection]
 
 # Bounds one transaction's latency for the callers at the back of a long queue.
 MAX_BATCH = 256
+# Intake writes waiting beyond this are refused (StoreBusyError) instead of queued, so a flood
+# of webhooks or API calls cannot grow memory without limit; a few batches' worth.
+MAX_QUEUED_WRITES = 4 * MAX_BATCH
 
 
 class Runner(Protocol):
@@ -53,12 +62,13 @@ class Runner(Protocol):
 
     async def start(self, opener: Opener) -> None: ...
 
-    async def run(self, operation: Operation[T], *, write: bool = True) -> T: ...
+    async def run(self, operation: Operation[T], *, write: bool = True, bounded: bool = False) -> T:
+        """Run ``operation``; a ``bounded`` one (intake) is refused while the queue is full."""
 
     async def aclose(self) -> None: ...
 
 
-class _Job:
+class Job:
     """One queued operation and the trio task waiting for its outcome."""
 
     __slots__ = ("closes", "operation", "outcome", "queued_at", "task", "trio_token", "write")
@@ -73,7 +83,7 @@ class _Job:
         self.outcome: outcome.Outcome[Any] | None = None
 
 
-def run_batch(conn: sqlite3.Connection, jobs: Sequence[_Job], where: str) -> None:
+def run_batch(conn: sqlite3.Connection, jobs: Sequence[Job], where: str) -> None:
     """Run ``jobs`` in one transaction and set each job's outcome."""
     try:
         conn.execute("BEGIN IMMEDIATE" if any(job.write for job in jobs) else "BEGIN")
@@ -119,7 +129,7 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
-def _fail_all(jobs: Sequence[_Job], message: str, cause: BaseException | None = None) -> None:
+def _fail_all(jobs: Sequence[Job], message: str, cause: BaseException | None = None) -> None:
     """One StoreError per caller: each raise grows its own traceback."""
     for job in jobs:
         error = StoreError(message)
@@ -136,14 +146,14 @@ def _as_store_error(exc: Exception, where: str) -> Exception:
     return exc
 
 
-def _keep_waiting(_raise_cancel: Any) -> trio.lowlevel.Abort:
+def keep_waiting(_raise_cancel: Any) -> trio.lowlevel.Abort:
     """A queued operation cannot be taken back: its outcome is delivered, then Cancelled."""
     return trio.lowlevel.Abort.FAILED
 
 
-def _deliver(jobs: Sequence[_Job]) -> None:
+def deliver(jobs: Sequence[Job]) -> None:
     """From the writer thread: wake each job's trio task with its outcome (one wakeup per run)."""
-    by_token: dict[trio.lowlevel.TrioToken, list[_Job]] = {}
+    by_token: dict[trio.lowlevel.TrioToken, list[Job]] = {}
     for job in jobs:
         by_token.setdefault(job.trio_token, []).append(job)
     for token, group in by_token.items():
@@ -152,7 +162,7 @@ def _deliver(jobs: Sequence[_Job]) -> None:
             token.run_sync_soon(_wake, group)
 
 
-def _wake(jobs: list[_Job]) -> None:
+def _wake(jobs: list[Job]) -> None:
     for job in jobs:
         assert job.outcome is not None  # set by the writer before delivering
         trio.lowlevel.reschedule(job.task, job.outcome)
@@ -161,11 +171,14 @@ def _wake(jobs: list[_Job]) -> None:
 class WriterThread:
     """Group-commit runner (see the module docstring)."""
 
-    def __init__(self, where: str, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, where: str, busy_timeout: float = 5.0, max_queued: int = MAX_QUEUED_WRITES
+    ) -> None:
         self._where = where
+        self.max_queued = max_queued
         self._budget = BusyBudget(busy_timeout)
         self.health = WriteHealth()
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
         # Only the trio thread touches these two: no thread means closed.
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -176,46 +189,51 @@ class WriterThread:
         """Open the connection on a new writer thread; the opener's error is raised here."""
         if self._thread is not None:
             raise StoreError(f"the task store {self._where} is already open")
-        started = _Job(_nothing, write=False)
+        started = Job(nothing, write=False)
         self._thread = threading.Thread(
             target=self._main, args=(opener, started), name="tamma-sqlite-writer", daemon=True
         )
         self._thread.start()
         try:
-            await trio.lowlevel.wait_task_rescheduled(_keep_waiting)
+            await trio.lowlevel.wait_task_rescheduled(keep_waiting)
         except BaseException:
             self._thread = None  # it reported why it could not open and has ended
             raise
 
-    async def run(self, operation: Operation[T], *, write: bool = True) -> T:
+    async def run(self, operation: Operation[T], *, write: bool = True, bounded: bool = False) -> T:
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._thread is None or self._closing:
             raise StoreError(f"the task store {self._where} is not open")
-        self._jobs.put(_Job(operation, write))
-        return cast(T, await trio.lowlevel.wait_task_rescheduled(_keep_waiting))
+        if bounded and self._jobs.qsize() >= self.max_queued:
+            raise StoreBusyError(
+                f"the task store {self._where} has {self.max_queued} writes waiting;"
+                " nothing was stored, try again shortly"
+            )
+        self._jobs.put(Job(operation, write))
+        return cast(T, await trio.lowlevel.wait_task_rescheduled(keep_waiting))
 
     async def aclose(self) -> None:
         """Run what is queued, close the connection, end the thread."""
         if self._thread is None or self._closing:
             return
         self._closing = True
-        self._jobs.put(_Job(_nothing, write=False, closes=True))
+        self._jobs.put(Job(nothing, write=False, closes=True))
         try:
-            await trio.lowlevel.wait_task_rescheduled(_keep_waiting)
+            await trio.lowlevel.wait_task_rescheduled(keep_waiting)
         finally:
             self._thread.join()  # it has delivered its last outcome and is returning
             self._thread = None
             self._closing = False
 
-    def _main(self, opener: Opener, started: _Job) -> None:
+    def _main(self, opener: Opener, started: Job) -> None:
         try:
             conn = opener()
         except BaseException as exc:
             started.outcome = outcome.Error(exc)
-            _deliver([started])
+            deliver([started])
             return
         started.outcome = outcome.Value(None)
-        _deliver([started])
+        deliver([started])
         self._serve(conn)
 
     def _serve(self, conn: sqlite3.Connection) -> None:
@@ -239,11 +257,11 @@ class WriterThread:
                 conn.close()
                 for job in closers:
                     job.outcome = outcome.Value(None)
-            _deliver(batch)
+            deliver(batch)
             if closers:
                 return
 
-    def _take_batch(self) -> list[_Job]:
+    def _take_batch(self) -> list[Job]:
         batch = [self._jobs.get()]
         while len(batch) < MAX_BATCH:
             try:
@@ -269,11 +287,11 @@ class InlineRunner:
             raise StoreError(f"the task store {self._where} is already open")
         self._conn = opener()
 
-    async def run(self, operation: Operation[T], *, write: bool = True) -> T:
+    async def run(self, operation: Operation[T], *, write: bool = True, bounded: bool = False) -> T:
         await trio.lowlevel.checkpoint()
         if self._conn is None:
             raise StoreError(f"the task store {self._where} is not open")
-        job = _Job(operation, write)
+        job = Job(operation, write)
         before = self._conn.total_changes
         run_batch(self._conn, [job], self._where)
         self.health.after_batch([job], self._conn.total_changes > before)
@@ -288,5 +306,16 @@ class InlineRunner:
             self._conn = None
 
 
-def _nothing(_conn: sqlite3.Connection) -> None:
+def nothing(_conn: sqlite3.Connection) -> None:
     return None
+
+
+def bind(
+    function: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+) -> Callable[[sqlite3.Connection], T]:
+    """``function`` waiting only for the connection, which the runner supplies on its thread."""
+
+    def operation(conn: sqlite3.Connection) -> T:
+        return function(conn, *args, **kwargs)
+
+    return operation

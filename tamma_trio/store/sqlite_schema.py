@@ -7,9 +7,9 @@ look matters for a foreign database in WAL mode: closing a read-write connection
 checkpoint that application's WAL into its main file.
 
 The schema is versioned by ``PRAGMA user_version`` (one migration per version, applied in one
-transaction) and claimed by ``PRAGMA application_id``. Other tables in our file are fine: the
-local forge keeps its ``forge_*`` tables beside ours (it must open the file through this module,
-or set APPLICATION_ID itself, before creating them in a new file).
+transaction) and claimed by ``PRAGMA application_id``. Other tables in our file are left alone
+(installs from before the local forge had its own file kept its tables here, until its first
+open moves them out).
 """
 
 from __future__ import annotations
@@ -223,6 +223,17 @@ def open_database(
     except BaseException:
         conn.close()
         raise
+    return conn
+
+
+def open_reader(path: Path, busy_timeout: float = 5.0) -> sqlite3.Connection:
+    """A read-only connection to a store the writer has already opened (so checked, migrated
+    and in WAL mode): it reads the last committed snapshot while the writer writes."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
+        conn.execute("PRAGMA query_only = ON")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the task store {path} for reading: {exc}") from None
     return conn
 
 

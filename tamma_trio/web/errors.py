@@ -15,6 +15,7 @@ from quart.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from tamma_trio.errors import (
+    StoreBusyError,
     StoreError,
     TaskNotFoundError,
     TransitionError,
@@ -93,6 +94,19 @@ async def _on_validation(exc: ValidationError) -> ResponseReturnValue:
 
 # How soon a client may try again while the store is down (a Redis restart, a failover).
 STORE_RETRY_AFTER = "5"
+# ... and while its write queue is full: a few batches drain in well under a second.
+BUSY_RETRY_AFTER = "1"
+
+
+async def _on_store_busy(exc: StoreBusyError) -> ResponseReturnValue:
+    log.warning("write refused, the store's queue is full: %s", exc)
+    refusal = ApiError(
+        503,
+        "store_busy",
+        "the task store has too many writes waiting; nothing was stored, try again",
+        headers={"Retry-After": BUSY_RETRY_AFTER},
+    )
+    return error_response(refusal)
 
 
 async def _on_store_error(exc: StoreError) -> ResponseReturnValue:
@@ -118,5 +132,6 @@ def install_error_handlers(app: Quart) -> None:
     app.register_error_handler(TaskNotFoundError, _on_not_found)
     app.register_error_handler(TransitionError, _on_transition)
     app.register_error_handler(ValidationError, _on_validation)
+    app.register_error_handler(StoreBusyError, _on_store_busy)
     app.register_error_handler(StoreError, _on_store_error)
     app.register_error_handler(Exception, _on_unexpected)

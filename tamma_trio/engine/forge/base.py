@@ -8,7 +8,7 @@ database is retryable, a missing issue is not.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, Self
 
 from tamma_trio.step_records import Issue, MergeResult, PRStatus, PullRequest, Record, Target
 
@@ -37,8 +37,10 @@ class Forge(Protocol):
     def repositories(self) -> tuple[str, ...]:
         """The allowlist: no other repository is ever read or touched."""
 
-    async def open(self) -> None:
-        """Connect or create what the forge needs; EngineError when it cannot serve."""
+    async def __aenter__(self) -> Self:
+        """Open: connect or create what the forge needs; EngineError when it cannot serve."""
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
 
     async def aclose(self) -> None: ...
 

@@ -1,5 +1,5 @@
 """LocalForge: a forge with no network. Issues, comments, labels and pull requests are rows in
-the task store's SQLite file; a bare git repository is origin; "CI" is the configured test
+the forge's own SQLite file; a bare git repository is origin; "CI" is the configured test
 command run on a pull request's head (once per head sha, the result stored as its check); merge
 is a real merge commit on the bare repository's default branch.
 
@@ -25,6 +25,7 @@ from tamma_trio.engine.git import Git
 from tamma_trio.errors import EngineError
 from tamma_trio.intake.local_forge import review_task
 from tamma_trio.models import NewTask
+from tamma_trio.resource import Resource
 from tamma_trio.step_records import Issue, MergeResult, PRStatus, PullRequest, Target
 
 T = TypeVar("T")
@@ -34,11 +35,12 @@ Enqueue = Callable[[NewTask], Awaitable[None]]
 CLOSES = re.compile(r"(?im)^\s*(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s+#(\d+)\b")
 
 
-class LocalForge:
+class LocalForge(Resource):
     def __init__(
         self,
         *,
         database: Path,
+        task_database: Path | None = None,
         origin: Path,
         default_branch: str,
         git: Git,
@@ -51,6 +53,7 @@ class LocalForge:
     ) -> None:
         self.repositories = (repository,)
         self.database = database
+        self.task_database = task_database  # where an older install kept the forge's rows
         self.repo = BareRepository(origin, default_branch, git)
         self.ci = ci
         self.bot_name = bot_name
@@ -78,9 +81,9 @@ class LocalForge:
             raise EngineError("local forge is not open", code="forge_closed", retryable=True)
         return self._db
 
-    async def open(self) -> None:
+    async def _open(self) -> None:
         await self.repo.check()
-        self._db = await self._call(ForgeDb, self.database)
+        self._db = await self._call(ForgeDb, self.database, self.task_database)
 
     async def aclose(self) -> None:
         if self._db is not None:

@@ -1,10 +1,10 @@
 """The local forge's rows: issues, pull requests, comments, labels, checks and reviews in SQLite.
 
-They live in the task store's own file (tables prefixed ``forge_``) so one file holds a whole
-offline installation, on a connection of their own (WAL, busy_timeout) so the store's connection
-and ours never share a transaction. Plain synchronous code: the async forge runs each call in a
-worker thread, and the CLI calls it directly. Issues and pull requests share one number sequence
-per repository, like GitHub, so "#7" is never ambiguous.
+They live in the forge's own SQLite file (local_file.py opens, migrates and claims it), apart
+from the task store's, so each migrates on its own and neither writes the other's file. Plain
+synchronous code: the async forge runs each call in a worker thread, and the CLI calls it
+directly. Issues and pull requests share one number sequence per repository, like GitHub, so
+"#7" is never ambiguous.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tamma_trio.engine.forge.base import Comment
-from tamma_trio.engine.forge.local_schema import CheckRow, ItemKind, ItemRow, PullRow, connect
+from tamma_trio.engine.forge.local_file import open_forge_file
+from tamma_trio.engine.forge.local_schema import CheckRow, ItemKind, ItemRow, PullRow
 
 
 def _now() -> str:
@@ -26,8 +27,10 @@ def _now() -> str:
 class ForgeDb:
     """One connection to the forge tables; not thread-safe, so callers serialise access."""
 
-    def __init__(self, path: Path) -> None:
-        self._conn = connect(path)
+    def __init__(self, path: Path, task_database: Path | None = None) -> None:
+        """Open the forge's file; ``task_database`` is where an older install kept the forge's
+        rows, moved across on the first open."""
+        self._conn = open_forge_file(path, task_database)
 
     def close(self) -> None:
         self._conn.close()

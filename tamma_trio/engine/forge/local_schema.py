@@ -1,23 +1,24 @@
-"""The local forge's schema and row types, and how its connection opens the shared file.
+"""The local forge's tables, their versions, and the row types its database hands out.
 
-The forge tables live in the task store's SQLite file. The store refuses a file that another
-application claimed, so the forge marks a brand-new file with the store's application_id before
-creating its tables, and refuses a file that belongs to someone else.
+The forge keeps its own SQLite file (see local_file.py): marked with the forge's own
+``application_id``, versioned by ``PRAGMA user_version``, one migration per version.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
-
-from tamma_trio.errors import EngineError
-from tamma_trio.store.sqlite_schema import APPLICATION_ID
 
 ItemKind = Literal["issue", "pull"]
 
-SCHEMA = """
+# "tamf" in ASCII: marks a SQLite file as a tamma-trio local forge.
+APPLICATION_ID = 0x74616D66
+# "tamm": the task store's mark. Installs from before the forge had a file of its own kept the
+# forge tables inside the task database, and a forge-only file (memory queue) carried this mark.
+TASK_STORE_APPLICATION_ID = 0x74616D6D
+
+_VERSION_1 = """
 CREATE TABLE IF NOT EXISTS forge_items (
     repository TEXT NOT NULL,
     number INTEGER NOT NULL,
@@ -65,7 +66,26 @@ CREATE TABLE IF NOT EXISTS forge_reviews (
     created_at TEXT NOT NULL,
     PRIMARY KEY (repository, number, reviewer)
 );
+CREATE TABLE IF NOT EXISTS forge_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)
 """
+
+# Version -> the statements that bring the file from the version before to it. Version 1 is
+# written with IF NOT EXISTS: files from before versions existed already hold its tables.
+MIGRATIONS: Mapping[int, Sequence[str]] = {
+    1: tuple(s.strip() for s in _VERSION_1.split(";") if s.strip()),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+# The tables that hold the forge's data, in an order that copies them with their references.
+TABLES = (
+    "forge_items",
+    "forge_pulls",
+    "forge_labels",
+    "forge_assignees",
+    "forge_comments",
+    "forge_checks",
+    "forge_reviews",
+)
 
 
 @dataclass(frozen=True)
@@ -97,41 +117,3 @@ class CheckRow:
     exit_code: int
     duration: float
     output_tail: str
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """An autocommit connection (WAL, busy_timeout) with the forge tables created."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=5.0)
-    try:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        _claim_file(conn, path)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(SCHEMA)  # IF NOT EXISTS: safe on every open
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _claim_file(conn: sqlite3.Connection, path: Path) -> None:
-    """Mark a new file as tamma-trio's (the store checks the mark); refuse a foreign file."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-        others = conn.execute(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
-            " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'forge_%'"
-        ).fetchone()[0]
-        if app_id == 0 and not others:
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        elif app_id != APPLICATION_ID:
-            raise EngineError(
-                f"{path} is a SQLite database of another application; refusing to touch it",
-                code="forge_db_foreign",
-                retryable=False,
-            )
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")

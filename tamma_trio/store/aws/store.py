@@ -29,6 +29,7 @@ from tamma_trio.models import (
     TaskStatus,
     check_transition,
 )
+from tamma_trio.resource import Resource
 from tamma_trio.store import lifecycle
 from tamma_trio.store.aws import deliveries, intake
 from tamma_trio.store.aws.claims import NO_LEASE, Claims
@@ -56,7 +57,7 @@ SHARED_RULE = (
 )
 
 
-class SqsStore(SqsReadMethods, SqsOutboxMethods):
+class SqsStore(SqsReadMethods, SqsOutboxMethods, Resource):
     """TaskStore over Amazon SQS and DynamoDB (see the module docstring)."""
 
     single_daemon = False
@@ -79,7 +80,7 @@ class SqsStore(SqsReadMethods, SqsOutboxMethods):
         self._quarantine_after = quarantine_after
         self._resend_after = resend_after
         self._runner = Runner()
-        self._open = False
+        self._opened = False
         self._claims: Claims | None = None
         self._stats: tuple[float, QueueStats] | None = None
 
@@ -87,7 +88,7 @@ class SqsStore(SqsReadMethods, SqsOutboxMethods):
         """Refused: several daemons share one queue by design (``single_daemon`` is False)."""
         raise StoreError(f"no one-daemon lock on an SQS queue: {SHARED_RULE}")
 
-    async def open(self) -> None:
+    async def _open(self) -> None:
         """Connect and check the queues and tables (StoreError naming what is missing)."""
         clients = await self._runner.raw(partial(make_clients, self.config))
         problems = await self._runner.raw(partial(verify, clients, self.names, self._lease_seconds))
@@ -106,13 +107,13 @@ class SqsStore(SqsReadMethods, SqsOutboxMethods):
             resend_after=self._resend_after,
         )
         self._writer = Writer(self.tables, self._claims, self._clock)
-        self._open = True
+        self._opened = True
 
     async def aclose(self) -> None:
-        if self._open:
+        if self._opened:
             with trio.CancelScope(shield=True):
                 await self.messages.flush()
-        self._open = False
+        self._opened = False
 
     async def ping(self) -> None:
         await self._enter()
@@ -305,7 +306,7 @@ class SqsStore(SqsReadMethods, SqsOutboxMethods):
     # --- internals ------------------------------------------------------------------------
     async def _enter(self) -> None:
         await trio.lowlevel.checkpoint()
-        if not self._open:
+        if not self._opened:
             raise StoreError("the SQS task store is not open")
 
     async def _let_go(self, token: str, record: Record, *, hide: int | None) -> None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import trio
@@ -166,12 +167,13 @@ class GitHubClient:
             wait = rate_limit_wait(status, headers, data, self.wall())
             if wait is not None:
                 if wait > self.max_wait or last:
-                    raise _rate_limited(repository, wait, self.wall() + wait)
+                    raise _rate_limited(_subject(repository, url), wait, self.wall() + wait)
                 await self.sleep(wait)
                 continue
             if status == 401 and not last and self.credentials.forget(repository):
                 continue  # an App token that expired early: ask for a fresh one
-            return _reply(status, headers, response.content, data, repository, allow)
+            subject = _subject(repository, url)
+            return _reply(status, headers, response.content, data, subject, allow)
         raise AssertionError("unreachable: the last try returns or raises")
 
     async def _send(
@@ -195,7 +197,7 @@ class GitHubClient:
             self.stats.request("github", "error")
             if last:
                 raise EngineError(
-                    f"GitHub did not answer ({type(exc).__name__}) for {repository or 'the app'}",
+                    f"GitHub did not answer ({type(exc).__name__}) for {_subject(repository, url)}",
                     code="forge_unreachable",
                 ) from None
             return None
@@ -210,12 +212,18 @@ class GitHubClient:
             self.stats.budget("github", resource, int(remaining))
 
 
+def _subject(repository: str | None, url: str) -> str:
+    """What an error names: the repository, else the API path (``/user``, ``/app``), which
+    says whose credentials were meant and never holds a secret."""
+    return repository or urlsplit(url).path
+
+
 def _reply(
     status: int,
     headers: Mapping[str, str],
     content: bytes,
     data: Any,
-    repository: str | None,
+    subject: str,
     allow: Sequence[int],
 ) -> Reply:
     if status in allow:
@@ -223,12 +231,11 @@ def _reply(
     try:
         decoded, _limit, next_url = sansio.decipher_response(status, headers, content)
     except HTTPException as exc:
-        raise _http_error(status, repository, exc) from None
+        raise _http_error(status, subject, exc) from None
     return Reply(status, decoded, next_url, headers)
 
 
-def _http_error(status: int, repository: str | None, exc: HTTPException) -> EngineError:
-    where = repository or "the GitHub App"
+def _http_error(status: int, where: str, exc: HTTPException) -> EngineError:
     if status == 401:
         return EngineError(
             f"GitHub refused the credentials (401) for {where}",
@@ -248,9 +255,9 @@ def _http_error(status: int, repository: str | None, exc: HTTPException) -> Engi
     )
 
 
-def _rate_limited(repository: str | None, wait: float, retry_at: float) -> EngineError:
+def _rate_limited(subject: str, wait: float, retry_at: float) -> EngineError:
     return EngineError(
-        f"GitHub rate limit for {repository or 'the GitHub App'}: retry in {wait:.0f} s",
+        f"GitHub rate limit for {subject}: retry in {wait:.0f} s",
         code="rate_limited",
         retryable=True,
         retry_at=retry_at,

@@ -22,6 +22,7 @@ from tamma_trio.engine.forge.github.verdicts import role_of, role_reaches
 from tamma_trio.engine.forge.http_util import Sleep, Wall
 from tamma_trio.engine.git_auth import basic_auth_env
 from tamma_trio.errors import EngineError
+from tamma_trio.resource import Resource
 from tamma_trio.step_records import Issue, Target
 
 GIT_USER = "x-access-token"
@@ -35,7 +36,7 @@ class GitCredentials(Credentials, Protocol):
     async def git_token(self, repository: str) -> str: ...
 
 
-class GitHubForge(PullRequestOps):
+class GitHubForge(PullRequestOps, Resource):
     def __init__(
         self,
         client: GitHubClient,
@@ -66,7 +67,7 @@ class GitHubForge(PullRequestOps):
         return self._repositories
 
     # --- start and stop -----------------------------------------------------------------------
-    async def open(self) -> None:
+    async def _open(self) -> None:
         """Refuse to start unless the credentials are the bot's and every repository answers."""
         login = await self._login()
         if login.lower() != self.bot_name.lower():

@@ -22,6 +22,7 @@ from tamma_trio.engine.forge.http_util import Sleep, Wall
 from tamma_trio.engine.forge.merging import MergeSettings
 from tamma_trio.engine.git_auth import basic_auth_env
 from tamma_trio.errors import EngineError
+from tamma_trio.resource import Resource
 from tamma_trio.step_records import Issue, Target
 
 GIT_USER = "oauth2"  # GitLab's documented user name for a token over HTTPS
@@ -29,7 +30,7 @@ ACCESS_TTL = 300.0  # a member's access level is asked again after five minutes
 LABEL_COLOR = "#ededed"
 
 
-class GitLabForge(MergeRequestOps):
+class GitLabForge(MergeRequestOps, Resource):
     def __init__(
         self,
         client: GitLabClient,
@@ -60,7 +61,7 @@ class GitLabForge(MergeRequestOps):
     def repositories(self) -> tuple[str, ...]:
         return self._repositories
 
-    async def open(self) -> None:
+    async def _open(self) -> None:
         """Refuse to start unless the token is the bot's and every project answers."""
         username = str((await self.client.get("/user"))["username"])
         if username.lower() != self.bot_name.lower():

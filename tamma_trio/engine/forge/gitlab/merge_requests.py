@@ -41,6 +41,7 @@ def merge_request_record(repository: str, data: Mapping[str, Any]) -> PullReques
         state=STATES.get(str(data["state"]), "closed"),
         author=str((data.get("author") or {}).get("username", "")),
         labels=tuple(str(label) for label in data.get("labels") or ()),
+        reference=f"!{data['iid']}",
     )
 
 
