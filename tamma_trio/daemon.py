@@ -23,6 +23,7 @@ from tamma_trio.start_guard import (
     NewFiles,
     StartupSignals,
     check_exposure,
+    local_forge_files,
     store_files,
     sweep_strays,
 )
@@ -70,7 +71,8 @@ async def serve(
             wall=wall,
             database_path=database_path(config),
         )
-        new_files = NewFiles(store_files(database_path(config)))
+        database = database_path(config)
+        new_files = NewFiles(store_files(database) + local_forge_files(config, database))
         started = False
 
         def listening(line: str) -> None:

@@ -23,6 +23,7 @@ from types import FrameType
 
 from tamma_trio.config import Config
 from tamma_trio.engine.strays import kill_leftovers
+from tamma_trio.engine.workflow_options import LocalForgeOptions, parse_options
 from tamma_trio.errors import ConfigError
 
 # SIGHUP drains like SIGTERM: nothing in the config can be swapped safely under running tasks,
@@ -75,6 +76,22 @@ def store_files(database: Path | None) -> list[Path]:
         return []
     real = os.path.realpath(database)
     return [database, Path(f"{real}-wal"), Path(f"{real}-shm"), Path(f"{real}.lock")]
+
+
+def local_forge_files(config: Config, database: Path | None) -> list[Path]:
+    """The local forge's own SQLite file and its WAL files, which opening the workflow engine
+    creates beside the task store's (none for another engine or forge)."""
+    if config.engine.name != "workflow":
+        return []
+    try:
+        settings = parse_options(config.engine.options()).resolved(Path.cwd())
+    except ConfigError:
+        return []
+    if not isinstance(settings.forge, LocalForgeOptions):
+        return []
+    forge = settings.forge_database(database)
+    real = os.path.realpath(forge)
+    return [forge, Path(f"{real}-wal"), Path(f"{real}-shm")]
 
 
 def sweep_strays() -> list[int]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import test_e2e_workflow as e2e
 from tests import test_lifecycle
 from tests.test_lifecycle import (
     DEADLINE,
@@ -83,6 +84,27 @@ def test_a_start_that_fails_later_removes_the_files_it_created(tmp_path: Path) -
         code, _out, err = run_cli("serve", "--config", str(config))
     assert code == 1 and "Address already in use" in err
     assert files_in(tmp_path) == ["tamma.toml"]
+
+
+def test_a_failed_start_of_the_workflow_engine_removes_the_local_forge_file(
+    tmp_path: Path,
+) -> None:
+    """Opening the workflow engine creates the local forge's own file beside the task
+    database; a start that fails after that (the port is taken) removes it with the store's."""
+    config = e2e.write_config(tmp_path, [sys.executable, "-c", "pass"])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        text = config.read_text()
+        config.write_text(
+            text.replace(
+                "[service.health_check]\nport = 0\n", f"[service.health_check]\nport = {port}\n"
+            )
+        )
+        code, _out, err = run_cli("serve", "--config", str(config))
+    assert code == 1 and "Address already in use" in err
+    assert [name for name in files_in(tmp_path) if name.startswith("tamma.")] == ["tamma.toml"]
 
 
 def test_a_failed_start_keeps_a_database_that_was_there_before(tmp_path: Path) -> None:
