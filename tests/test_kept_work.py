@@ -6,13 +6,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import trio
+import trio.testing
+
 from tamma_trio.engine.git import Git
 from tamma_trio.engine.kept_work import KeptWorkLayout
 from tamma_trio.models import NewTask, Task, TaskStatus
 from tamma_trio.store.sqlite import SqliteStore
 from tamma_trio.workspace_retention import WorkspaceRetention
 from tests.test_workspace import workspace
-from tests.workflow_helpers import git_out
+from tests.workflow_helpers import agent_argv, git_out, make_engine
 
 REPO = "acme/demo"
 
@@ -70,3 +73,21 @@ async def test_a_missing_workspace_has_nothing_to_sweep(tmp_path: Path) -> None:
     layout = KeptWorkLayout(lambda _repo: tmp_path / "absent", (REPO,), Git(timeout=30))
     async with SqliteStore(tmp_path / "tasks.db") as store:
         assert await WorkspaceRetention(store, layout).sweep() == 0
+
+
+async def test_the_daemons_engine_discards_under_its_clones_lock(tmp_path: Path) -> None:
+    """Retention in the daemon goes through the engine, so git's worktree bookkeeping never
+    races a task working in the same clone: nothing is removed while the lock is held."""
+    engine, _database = make_engine(tmp_path, agent_argv("append_line.py", "{prompt_file}"))
+    async with engine:
+        ws = await engine.workspaces.get(REPO)
+        await ws.open_branch(5, "Five")
+        layout = engine.kept_work()
+        [kept] = layout.issues()
+        assert (kept.repository, kept.number) == (REPO, 5)
+        async with trio.open_nursery() as nursery, ws._clone_lock:  # a task uses the clone
+            nursery.start_soon(layout.discard, kept)
+            await trio.testing.wait_all_tasks_blocked()
+            assert ws._clone_lock.statistics().tasks_waiting == 1  # the discard waits its turn
+            assert ws.worktree_dir(5).is_dir()
+        assert not ws.worktree_dir(5).exists() and layout.issues() == []

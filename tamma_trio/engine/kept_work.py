@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -76,20 +76,33 @@ async def discard(kept: KeptIssue, git: Git) -> None:
 
 
 class KeptWorkLayout:
-    """Where an engine keeps per-issue directories: a root per served repository."""
+    """Where an engine keeps per-issue directories: a root per served repository.
+
+    ``discard_with`` is the running engine's own way to discard (under its clone's lock, so
+    git's bookkeeping never races a task's worktree add); without it, as in `tasks prune`,
+    the directories go directly.
+    """
 
     def __init__(
-        self, root_of: Callable[[str], Path], repositories: tuple[str, ...], git: Git
+        self,
+        root_of: Callable[[str], Path],
+        repositories: tuple[str, ...],
+        git: Git,
+        discard_with: Callable[[KeptIssue], Awaitable[None]] | None = None,
     ) -> None:
         self.root_of = root_of
         self.repositories = repositories
         self.git = git
+        self.discard_with = discard_with
 
     def issues(self) -> list[KeptIssue]:
         return kept_issues(self.root_of, self.repositories)
 
     async def discard(self, kept: KeptIssue) -> None:
-        await discard(kept, self.git)
+        if self.discard_with is not None:
+            await self.discard_with(kept)
+        else:
+            await discard(kept, self.git)
 
 
 @runtime_checkable

@@ -23,7 +23,7 @@ from tamma_trio.engine.base import IN_PROGRESS_LABEL, EngineContext
 from tamma_trio.engine.cgroups import Cgroups
 from tamma_trio.engine.forge.base import Forge
 from tamma_trio.engine.git import minimal_env
-from tamma_trio.engine.kept_work import KeptWorkLayout
+from tamma_trio.engine.kept_work import KeptIssue, KeptWorkLayout
 from tamma_trio.engine.limits import Limits, RunGuard, enforcement
 from tamma_trio.engine.process import run_in_group
 from tamma_trio.engine.workflow_options import TestsOptions, parse_options
@@ -366,7 +366,13 @@ class WorkflowEngine(Resource):
     def kept_work(self) -> KeptWorkLayout:
         """Where failed and escalated tasks' worktrees and logs stay until retention."""
         workspaces = self.workspaces
-        return KeptWorkLayout(workspaces.root_of, self.forge.repositories, workspaces.git)
+        return KeptWorkLayout(
+            workspaces.root_of, self.forge.repositories, workspaces.git, self._discard_kept
+        )
+
+    async def _discard_kept(self, kept: KeptIssue) -> None:
+        workspace = await self.workspaces.get(kept.repository)
+        await workspace.discard_kept(kept)
 
     async def finish(self, target: Target) -> None:
         """Remove the task's worktree and logs. Issues and pull requests share one number

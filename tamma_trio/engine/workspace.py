@@ -27,6 +27,7 @@ from pathlib import Path
 import trio
 
 from tamma_trio.engine.git import Git, GitResult, git_failure
+from tamma_trio.engine.kept_work import KeptIssue, discard
 from tamma_trio.engine.spare import SPARE_NAME, SpareWorktree
 from tamma_trio.engine.worktree import Identity, WorktreeOps
 from tamma_trio.errors import EngineError
@@ -264,6 +265,11 @@ class Workspace(WorktreeOps):
             if directory.exists():
                 await trio.to_thread.run_sync(shutil.rmtree, directory)
             await self.git.run(["worktree", "prune"], self.clone_dir)
+
+    async def discard_kept(self, kept: KeptIssue) -> None:
+        """Remove a kept issue's worktree and logs (retention), holding the clone's lock."""
+        async with self._clone_lock:
+            await discard(kept, self.git)
 
     async def remove_task_files(self, issue_number: int) -> None:
         """Drop the prompt, agent and test logs of the issue's task."""
