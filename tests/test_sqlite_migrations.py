@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tamma_trio.models import NewTask, TaskPriority, TaskStatus
+from tamma_trio.models import NewTask, TaskPriority, TaskStatus, issue_subject, pull_subject
 from tamma_trio.store import SqliteStore
 from tamma_trio.store.sqlite_schema import APPLICATION_ID, MIGRATIONS
 
@@ -50,3 +50,33 @@ async def test_version_one_counts_survive_the_move_to_counts_by_priority(tmp_pat
         await store.add(NewTask.build("issue_assigned", payload, priority=2))
         assert (await store.queued_by_priority())[TaskPriority.HIGH] == 1  # triggers follow
         assert [t.id for t in await store.list_tasks(repository="acme/widgets", limit=2)] == [6, 5]
+
+
+async def test_pull_request_tasks_stored_before_take_the_pull_request_subject(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "tasks.db"
+    store = SqliteStore(path, inline=True)
+    async with store:
+        pull, _ = await store.add(NewTask.build("pr_review_requested", pull_payload(5)))
+        issue, _ = await store.add(NewTask.build("issue_assigned", issue_payload(5)))
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("UPDATE tasks SET subject = 'acme/widgets#5'")  # as an older release stored it
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    conn.close()
+
+    async with SqliteStore(path, inline=True) as store:
+        assert [t.id for t in await store.tasks_of_subject(pull_subject("acme/widgets", 5))] == [
+            pull.id
+        ]
+        assert [t.id for t in await store.tasks_of_subject(issue_subject("acme/widgets", 5))] == [
+            issue.id
+        ]
+
+
+def pull_payload(number: int) -> dict[str, object]:
+    return {"repository": "acme/widgets", "pull_request": {"number": number}}
+
+
+def issue_payload(number: int) -> dict[str, object]:
+    return {"repository": "acme/widgets", "issue": {"number": number}}

@@ -186,6 +186,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # event instead of a scan of the outbox.
         "CREATE INDEX notifications_event ON notifications (event_id)",
     ),
+    (
+        # Pull request subjects became owner/name#!N (GitLab numbers merge requests apart from
+        # issues): a task stored before must share the subject of the new tasks of its pull
+        # request, or commands would miss it and two tasks of one pull request could run at once.
+        """UPDATE tasks
+           SET subject = substr(subject, 1, instr(subject, '#')) || '!'
+                         || substr(subject, instr(subject, '#') + 1)
+           WHERE type IN ('pr_review_requested', 'pr_comment')
+             AND instr(subject, '#') > 0 AND instr(subject, '#!') = 0""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
