@@ -1,17 +1,12 @@
 """GitHub's REST API v3 over httpx (which runs on trio), decoded by gidgethub's sans-I/O core.
 
-gidgethub builds the headers and decodes bodies, errors and ``Link`` pagination; this module is
-the small I/O loop around it that the daemon needs and gidgethub leaves to its backends:
+gidgethub builds the headers and decodes bodies, errors and ``Link`` pagination; the I/O loop
+around it (retries, rate-limit waits, serialised writes) is rest_client's. What is GitHub's:
 
-- rate limits: a 429, or a 403 with ``x-ratelimit-remaining: 0`` or a secondary-limit message,
-  is waited out (``retry-after``, else until ``x-ratelimit-reset``, else a minute) when the wait
-  is at most ``max_wait``; a longer one becomes a retryable EngineError whose ``retry_at`` is the
-  reset, so the task comes back then instead of holding a worker;
-- 502/503/504 and dropped connections are retried with a short backoff;
-- mutations are serialised per repository (bursts of writes are what trips secondary limits);
+- a rate limit is a 429, or a 403 with ``x-ratelimit-remaining: 0`` or a secondary-limit
+  message; its wait is ``retry-after``, else until ``x-ratelimit-reset``, else a minute;
+- a 401 drops a cached App token and asks once more (it may have expired early);
 - 401, 403 and 404 are not retryable and name the repository, never the token.
-
-``wall`` and ``sleep`` are injected so tests drive rate-limit waits without sleeping.
 """
 
 from __future__ import annotations
@@ -26,10 +21,8 @@ import httpx
 import trio
 from gidgethub import HTTPException, sansio
 
-from tamma_trio.engine.forge.http_util import MAX_TRIES, RETRY_STATUSES, Sleep, Wall
-from tamma_trio.engine.forge.http_util import decode_json as _decode
-from tamma_trio.engine.forge.http_util import lower_headers as _lower
-from tamma_trio.engine.forge.http_util import origin as _origin
+from tamma_trio.engine.forge.http_util import Sleep, Wall
+from tamma_trio.engine.forge.rest_client import Answer, RestClient
 from tamma_trio.errors import EngineError
 from tamma_trio.status import ForgeStats
 
@@ -73,7 +66,10 @@ def rate_limit_wait(status: int, headers: Mapping[str, str], data: Any, now: flo
     return None
 
 
-class GitHubClient:
+class GitHubClient(RestClient):
+    host = "GitHub"
+    forge = "github"
+
     def __init__(
         self,
         api_url: str,
@@ -85,20 +81,11 @@ class GitHubClient:
         wall: Wall = time.time,
         sleep: Sleep = trio.sleep,
     ) -> None:
-        self.api_url = api_url.rstrip("/")
+        super().__init__(
+            api_url, stats=stats, timeout=timeout, max_wait=max_wait, wall=wall, sleep=sleep
+        )
         self.credentials = credentials
-        self.stats = stats or ForgeStats()
-        self.max_wait = max_wait
-        self.wall = wall
-        self.sleep = sleep
-        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._write_locks: dict[str, trio.Lock] = {}
-        self._origin = _origin(self.api_url)
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    # --- the public calls ---------------------------------------------------------------------
     async def call(
         self,
         method: str,
@@ -111,14 +98,26 @@ class GitHubClient:
         as_app: bool = False,
     ) -> Reply:
         """One API call; a status in ``allow`` is returned instead of raised."""
-        url = path if path.startswith(("http://", "https://")) else self.api_url + path
-        if _origin(url) != self._origin:
-            raise EngineError(f"GitHub pointed outside {self._origin}", code="bad_link")
-        if method == "GET" or repository is None:
-            return await self._call(method, url, repository, body, params, allow, as_app)
-        lock = self._write_locks.setdefault(repository, trio.Lock())
-        async with lock:
-            return await self._call(method, url, repository, body, params, allow, as_app)
+        url = self.url_of(path)
+        subject = _subject(repository, url)
+
+        async def headers() -> dict[str, str]:
+            sent = sansio.create_headers(REQUESTER, accept=ACCEPT)
+            sent["authorization"] = await self.credentials.authorization(repository, as_app=as_app)
+            sent["x-github-api-version"] = API_VERSION
+            return sent
+
+        async with self.serialised(method, repository):
+            answer = await self.request(
+                method,
+                url,
+                subject=subject,
+                headers=headers,
+                body=body,
+                params=params,
+                refresh=lambda: self.credentials.forget(repository),  # an App token expired early
+            )
+        return _reply(answer, subject, allow)
 
     async def get(self, path: str, *, repository: str | None = None, **kw: Any) -> Any:
         return (await self.call("GET", path, repository=repository, **kw)).data
@@ -142,74 +141,17 @@ class GitHubClient:
             next_url, query = reply.next_url, None  # the next link carries the query
         return items
 
-    # --- the loop -----------------------------------------------------------------------------
-    async def _call(
-        self,
-        method: str,
-        url: str,
-        repository: str | None,
-        body: Any,
-        params: Mapping[str, str] | None,
-        allow: Sequence[int],
-        as_app: bool,
-    ) -> Reply:
-        for attempt in range(MAX_TRIES):
-            last = attempt == MAX_TRIES - 1
-            response = await self._send(method, url, repository, body, params, as_app, last)
-            if response is None:  # a dropped connection, retried
-                await self.sleep(2.0**attempt)
-                continue
-            status, headers = response.status_code, _lower(response.headers)
-            data = _decode(headers, response.content)
-            if status in RETRY_STATUSES and not last:
-                await self.sleep(2.0**attempt)
-                continue
-            wait = rate_limit_wait(status, headers, data, self.wall())
-            if wait is not None:
-                if wait > self.max_wait or last:
-                    raise _rate_limited(_subject(repository, url), wait, self.wall() + wait)
-                await self.sleep(wait)
-                continue
-            if status == 401 and not last and self.credentials.forget(repository):
-                continue  # an App token that expired early: ask for a fresh one
-            subject = _subject(repository, url)
-            return _reply(status, headers, response.content, data, subject, allow)
-        raise AssertionError("unreachable: the last try returns or raises")
+    def rate_limit_wait(
+        self, status: int, headers: Mapping[str, str], data: Any, now: float
+    ) -> float | None:
+        return rate_limit_wait(status, headers, data, now)
 
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        repository: str | None,
-        body: Any,
-        params: Mapping[str, str] | None,
-        as_app: bool,
-        last: bool,
-    ) -> httpx.Response | None:
-        headers = sansio.create_headers(REQUESTER, accept=ACCEPT)
-        headers["authorization"] = await self.credentials.authorization(repository, as_app=as_app)
-        headers["x-github-api-version"] = API_VERSION
-        try:
-            response = await self._http.request(
-                method, url, headers=headers, json=body, params=params
-            )
-        except httpx.HTTPError as exc:
-            self.stats.request("github", "error")
-            if last:
-                raise EngineError(
-                    f"GitHub did not answer ({type(exc).__name__}) for {_subject(repository, url)}",
-                    code="forge_unreachable",
-                ) from None
-            return None
-        self._count(response)
-        return response
-
-    def _count(self, response: httpx.Response) -> None:
-        self.stats.request("github", response.status_code)
+    def count(self, response: httpx.Response) -> None:
+        super().count(response)
         remaining = response.headers.get("x-ratelimit-remaining", "")
         if remaining.isdigit():
             resource = response.headers.get("x-ratelimit-resource", "core")
-            self.stats.budget("github", resource, int(remaining))
+            self.stats.budget(self.forge, resource, int(remaining))
 
 
 def _subject(repository: str | None, url: str) -> str:
@@ -218,21 +160,16 @@ def _subject(repository: str | None, url: str) -> str:
     return repository or urlsplit(url).path
 
 
-def _reply(
-    status: int,
-    headers: Mapping[str, str],
-    content: bytes,
-    data: Any,
-    subject: str,
-    allow: Sequence[int],
-) -> Reply:
-    if status in allow:
-        return Reply(status, data, None, headers)
+def _reply(answer: Answer, subject: str, allow: Sequence[int]) -> Reply:
+    if answer.status in allow:
+        return Reply(answer.status, answer.data, None, answer.headers)
     try:
-        decoded, _limit, next_url = sansio.decipher_response(status, headers, content)
+        decoded, _limit, next_url = sansio.decipher_response(
+            answer.status, answer.headers, answer.content
+        )
     except HTTPException as exc:
-        raise _http_error(status, subject, exc) from None
-    return Reply(status, decoded, next_url, headers)
+        raise _http_error(answer.status, subject, exc) from None
+    return Reply(answer.status, decoded, next_url, answer.headers)
 
 
 def _http_error(status: int, where: str, exc: HTTPException) -> EngineError:
@@ -252,13 +189,4 @@ def _http_error(status: int, where: str, exc: HTTPException) -> EngineError:
         f"GitHub answered {status} for {where}: {str(exc)[:200]}",
         code=f"github_{status}",
         retryable=status >= 500,
-    )
-
-
-def _rate_limited(subject: str, wait: float, retry_at: float) -> EngineError:
-    return EngineError(
-        f"GitHub rate limit for {subject}: retry in {wait:.0f} s",
-        code="rate_limited",
-        retryable=True,
-        retry_at=retry_at,
     )
